@@ -1,0 +1,1 @@
+"""Typed settings, the model catalogue and the user-facing texts."""

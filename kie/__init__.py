@@ -1,0 +1,1 @@
+"""The KIE.ai client: the only module family that speaks to KIE."""

