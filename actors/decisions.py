@@ -1,0 +1,56 @@
+"""Pure decisions the JobActor applies: what a KIE record means, and when to poll next.
+
+Only an explicit failure is terminal; every other state, spelled any way, means keep waiting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kie.records import TaskRecord
+
+SUCCESS_STATES = frozenset({"success", "succeeded", "completed"})
+FAIL_STATES = frozenset({"fail", "failed", "failure", "error"})
+POLL_CAP_S = 15.0
+
+
+@dataclass(frozen=True)
+class KeepWaiting:
+    why: str
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+
+
+Next = KeepWaiting | Succeeded | Failed
+
+
+def decide_after_record(record: TaskRecord | None) -> Next:
+    if record is None:
+        return KeepWaiting("recordInfo is null (not visible yet)")
+    state = record.state.strip().lower()
+    if state in FAIL_STATES:
+        detail = record.fail_msg or (f"error {record.fail_code}" if record.fail_code else "no reason given")
+        return Failed(detail)
+    if state in SUCCESS_STATES:
+        if record.result_urls:
+            return Succeeded(record.result_urls)
+        return KeepWaiting("success without result URLs yet")
+    return KeepWaiting(f"state {record.state!r}")
+
+
+def next_poll_delay(attempt: int, base_s: float = 1.0) -> float:
+    """KIE's advice scaled by base_s: ~2 s early, ~5 s after 30 s, ~15 s after 2 minutes."""
+    if attempt < 10:
+        factor = 1.0 if attempt < 3 else 2.0
+    elif attempt < 30:
+        factor = 5.0
+    else:
+        factor = 15.0
+    return min(base_s * factor, POLL_CAP_S * max(base_s, 1.0))

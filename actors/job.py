@@ -1,0 +1,382 @@
+"""JobActor: one job, one mailbox: submit to KIE, poll / accept callbacks, deliver, finish.
+
+Every message for a job (resume, poll tick, callbacks) is handled here one at a time, so the
+outcome is decided and delivered exactly once. Every state change is a fenced
+`storage.jobs.transition`; a lost race means another epoch leads, and the actor stops.
+Runs on its own pykka thread; blocking calls to KIE and Telegram are fine here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors.decisions import Failed, KeepWaiting, Next, Succeeded, decide_after_record, next_poll_delay
+from actors.job_state import JobState as S
+from actors.messages import CallbacksPending, ChildFailed, ChildFinished, PollDue, Resume, RetrySend
+from actors.ports import Sender, SendError, SendOutcome
+from actors.timers import Timers
+from config.catalogue import Catalogue
+from config.texts import text
+from kie.client import KieClient
+from kie.errors import KieAlert, KieJobFailed, KieRetryLater, KieSubmitOutcomeUnknown
+from kie.records import parse_record, task_id_of
+from storage import inbox
+from storage.db import Database
+from storage.jobs import Job, LostRace, Moved, get_job, transition
+from telemetry.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+SUBMIT_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+SEND_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Everything a JobActor needs, handed down by the supervisor for one epoch."""
+
+    db: Database
+    kie: KieClient
+    sender: Sender
+    timers: Timers
+    catalogue: Catalogue
+    metrics: Metrics
+    epoch: int
+    public_url: str | None
+    confirm_callbacks: bool
+    hmac_required: bool
+    delivery_policy: str
+    poll_base_s: float
+    delivery_grace_s: float
+
+    def callback_url(self, job: Job) -> str | None:
+        if not self.public_url:
+            return None
+        return f"{self.public_url}/kie/callback/{job.id}?token={job.callback_token}"
+
+
+class JobActor(pykka.ThreadingActor):
+    def __init__(self, job_id: int, ctx: JobContext, supervisor: pykka.ActorRef[Any]) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.ctx = ctx
+        self.supervisor = supervisor
+        self.job: Job | None = None
+        self._poll_generation = 0
+        self._poll_attempt = 0
+        self._submit_attempt = 0
+        self._send_attempt = 0
+        self._finished = False
+
+    # --- pykka hooks ------------------------------------------------------------------------
+    def on_start(self) -> None:
+        """Actor thread. Persists nothing; the first message reads the row."""
+        self.actor_ref.tell(Resume())
+
+    def on_receive(self, message: Any) -> Any:
+        """Actor thread. An exception stops the actor and reaches on_failure."""
+        if self._finished:
+            return None
+        match message:
+            case Resume():
+                self._resume()
+            case RetrySend():
+                # The earlier send certainly did not happen: send again under our own claim.
+                job = self._reload()
+                if job is not None and job.state == S.DELIVERING and job.claim_epoch == self.ctx.epoch:
+                    self._send(job)
+            case PollDue(generation=generation):
+                if generation == self._poll_generation:
+                    self._poll()
+            case CallbacksPending():
+                self._handle_callbacks()
+            case _:
+                raise TypeError(f"JobActor got an unknown message: {message!r}")
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        """Actor thread, after on_receive raised: the supervisor restarts us from the row."""
+        self.supervisor.tell(ChildFailed(self.job_id, repr(exception_value)))
+
+    # --- steps ------------------------------------------------------------------------------
+    def _resume(self) -> None:
+        job = self._reload()
+        if job is None or job.terminal:
+            return self._finish()
+        if job.state in (S.CREATED, S.SUBMITTING, S.SUBMITTED) and self._past_deadline(job):
+            return self._fail(job, self._deadline_reason(job))
+        match job.state:
+            case S.CREATED:
+                self._submit(job)
+            case S.SUBMITTING:
+                # createTask's answer was lost (crash or timeout): never resubmit; a callback
+                # names the task, or the deadline ends the wait.
+                self._handle_callbacks()
+                if self.job and self.job.state == S.SUBMITTING:
+                    self._later(self._seconds_to_deadline(job), Resume())
+            case S.SUBMITTED:
+                self._handle_callbacks()
+                if self.job and self.job.state == S.SUBMITTED:
+                    self._poll()
+            case S.SUCCEEDED | S.FAILED:
+                self._deliver(job)
+            case S.DELIVERING:
+                self._resume_delivery(job)
+
+    def _submit(self, job: Job) -> None:
+        moved = self._move(job, S.SUBMITTING)
+        if moved is None:
+            return
+        self.ctx.metrics.kie_calls.labels("createTask", "sent").inc()
+        try:
+            task_id = self.ctx.kie.create_task(job.model, job.input, self.ctx.callback_url(job))
+        except KieRetryLater as exc:
+            self._note("submit_retry_later", str(exc))
+            if self._move(moved, S.CREATED) is not None:
+                delay = SUBMIT_RETRY_S[min(self._submit_attempt, len(SUBMIT_RETRY_S) - 1)]
+                self._submit_attempt += 1
+                self._later(delay, Resume())
+            return
+        except KieJobFailed as exc:
+            return self._fail(moved, text(job.lang, "reason_kie", detail=exc.reason))
+        except KieAlert as exc:
+            log.error("KIE account needs an operator: %s", exc,
+                      extra={"action": "kie_alert", "job_id": job.id})
+            self.ctx.metrics.kie_alerts.inc()
+            return self._fail(moved, text(job.lang, "reason_unavailable"))
+        except KieSubmitOutcomeUnknown as exc:
+            self._note("submit_outcome_unknown", str(exc), level=logging.WARNING)
+            self._later(self._seconds_to_deadline(moved), Resume())
+            return
+        submitted = self._move(moved, S.SUBMITTED, kie_task_id=task_id)
+        if submitted is None:
+            return
+        self._note("submitted", f"task {task_id}")
+        self._edit_progress(submitted, "progress_generating")
+        self._handle_callbacks()        # a callback may have arrived before createTask answered
+        if self.job and self.job.state == S.SUBMITTED:
+            self._schedule_poll()
+
+    def _poll(self) -> None:
+        job = self.job
+        if job is None or job.state != S.SUBMITTED or not job.kie_task_id:
+            return
+        if self._past_deadline(job):
+            return self._fail(job, self._deadline_reason(job))
+        try:
+            record = self.ctx.kie.record_info(job.kie_task_id)
+        except (KieRetryLater, KieJobFailed, KieAlert) as exc:
+            # A poll error never decides a job; only an explicit KIE failure state does.
+            self._note("poll_error", str(exc), level=logging.WARNING)
+            return self._schedule_poll()
+        self._apply(job, decide_after_record(record), source="poll")
+
+    def _apply(self, job: Job, decision: Next, *, source: str, task_id: str | None = None) -> None:
+        match decision:
+            case KeepWaiting(why=why):
+                self._note("keep_waiting", f"{source}: {why}", level=logging.DEBUG)
+                if job.state == S.SUBMITTING and task_id:
+                    job = self._move(job, S.SUBMITTED, kie_task_id=task_id) or job
+                if self.job and self.job.state == S.SUBMITTED:
+                    self._schedule_poll()
+            case Succeeded(urls=urls):
+                moved = self._move(job, S.SUCCEEDED, outcome="success", result_urls=list(urls),
+                                   kie_task_id=task_id)
+                if moved:
+                    self._note("succeeded", f"via {source}")
+                    self._deliver(moved)
+            case Failed(reason=reason):
+                self._fail(job, text(job.lang, "reason_kie", detail=reason), kie_task_id=task_id)
+
+    def _fail(self, job: Job, reason: str, *, kie_task_id: str | None = None) -> None:
+        moved = self._move(job, S.FAILED, outcome="failure", failure_reason=reason, kie_task_id=kie_task_id)
+        if moved:
+            self._note("failed", reason)
+            self._deliver(moved)
+
+    # --- callbacks --------------------------------------------------------------------------
+    def _handle_callbacks(self) -> None:
+        for stored in inbox.pending_for_job(self.ctx.db, self.job_id):
+            self._handle_callback(stored)
+            if not inbox.mark_processed(self.ctx.db, stored.id, self.ctx.epoch):
+                return self._stop_stale("callback consumption refused")
+
+    def _handle_callback(self, stored: inbox.StoredCallback) -> None:
+        job = self._reload()
+        if job is None or job.state not in (S.SUBMITTING, S.SUBMITTED):
+            self.ctx.metrics.callbacks.labels("duplicate").inc()
+            return
+        body_task = task_id_of(stored.body)
+        if (self.ctx.hmac_required and stored.signature_ok is not True) or (
+                job.kie_task_id and body_task != job.kie_task_id):
+            self.ctx.metrics.callbacks.labels("forged").inc()
+            self._note("callback_rejected", "signature or task id does not match", level=logging.WARNING)
+            return
+        task_id = job.kie_task_id or body_task
+        if not task_id:
+            self.ctx.metrics.callbacks.labels("forged").inc()
+            return
+        if self.ctx.confirm_callbacks:
+            try:
+                record = self.ctx.kie.record_info(task_id)
+            except (KieRetryLater, KieJobFailed, KieAlert) as exc:
+                self._note("confirm_error", str(exc), level=logging.WARNING)
+                if job.state == S.SUBMITTED:
+                    self._schedule_poll()
+                return
+            if record is not None and job.kie_task_id is None and record.callback_url != self.ctx.callback_url(job):
+                self.ctx.metrics.callbacks.labels("forged").inc()
+                return
+        else:
+            data = stored.body.get("data") if isinstance(stored.body, dict) else None
+            record = parse_record(data) if isinstance(data, dict) else None
+        self.ctx.metrics.callbacks.labels("accepted").inc()
+        self._apply(job, decide_after_record(record), source="callback",
+                    task_id=task_id if job.kie_task_id is None else None)
+
+    # --- delivery ---------------------------------------------------------------------------
+    def _deliver(self, job: Job) -> None:
+        claimed = self._move(job, S.DELIVERING)
+        if claimed:
+            self._note("claimed", f"epoch {self.ctx.epoch}")
+            self._send(claimed)
+
+    def _resume_delivery(self, job: Job) -> None:
+        """A claim from an earlier incarnation: its send may or may not have happened."""
+        self.ctx.metrics.uncertain_deliveries.inc()
+        if self.ctx.delivery_policy == "at_most_once":
+            if self._move(job, S.DELIVERY_UNKNOWN):
+                log.error("delivery outcome unknown; parked (at_most_once)",
+                          extra={"action": "delivery_unknown", "job_id": job.id})
+            return self._finish()
+        claimed_at = job.claimed_at or dt.datetime.now(dt.timezone.utc)
+        wait = (claimed_at - dt.datetime.now(dt.timezone.utc)).total_seconds() + self.ctx.delivery_grace_s
+        if wait > 0:
+            return self._later(wait, Resume())
+        reclaimed = self._move(job, S.DELIVERING, expected_claim_epoch=job.claim_epoch)
+        if reclaimed:
+            self._note("reclaimed", f"from epoch {job.claim_epoch}", level=logging.WARNING)
+            self._send(reclaimed)
+
+    def _send(self, job: Job) -> None:
+        spec = self.ctx.catalogue.get(job.model)
+        title = spec.title if spec else job.model
+        try:
+            if job.outcome == "success":
+                message_ids = self._send_result(job, title)
+            else:
+                message_ids = self._send_failure(job, title)
+        except SendError as exc:
+            return self._send_failed(job, exc)
+        delivered = self._move(job, S.DELIVERED, delivered_message_ids=message_ids)
+        if delivered:
+            self.ctx.metrics.deliveries.labels(job.outcome or "unknown").inc()
+            self._note("delivered", f"messages {message_ids}")
+            if job.outcome == "success":
+                self._edit_progress(delivered, "progress_done")
+        self._finish()
+
+    def _send_result(self, job: Job, title: str) -> list[int]:
+        prompt = str(job.input.get("prompt", ""))
+        caption = text(job.lang, "result_caption", title=title, prompt=prompt)[:1000]
+        buttons = [[(text(job.lang, "btn_create_another"), "menu:create")]]
+        ids: list[int] = []
+        for url in job.result_urls or []:
+            try:
+                ids += self.ctx.sender.send_photo(job.chat_id, url, caption, buttons).message_ids
+            except SendError as exc:
+                if exc.outcome != SendOutcome.REJECTED:
+                    raise
+                # Telegram would not take the photo: give the user the link instead.
+                ids += self.ctx.sender.send_text(job.chat_id, f"{caption}\n{url}", buttons).message_ids
+        return ids
+
+    def _send_failure(self, job: Job, title: str) -> list[int]:
+        notice = text(job.lang, "progress_failed", title=title, reason=job.failure_reason or "")
+        buttons = [[(text(job.lang, "btn_create_another"), "menu:create")]]
+        if job.progress_message_id:
+            try:
+                self.ctx.sender.edit_text(job.chat_id, job.progress_message_id, notice, buttons)
+                return [job.progress_message_id]
+            except SendError as exc:
+                if exc.outcome != SendOutcome.REJECTED:
+                    raise
+        return list(self.ctx.sender.send_text(job.chat_id, notice, buttons).message_ids)
+
+    def _send_failed(self, job: Job, exc: SendError) -> None:
+        self._note("send_error", str(exc), level=logging.WARNING)
+        match exc.outcome:
+            case SendOutcome.RETRY_AFTER | SendOutcome.RETRY:
+                delay = max(exc.retry_after, SEND_RETRY_S[min(self._send_attempt, len(SEND_RETRY_S) - 1)])
+                self._send_attempt += 1
+                self._later(delay, RetrySend())
+            case SendOutcome.UNKNOWN:
+                # The claim stays; _resume_delivery applies DELIVERY_POLICY after the grace period.
+                self._later(0.0, Resume())
+            case SendOutcome.UNDELIVERABLE | SendOutcome.REJECTED:
+                self._move(job, S.UNDELIVERABLE)
+                self._finish()
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _move(self, job: Job, new: S, **fields: Any) -> Job | None:
+        result = transition(self.ctx.db, job.id, job.state, new, self.ctx.epoch, **fields)
+        if isinstance(result, Moved):
+            self.job = result.job
+            return result.job
+        assert isinstance(result, LostRace)
+        self._stop_stale(f"{job.state.value} -> {new.value} lost")
+        return None
+
+    def _stop_stale(self, why: str) -> None:
+        self._note("lost_race", why, level=logging.WARNING)
+        self._finish()
+
+    def _reload(self) -> Job | None:
+        self.job = get_job(self.ctx.db, self.job_id)
+        return self.job
+
+    def _schedule_poll(self) -> None:
+        self._poll_generation += 1
+        delay = next_poll_delay(self._poll_attempt, self.ctx.poll_base_s)
+        self._poll_attempt += 1
+        self.ctx.timers.later(delay, self.actor_ref, PollDue(self._poll_generation))
+
+    def _later(self, delay: float, message: Any) -> None:
+        self.ctx.timers.later(delay, self.actor_ref, message)
+
+    def _past_deadline(self, job: Job) -> bool:
+        return self._seconds_to_deadline(job) <= 0
+
+    @staticmethod
+    def _seconds_to_deadline(job: Job) -> float:
+        return (job.deadline_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
+
+    def _deadline_reason(self, job: Job) -> str:
+        minutes = max(1, round((job.deadline_at - job.created_at).total_seconds() / 60))
+        return text(job.lang, "reason_deadline", minutes=minutes)
+
+    def _edit_progress(self, job: Job, key: str) -> None:
+        """Best effort: the progress message is a courtesy, never a reason to fail a job."""
+        if not job.progress_message_id:
+            return
+        spec = self.ctx.catalogue.get(job.model)
+        elapsed = int((dt.datetime.now(dt.timezone.utc) - job.created_at).total_seconds())
+        try:
+            self.ctx.sender.edit_text(job.chat_id, job.progress_message_id,
+                                      text(job.lang, key, title=spec.title if spec else job.model, elapsed=elapsed))
+        except SendError as exc:
+            self._note("progress_edit_failed", str(exc), level=logging.DEBUG)
+
+    def _note(self, action: str, detail: str, level: int = logging.INFO) -> None:
+        log.log(level, "job %s %s: %s", self.job_id, action, detail,
+                extra={"action": action, "job_id": self.job_id})
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.supervisor.tell(ChildFinished(self.job_id))
+        self.stop()

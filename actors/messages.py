@@ -1,0 +1,78 @@
+"""Every message the actors exchange: small frozen dataclasses named by intent."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+# --- to a JobActor --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resume:
+    """Look at the persisted row and do the next thing its state calls for."""
+
+
+@dataclass(frozen=True)
+class PollDue:
+    """Time to ask KIE's recordInfo; `generation` drops stale timer ticks."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
+class RetrySend:
+    """A send that certainly did not happen (429, refused) may go out again under our claim."""
+
+
+@dataclass(frozen=True)
+class CallbacksPending:
+    """The inbox holds callbacks for this job; read and handle them."""
+
+
+# --- to the JobSupervisor -------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobCreated:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class CallbackStored:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Periodic: adopt jobs and callbacks stored by other instances or missed notifications."""
+
+
+@dataclass(frozen=True)
+class ChildFinished:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class ChildFailed:
+    job_id: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Respawn:
+    job_id: int
+
+
+# --- to the LeaderActor ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tick:
+    """Check the lock (active) or try to take it (passive)."""
+
+
+@dataclass(frozen=True)
+class Resign:
+    """Graceful shutdown: stop work, release the lock, wake the standbys."""
+
+
+@dataclass(frozen=True)
+class ToSupervisor:
+    """Forward `message` to the supervisor if this instance leads; drop it otherwise."""
+
+    message: Any

@@ -1,0 +1,136 @@
+"""JobSupervisor: exists only while this instance leads, for exactly one epoch.
+
+On start it spawns a JobActor for every unfinished job in Postgres (nothing lives only in its
+memory); it routes new jobs and stored callbacks to them, sweeps every second for work stored
+by other instances, restarts a JobActor that raised (bounded, with backoff) and stops them all
+when leadership ends.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pykka
+
+from actors.job import JobActor, JobContext
+from actors.job_state import JobState as S
+from actors.messages import CallbackStored, CallbacksPending, ChildFailed, ChildFinished, JobCreated, Respawn, Sweep
+from config.texts import text
+from storage import inbox
+from storage.db import DatabaseUnavailable
+from storage.jobs import get_job, transition, unfinished_job_ids
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 1.0
+MAX_RESTARTS = 3
+RESTART_BACKOFF_S = (0.1, 0.5, 2.0)
+
+
+class JobSupervisor(pykka.ThreadingActor):
+    def __init__(self, ctx: JobContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.children: dict[int, pykka.ActorRef[Any]] = {}
+        self.restarts: dict[int, int] = {}
+
+    def on_start(self) -> None:
+        """Supervisor thread. Adopts every unfinished job; a database error here stops us,
+        and the LeaderActor steps down."""
+        for job_id in unfinished_job_ids(self.ctx.db):
+            self._spawn(job_id)
+        log.info("supervisor started with %d jobs", len(self.children),
+                 extra={"action": "supervisor_start", "epoch": self.ctx.epoch})
+        self.ctx.timers.later(SWEEP_INTERVAL_S, self.actor_ref, Sweep())
+
+    def on_receive(self, message: Any) -> Any:
+        """Supervisor thread. Persists nothing itself; raising stops the supervisor."""
+        match message:
+            case JobCreated(job_id=job_id):
+                self._spawn(job_id)
+            case CallbackStored(job_id=job_id):
+                self._route_callbacks(job_id)
+            case Sweep():
+                self._sweep()
+            case ChildFinished(job_id=job_id):
+                self.children.pop(job_id, None)
+                self.restarts.pop(job_id, None)
+            case ChildFailed(job_id=job_id, error=error):
+                self._child_failed(job_id, error)
+            case Respawn(job_id=job_id):
+                self._spawn(job_id)
+            case _:
+                raise TypeError(f"JobSupervisor got an unknown message: {message!r}")
+        self.ctx.metrics.job_actors.set(len(self.children))
+
+    def on_stop(self) -> None:
+        """Supervisor thread. Stops every JobActor and waits for them briefly."""
+        refs = list(self.children.values())
+        for ref in refs:
+            ref.stop(block=False)
+        deadline = time.monotonic() + 5.0
+        for ref in refs:
+            ref.actor_stopped.wait(max(0.0, deadline - time.monotonic()))
+        self.children.clear()
+        self.ctx.metrics.job_actors.set(0)
+
+    def _spawn(self, job_id: int) -> None:
+        ref = self.children.get(job_id)
+        if ref is not None and ref.is_alive():
+            return
+        self.children[job_id] = JobActor.start(job_id, self.ctx, self.actor_ref)
+
+    def _route_callbacks(self, job_id: int) -> None:
+        ref = self.children.get(job_id)
+        if ref is not None and ref.is_alive():
+            try:
+                ref.tell(CallbacksPending())
+                return
+            except pykka.ActorDeadError:
+                pass
+        job = get_job(self.ctx.db, job_id)
+        if job is not None and not job.terminal:
+            self._spawn(job_id)     # its Resume reads the inbox
+        elif job is not None:
+            # A callback for a finished job: nothing to do but record that we saw it.
+            for stored in inbox.pending_for_job(self.ctx.db, job_id):
+                self.ctx.metrics.callbacks.labels("duplicate").inc()
+                inbox.mark_processed(self.ctx.db, stored.id, self.ctx.epoch)
+
+    def _sweep(self) -> None:
+        try:
+            for job_id in unfinished_job_ids(self.ctx.db):
+                if job_id not in self.children:
+                    self._spawn(job_id)
+            for job_id in inbox.jobs_with_pending(self.ctx.db):
+                self._route_callbacks(job_id)
+        except DatabaseUnavailable as exc:
+            log.warning("sweep skipped: %s", exc, extra={"action": "sweep_error"})
+        self.ctx.timers.later(SWEEP_INTERVAL_S, self.actor_ref, Sweep())
+
+    def _child_failed(self, job_id: int, error: str) -> None:
+        self.children.pop(job_id, None)
+        count = self.restarts.get(job_id, 0) + 1
+        self.restarts[job_id] = count
+        log.error("job actor %s failed (%d/%d): %s", job_id, count, MAX_RESTARTS, error,
+                  extra={"action": "child_failed", "job_id": job_id})
+        if count <= MAX_RESTARTS:
+            self.ctx.timers.later(RESTART_BACKOFF_S[min(count - 1, len(RESTART_BACKOFF_S) - 1)],
+                                  self.actor_ref, Respawn(job_id))
+            return
+        self._give_up(job_id)
+
+    def _give_up(self, job_id: int) -> None:
+        """Too many crashes: end the job as failed so the user hears about it."""
+        job = get_job(self.ctx.db, job_id)
+        if job is None or job.terminal:
+            return
+        if job.state in (S.CREATED, S.SUBMITTING, S.SUBMITTED):
+            transition(self.ctx.db, job_id, job.state, S.FAILED, self.ctx.epoch, outcome="failure",
+                       failure_reason=text(job.lang, "reason_internal"))
+            self.restarts[job_id] = MAX_RESTARTS - 1   # one more life to deliver the notice
+            self.ctx.timers.later(RESTART_BACKOFF_S[-1], self.actor_ref, Respawn(job_id))
+        else:
+            log.error("job %s left in %s after repeated crashes", job_id, job.state.value,
+                      extra={"action": "job_abandoned", "job_id": job_id})

@@ -1,0 +1,1 @@
+"""The Telegram side: the dialogue handlers, callback data and the sending bridge for actors."""

@@ -1,0 +1,107 @@
+"""The bridge from actor threads to the bot's asyncio loop, and the one place Telegram errors
+become delivery outcomes (`classify_send_error`).
+
+Actors call `TelegramSender` synchronously; it schedules the PTB coroutine on the gateway's loop
+with `run_coroutine_threadsafe` and waits with a timeout. A timeout after the request was
+written means the outcome is unknown, never "failed".
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import logging
+from typing import Any, Awaitable, Callable, TypeVar
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+
+from actors.ports import Buttons, SendError, SendOutcome, Sent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SEND_TIMEOUT_S = 90.0
+_NOT_SENT_MARKERS = ("ConnectError", "Connection refused", "ConnectTimeout")
+
+
+def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(t, callback_data=d) for t, d in row] for row in buttons])
+
+
+def classify_send_error(exc: BaseException) -> SendError:
+    """Map PTB's error hierarchy to what the sender's caller must do."""
+    detail = f"{type(exc).__name__}: {exc}"
+    match exc:
+        case RetryAfter():
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+            return SendError(SendOutcome.RETRY_AFTER, detail, retry_after=seconds)
+        case Forbidden() | ChatMigrated():
+            return SendError(SendOutcome.UNDELIVERABLE, detail)
+        case BadRequest() if "chat not found" in str(exc).lower():
+            return SendError(SendOutcome.UNDELIVERABLE, detail)
+        case BadRequest():
+            return SendError(SendOutcome.REJECTED, detail)
+        case TimedOut():
+            return SendError(SendOutcome.UNKNOWN, detail)
+        case NetworkError() if any(m in str(exc) for m in _NOT_SENT_MARKERS):
+            return SendError(SendOutcome.RETRY, detail)
+        case NetworkError() | TelegramError():
+            return SendError(SendOutcome.UNKNOWN, detail)
+        case concurrent.futures.TimeoutError() | asyncio.TimeoutError():
+            return SendError(SendOutcome.UNKNOWN, "no answer within the send timeout")
+    return SendError(SendOutcome.UNKNOWN, detail)
+
+
+class TelegramSender:
+    """actors.ports.Sender over PTB, for threads other than the bot loop's."""
+
+    def __init__(self, bot: Bot, loop: asyncio.AbstractEventLoop, timeout: float = SEND_TIMEOUT_S,
+                 on_result: Callable[[str, str], None] | None = None) -> None:
+        self._bot, self._loop, self._timeout = bot, loop, timeout
+        self._on_result = on_result or (lambda method, result: None)
+
+    def _run(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
+        async def call() -> T:
+            return await make()
+
+        future = asyncio.run_coroutine_threadsafe(call(), self._loop)
+        try:
+            result = future.result(self._timeout)
+        except BaseException as exc:  # noqa: BLE001 - every failure is classified, none escapes raw
+            future.cancel()
+            error = classify_send_error(exc)
+            self._on_result(method, error.outcome.value)
+            raise error from None
+        self._on_result(method, "ok")
+        return result
+
+    def send_photo(self, chat_id: int, url: str, caption: str, buttons: Buttons | None) -> Sent:
+        msg: Message = self._run("sendPhoto", lambda: self._bot.send_photo(
+            chat_id, url, caption=caption, reply_markup=keyboard(buttons)))
+        return Sent((msg.message_id,))
+
+    def send_text(self, chat_id: int, text: str, buttons: Buttons | None = None) -> Sent:
+        msg: Message = self._run("sendMessage", lambda: self._bot.send_message(
+            chat_id, text, reply_markup=keyboard(buttons)))
+        return Sent((msg.message_id,))
+
+    def edit_text(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None) -> None:
+        try:
+            self._run("editMessageText", lambda: self._bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, reply_markup=keyboard(buttons)))
+        except SendError as exc:
+            if "not modified" in exc.detail.lower():
+                return          # the same text again: already done
+            raise
+
+
+def run_on_loop(loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], timeout: float) -> Any:
+    """Run a coroutine on the bot loop from another thread and wait for it."""
+    async def call() -> Any:
+        return await coro
+
+    return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)

@@ -1,0 +1,62 @@
+"""KIE task records (recordInfo answers and callback bodies), normalised into one shape.
+
+KIE spells fields several ways (`taskId`/`task_id`, `msg`/`message`) and encodes `resultJson`
+and `param` as JSON strings; everything that reads a record goes through `parse_record`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task_id: str
+    state: str                      # as KIE spelled it; see actors/decisions.py for its meaning
+    result_urls: tuple[str, ...] = ()
+    fail_code: str | None = None
+    fail_msg: str | None = None
+    callback_url: str | None = None  # from `param`, to prove a task belongs to a job
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+def _loads_maybe(value: Any) -> Any:
+    """A JSON string decoded, an object as is, anything unparseable as None."""
+    if isinstance(value, (dict, list)):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return None
+
+
+def task_id_of(body: Any) -> str | None:
+    """The task id wherever a callback body put it."""
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    for candidate in (body.get("taskId"), data.get("taskId"), data.get("task_id")):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
+def parse_record(data: dict[str, Any]) -> TaskRecord:
+    """Normalise a recordInfo `data` object or a callback's `data`."""
+    task_id = task_id_of({"data": data}) or ""
+    result = _loads_maybe(data.get("resultJson")) or {}
+    urls = result.get("resultUrls") or result.get("result_urls") or [] if isinstance(result, dict) else []
+    param = _loads_maybe(data.get("param")) or {}
+    callback_url = param.get("callBackUrl") if isinstance(param, dict) else None
+    return TaskRecord(
+        task_id=task_id,
+        state=str(data.get("state") or ""),
+        result_urls=tuple(u for u in urls if isinstance(u, str)),
+        fail_code=str(data["failCode"]) if data.get("failCode") not in (None, "") else None,
+        fail_msg=str(data["failMsg"]) if data.get("failMsg") not in (None, "") else None,
+        callback_url=callback_url if isinstance(callback_url, str) else None,
+        raw=data,
+    )

@@ -1,0 +1,142 @@
+"""The jobs table: insert, read, and the one fenced `transition` every state change goes through.
+
+`transition` refuses a pair that is not in actors.job_state.TRANSITIONS before any SQL runs,
+and returns `Moved` or `LostRace`; a caller must handle both. Nothing here decides what a job
+should do next: that is the JobActor's business.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from actors.job_state import TERMINAL, JobState, check_transition
+from storage.db import Database, json_param
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    request_key: str
+    chat_id: int
+    user_id: int
+    lang: str
+    model: str
+    input: dict[str, Any]
+    state: JobState
+    outcome: str | None
+    callback_token: str
+    kie_task_id: str | None
+    result_urls: list[str] | None
+    failure_reason: str | None
+    progress_message_id: int | None
+    delivered_message_ids: list[int] | None
+    claim_epoch: int | None
+    claimed_at: dt.datetime | None
+    epoch: int | None
+    deadline_at: dt.datetime
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    submitted_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        return cls(**{**row, "state": JobState(row["state"])})
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+@dataclass(frozen=True)
+class NewJob:
+    request_key: str
+    chat_id: int
+    user_id: int
+    lang: str
+    model: str
+    input: dict[str, Any]
+    deadline_s: int
+    progress_message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Moved:
+    job: Job
+
+
+@dataclass(frozen=True)
+class LostRace:
+    """Zero rows changed: the state moved on, or `epoch` is no longer the current term."""
+
+    job_id: int
+    expected: JobState
+    epoch: int
+
+
+TransitionResult = Moved | LostRace
+
+
+def create_job(db: Database, new: NewJob) -> tuple[Job, bool]:
+    """Insert a job (committed on return); with a known request_key return the existing one.
+
+    Returns (job, created_now).
+    """
+    row = db.one(
+        "insert_job", request_key=new.request_key, chat_id=new.chat_id, user_id=new.user_id,
+        lang=new.lang, model=new.model, input=json_param(new.input),
+        callback_token=secrets.token_urlsafe(24), progress_message_id=new.progress_message_id,
+        deadline_s=new.deadline_s)
+    if row is not None:
+        return Job.from_row(row), True
+    existing = db.one("job_by_request_key", request_key=new.request_key)
+    assert existing is not None, "insert conflicted on request_key but no row has it"
+    return Job.from_row(existing), False
+
+
+def find_job(db: Database, request_key: str) -> Job | None:
+    row = db.one("job_by_request_key", request_key=request_key)
+    return Job.from_row(row) if row else None
+
+
+def get_job(db: Database, job_id: int) -> Job | None:
+    row = db.one("get_job", job_id=job_id)
+    return Job.from_row(row) if row else None
+
+
+def transition(db: Database, job_id: int, expected: JobState, new: JobState, epoch: int, *,
+               outcome: str | None = None, kie_task_id: str | None = None,
+               result_urls: list[str] | None = None, failure_reason: str | None = None,
+               delivered_message_ids: list[int] | None = None,
+               expected_claim_epoch: int | None = None) -> TransitionResult:
+    """One fenced conditional UPDATE from `expected` to `new` under `epoch`."""
+    check_transition(expected, new)
+    row = db.one(
+        "transition_job", job_id=job_id, expected=expected.value, new=new.value, epoch=epoch,
+        outcome=outcome, kie_task_id=kie_task_id,
+        result_urls=json_param(result_urls) if result_urls is not None else None,
+        failure_reason=failure_reason,
+        delivered_message_ids=json_param(delivered_message_ids) if delivered_message_ids is not None else None,
+        expected_claim_epoch=expected_claim_epoch)
+    if row is None:
+        return LostRace(job_id, expected, epoch)
+    return Moved(Job.from_row(row))
+
+
+def unfinished_job_ids(db: Database) -> list[int]:
+    return [r["id"] for r in db.all("unfinished_job_ids")]
+
+
+def counts_by_state(db: Database) -> dict[str, int]:
+    return {r["state"]: int(r["n"]) for r in db.all("job_counts_by_state")}
+
+
+def recent_jobs(db: Database, user_id: int, limit: int = 10) -> list[Job]:
+    return [Job.from_row(r) for r in db.all("recent_jobs_for_user", user_id=user_id, limit=limit)]
+
+
+def job_events(db: Database, job_id: int) -> list[dict[str, Any]]:
+    return db.all("job_events", job_id=job_id)

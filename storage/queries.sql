@@ -1,0 +1,168 @@
+-- Every runtime SQL statement kiebot runs, by name. Loaded once by storage/db.py.
+-- Fenced statements lock the leader_term row FOR SHARE in the same statement: an epoch bump
+-- (UPDATE leader_term) waits for them, and they see a bump that committed first.
+
+-- name: ping
+-- Is the database answering?
+SELECT 1 AS ok
+
+-- name: current_epoch
+-- The epoch of the current leadership term.
+SELECT epoch FROM leader_term WHERE id = 1
+
+-- name: bump_epoch
+-- Start a new term: the caller has just acquired the leadership lock.
+UPDATE leader_term SET epoch = epoch + 1, holder = %(holder)s, acquired_at = now()
+WHERE id = 1 RETURNING epoch
+
+-- name: try_leader_lock
+-- One non-blocking attempt at the session-level leadership lock.
+SELECT pg_try_advisory_lock(%(key)s) AS locked
+
+-- name: leader_lock_held
+-- Does this session still hold the leadership lock?
+SELECT count(*) > 0 AS held FROM pg_locks
+WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+  AND classid = %(classid)s::oid AND objid = %(objid)s::oid AND objsubid = 1
+
+-- name: release_leader_lock
+-- Give the leadership lock back (graceful resign).
+SELECT pg_advisory_unlock(%(key)s) AS released
+
+-- name: notify_resigned
+-- Wake the standbys: the leader has resigned.
+SELECT pg_notify('kiebot_leader', %(holder)s)
+
+-- name: listen_leader
+-- Standbys listen for a resigning leader.
+LISTEN kiebot_leader
+
+-- name: insert_job
+-- A new job in state created; committed before createTask is called.
+INSERT INTO jobs (request_key, chat_id, user_id, lang, model, input, callback_token,
+                  progress_message_id, deadline_at)
+VALUES (%(request_key)s, %(chat_id)s, %(user_id)s, %(lang)s, %(model)s, %(input)s,
+        %(callback_token)s, %(progress_message_id)s, now() + make_interval(secs => %(deadline_s)s))
+ON CONFLICT (request_key) DO NOTHING
+RETURNING *
+
+-- name: job_by_request_key
+-- The job an idempotency key already created.
+SELECT * FROM jobs WHERE request_key = %(request_key)s
+
+-- name: get_job
+-- One job row.
+SELECT * FROM jobs WHERE id = %(job_id)s
+
+-- name: transition_job
+-- Move one job from the expected state to a new one, fenced by the epoch; NULL fields keep their value.
+WITH term AS (SELECT epoch FROM leader_term WHERE id = 1 FOR SHARE)
+UPDATE jobs SET
+    state = %(new)s::job_state,
+    epoch = %(epoch)s,
+    updated_at = now(),
+    outcome = COALESCE(%(outcome)s, outcome),
+    kie_task_id = COALESCE(%(kie_task_id)s, kie_task_id),
+    result_urls = COALESCE(%(result_urls)s, result_urls),
+    failure_reason = COALESCE(%(failure_reason)s, failure_reason),
+    delivered_message_ids = COALESCE(%(delivered_message_ids)s, delivered_message_ids),
+    claim_epoch = CASE WHEN %(new)s = 'delivering' THEN %(epoch)s ELSE claim_epoch END,
+    claimed_at = CASE WHEN %(new)s = 'delivering' THEN now() ELSE claimed_at END,
+    submitted_at = CASE WHEN %(new)s = 'submitted' THEN now() ELSE submitted_at END,
+    finished_at = CASE WHEN %(new)s IN ('succeeded', 'failed') THEN now() ELSE finished_at END,
+    delivered_at = CASE WHEN %(new)s = 'delivered' THEN now() ELSE delivered_at END
+FROM term
+WHERE jobs.id = %(job_id)s
+  AND jobs.state = %(expected)s::job_state
+  AND term.epoch = %(epoch)s
+  AND (%(expected_claim_epoch)s::bigint IS NULL OR jobs.claim_epoch = %(expected_claim_epoch)s::bigint)
+RETURNING jobs.*
+
+-- name: unfinished_job_ids
+-- Every job that is not in a final state, oldest first.
+SELECT id FROM jobs
+WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable')
+ORDER BY id
+
+-- name: job_counts_by_state
+-- How many jobs are in each state (for /metrics).
+SELECT state::text AS state, count(*) AS n FROM jobs GROUP BY state
+
+-- name: recent_jobs_for_user
+-- A user's latest jobs, newest first.
+SELECT * FROM jobs WHERE user_id = %(user_id)s ORDER BY created_at DESC LIMIT %(limit)s
+
+-- name: job_events
+-- A job's state history, oldest first.
+SELECT from_state::text, to_state::text, epoch, at FROM job_events WHERE job_id = %(job_id)s ORDER BY id
+
+-- name: insert_callback
+-- Store a KIE callback before answering it.
+INSERT INTO callback_inbox (job_id, body, signature_ok, received_by)
+VALUES (%(job_id)s, %(body)s, %(signature_ok)s, %(received_by)s)
+RETURNING id
+
+-- name: unprocessed_callbacks_for_job
+-- A job's callbacks not yet handled, in arrival order.
+SELECT id, body, signature_ok, received_at FROM callback_inbox
+WHERE job_id = %(job_id)s AND processed_at IS NULL ORDER BY id
+
+-- name: jobs_with_unprocessed_callbacks
+-- Jobs that have callbacks waiting (the supervisor's sweep).
+SELECT DISTINCT job_id FROM callback_inbox WHERE processed_at IS NULL
+
+-- name: mark_callback_processed
+-- A callback was handled; fenced by the epoch.
+WITH term AS (SELECT epoch FROM leader_term WHERE id = 1 FOR SHARE)
+UPDATE callback_inbox SET processed_at = now(), processed_epoch = %(epoch)s
+FROM term
+WHERE callback_inbox.id = %(id)s AND callback_inbox.processed_at IS NULL AND term.epoch = %(epoch)s
+RETURNING callback_inbox.id
+
+-- name: insert_update
+-- Store a Telegram update before confirming it; a redelivered update_id is ignored.
+INSERT INTO telegram_updates (update_id, body, received_by)
+VALUES (%(update_id)s, %(body)s, %(received_by)s)
+ON CONFLICT (update_id) DO NOTHING
+RETURNING update_id
+
+-- name: unprocessed_updates
+-- Stored updates whose handlers have not finished, in update_id order.
+SELECT update_id, body FROM telegram_updates WHERE processed_at IS NULL
+ORDER BY update_id LIMIT %(limit)s
+
+-- name: mark_update_processed
+-- An update's handler finished; fenced by the epoch.
+WITH term AS (SELECT epoch FROM leader_term WHERE id = 1 FOR SHARE)
+UPDATE telegram_updates SET processed_at = now(), processed_epoch = %(epoch)s
+FROM term
+WHERE telegram_updates.update_id = %(update_id)s AND telegram_updates.processed_at IS NULL
+  AND term.epoch = %(epoch)s
+RETURNING telegram_updates.update_id
+
+-- name: unprocessed_update_count
+-- The Telegram inbox backlog.
+SELECT count(*) AS n FROM telegram_updates WHERE processed_at IS NULL
+
+-- name: get_conversation
+-- Where a user is in the dialogue.
+SELECT step, data FROM conversations WHERE chat_id = %(chat_id)s AND user_id = %(user_id)s
+
+-- name: save_conversation
+-- Remember a user's step and pending choices.
+INSERT INTO conversations (chat_id, user_id, step, data, updated_at)
+VALUES (%(chat_id)s, %(user_id)s, %(step)s, %(data)s, now())
+ON CONFLICT (chat_id, user_id) DO UPDATE SET step = EXCLUDED.step, data = EXCLUDED.data, updated_at = now()
+
+-- name: clear_conversation
+-- Leave the dialogue.
+DELETE FROM conversations WHERE chat_id = %(chat_id)s AND user_id = %(user_id)s
+
+-- name: remember_user
+-- First sight of a user: keep their language.
+INSERT INTO users (user_id, lang) VALUES (%(user_id)s, %(lang)s)
+ON CONFLICT (user_id) DO NOTHING
+
+-- name: user_lang
+-- The language a user chose or arrived with.
+SELECT lang FROM users WHERE user_id = %(user_id)s

@@ -1,0 +1,26 @@
+"""The Telegram update inbox: every update is stored (unique update_id) before it is confirmed,
+and marked processed only after its handler finished, fenced by the leader's epoch."""
+from __future__ import annotations
+
+from typing import Any
+
+from storage.db import Database, json_param
+
+
+def store_update(db: Database, update_id: int, body: dict[str, Any], received_by: str) -> bool:
+    """True when the update is new; False for a redelivery."""
+    return db.one("insert_update", update_id=update_id, body=json_param(body),
+                  received_by=received_by) is not None
+
+
+def unprocessed(db: Database, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+    return [(r["update_id"], r["body"]) for r in db.all("unprocessed_updates", limit=limit)]
+
+
+def mark_processed(db: Database, update_id: int, epoch: int) -> bool:
+    return db.one("mark_update_processed", update_id=update_id, epoch=epoch) is not None
+
+
+def backlog(db: Database) -> int:
+    row = db.one("unprocessed_update_count")
+    return int(row["n"]) if row else 0

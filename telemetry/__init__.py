@@ -1,0 +1,1 @@
+"""Metrics and logging: what operators see of a running instance."""
