@@ -1,0 +1,113 @@
+"""Storage against a real Postgres: the state machine in SQL, fencing, migrations, inboxes."""
+from __future__ import annotations
+
+import pytest
+
+from actors.job_state import TRANSITIONS, IllegalTransition, JobState
+from storage import inbox, updates
+from storage.db import Database, connect
+from storage.jobs import LostRace, Moved, NewJob, create_job, get_job, transition
+from storage.migrate import migrate
+from tests.support.factories import PATH_TO, make_job, take_epoch
+
+ALL_PAIRS = [(a, b) for a in JobState for b in JobState]
+
+
+def test_python_job_states_equal_the_postgres_enum_labels(db: Database) -> None:
+    conn = connect(db.dsn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid "
+                    "WHERE t.typname = 'job_state' ORDER BY e.enumsortorder")
+        labels = [r[0] for r in cur.fetchall()]
+    conn.close()
+    assert labels == [s.value for s in JobState]
+
+
+@pytest.mark.parametrize(("current", "new"), ALL_PAIRS, ids=[f"{a.value}->{b.value}" for a, b in ALL_PAIRS])
+def test_every_transition_pair_moves_only_when_allowed_expected_and_fenced(
+        db: Database, database_url: str, current: JobState, new: JobState) -> None:
+    epoch = take_epoch(database_url)
+    job = make_job(db, epoch, current)
+    if new not in TRANSITIONS[current]:
+        with pytest.raises(IllegalTransition):
+            transition(db, job.id, current, new, epoch)
+        assert get_job(db, job.id).state == current  # type: ignore[union-attr]
+        return
+    stale = transition(db, job.id, current, new, epoch - 1)
+    assert isinstance(stale, LostRace)
+    wrong = next((s for s in JobState if s != current and new in TRANSITIONS[s]), None)
+    if wrong is not None:
+        assert isinstance(transition(db, job.id, wrong, new, epoch), LostRace)
+    assert get_job(db, job.id).state == current  # type: ignore[union-attr]
+    moved = transition(db, job.id, current, new, epoch)
+    assert isinstance(moved, Moved) and moved.job.state == new and moved.job.epoch == epoch
+
+
+def test_a_write_from_a_deposed_epoch_is_refused_by_the_database(db: Database, database_url: str) -> None:
+    old = take_epoch(database_url)
+    job = make_job(db, old, JobState.SUCCEEDED)
+    take_epoch(database_url)
+    assert isinstance(transition(db, job.id, JobState.SUCCEEDED, JobState.DELIVERING, old), LostRace)
+    assert get_job(db, job.id).state == JobState.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_the_same_request_key_creates_one_job(db: Database) -> None:
+    new = NewJob(request_key="update:42", chat_id=1, user_id=1, lang="en", model="z-image",
+                 input={"prompt": "x"}, deadline_s=60)
+    first, created_first = create_job(db, new)
+    second, created_second = create_job(db, new)
+    assert (created_first, created_second) == (True, False)
+    assert first.id == second.id
+
+
+def test_every_state_change_is_recorded_as_an_event(db: Database, database_url: str) -> None:
+    epoch = take_epoch(database_url)
+    job = make_job(db, epoch, JobState.DELIVERED)
+    from storage.jobs import job_events
+
+    path = [e["to_state"] for e in job_events(db, job.id)]
+    assert path == ["created"] + [s.value for s, _ in PATH_TO[JobState.DELIVERED]]
+
+
+def test_timestamps_are_timezone_aware(db: Database, database_url: str) -> None:
+    job = make_job(db, take_epoch(database_url))
+    assert job.created_at.tzinfo is not None and job.deadline_at.tzinfo is not None
+
+
+def test_migrating_twice_changes_nothing(database_url: str) -> None:
+    def snapshot() -> list[tuple[str, ...]]:
+        conn = connect(database_url)
+        with conn.cursor() as cur:
+            cur.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                        "WHERE table_schema = 'public' ORDER BY 1, 2")
+            rows = cur.fetchall()
+            cur.execute("SELECT version FROM schema_migrations ORDER BY 1")
+            rows += cur.fetchall()
+        conn.close()
+        return rows
+
+    before = snapshot()
+    assert migrate(database_url) == []
+    assert snapshot() == before
+
+
+def test_a_callback_is_consumed_once_and_only_by_the_current_epoch(db: Database, database_url: str) -> None:
+    old = take_epoch(database_url)
+    job = make_job(db, old, JobState.SUBMITTED)
+    callback_id = inbox.store_callback(db, job.id, {"data": {"taskId": "t"}}, None, "test")
+    new = take_epoch(database_url)
+    assert inbox.mark_processed(db, callback_id, old) is False
+    assert [c.id for c in inbox.pending_for_job(db, job.id)] == [callback_id]
+    assert inbox.mark_processed(db, callback_id, new) is True
+    assert inbox.mark_processed(db, callback_id, new) is False
+    assert inbox.pending_for_job(db, job.id) == []
+
+
+def test_a_redelivered_update_is_stored_once(db: Database, database_url: str) -> None:
+    epoch = take_epoch(database_url)
+    assert updates.store_update(db, 7, {"update_id": 7}, "a") is True
+    assert updates.store_update(db, 7, {"update_id": 7}, "b") is False
+    assert [u for u, _ in updates.unprocessed(db)] == [7]
+    assert updates.mark_processed(db, 7, epoch - 1) is False
+    assert updates.mark_processed(db, 7, epoch) is True
+    assert updates.unprocessed(db) == []
