@@ -76,6 +76,8 @@ class BotGateway:
             log.debug("PTB shutdown raised", exc_info=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
     def set_epoch(self, epoch: int | None) -> None:
         """Leadership listener: start intake for `epoch`, or stop it (None). Thread-safe."""

@@ -1,0 +1,4 @@
+"""`python -m cli` is `kiebot`."""
+from cli import main
+
+main()
