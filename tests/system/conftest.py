@@ -1,0 +1,35 @@
+"""Fixtures for real `kiebot run` processes."""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from sim.kie import KieSim
+from sim.telegram import TelegramSim
+from tests.integration.conftest import kie, telegram  # noqa: F401 - shared simulator fixtures
+from tests.support.harness import Process, spawn_instance
+
+
+@pytest.fixture
+def spawn(database_url: str, kie: KieSim, telegram: TelegramSim,  # noqa: F811
+          tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    procs: list[Process] = []
+
+    def make(instance_id: str, **extra: str) -> Process:
+        proc = spawn_instance(database_url, kie, telegram, tmp_path, instance_id, **extra)
+        procs.append(proc)
+        return proc
+
+    yield make
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.proc.wait(timeout=20)
+        except Exception:  # noqa: BLE001 - teardown: make sure nothing outlives the test
+            p.proc.kill()
+            p.proc.wait()
