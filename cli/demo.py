@@ -1,0 +1,217 @@
+"""`kiebot demo`: the whole system on this machine with no account anywhere.
+
+Embedded Postgres, the KIE and Telegram simulators, a front door standing in for the load
+balancer, two `kiebot run` processes (leader and standby) and scripted users who each make
+one image through the menu and one with /imagine. Midway the leader is killed (SIGKILL) and
+the takeover time printed. Exits 0 only if every job was delivered exactly once.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from sim.front_door import FrontDoor
+from sim.kie import KieSim
+from sim.telegram import ChatMessage, TelegramSim
+from storage.db import Database, connect
+from storage.embedded import start_embedded
+from storage.jobs import Job, job_events, recent_jobs
+from storage.migrate import migrate
+
+DEMO_DB = "kiebot_demo"
+STEP_TIMEOUT_S = 60.0
+PROMPTS = ["a lighthouse on a cliff at dawn", "a red fox reading a newspaper", "a tiny robot watering tomatoes",
+           "an origami crane over Tokyo", "a cup of cocoa on a snowy windowsill", "a whale made of clouds"]
+
+
+@dataclass
+class Instance:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    def health(self) -> dict[str, Any] | None:
+        try:
+            return requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).json()  # type: ignore[no-any-return]
+        except requests.RequestException:
+            return None
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def fresh_database(data_dir: Path) -> str:
+    url = start_embedded(data_dir)
+    admin = url.replace("/kiebot?", "/postgres?")
+    conn = connect(admin, autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DEMO_DB,))
+        cur.execute(f"DROP DATABASE IF EXISTS {DEMO_DB}")
+        cur.execute(f"CREATE DATABASE {DEMO_DB}")
+    conn.close()
+    demo_url = url.replace("/kiebot?", f"/{DEMO_DB}?")
+    migrate(demo_url)
+    return demo_url
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(name: str, port: int, env: dict[str, str], log_dir: Path) -> Instance:
+    full = {**os.environ, **env, "INSTANCE_ID": name, "HTTP_PORT": str(port)}
+    out = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "run"], env=full, stdout=out, stderr=subprocess.STDOUT)
+    return Instance(name, port, proc)
+
+
+def has_button(label: str) -> Callable[[list[ChatMessage]], bool]:
+    return lambda chat: any(label in b[0] for m in chat if m.from_bot for row in m.buttons for b in row)
+
+
+def photo_count(chat: list[ChatMessage]) -> int:
+    return sum(1 for m in chat if m.from_bot and m.media == "photo")
+
+
+def script_user(telegram: TelegramSim, user: int, prompts: tuple[str, str], errors: list[str]) -> None:
+    """One user: an image through the menu, then one with /imagine."""
+    try:
+        telegram.user_sends(user, "/start")
+        telegram.wait_for_chat(user, has_button("Create image"), STEP_TIMEOUT_S)
+        telegram.user_presses(user, "Create image")
+        telegram.wait_for_chat(user, has_button("Z-Image"), STEP_TIMEOUT_S)
+        telegram.user_presses(user, "Z-Image")
+        telegram.wait_for_chat(user, lambda c: bool(c and c[-1].from_bot and "describe" in (c[-1].text or "")),
+                               STEP_TIMEOUT_S)
+        telegram.user_sends(user, prompts[0])
+        telegram.wait_for_chat(user, has_button("4:3"), STEP_TIMEOUT_S)
+        telegram.user_presses(user, "4:3")
+        telegram.wait_for_chat(user, lambda c: photo_count(c) >= 1, STEP_TIMEOUT_S)
+        telegram.user_sends(user, f"/imagine {prompts[1]} --ar 16:9")
+        telegram.wait_for_chat(user, lambda c: photo_count(c) >= 2, STEP_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - reported in the summary, never a traceback
+        errors.append(f"user {user}: {exc}")
+
+
+def midway(db: Database, telegram: TelegramSim, user_ids: list[int]) -> bool:
+    """Some results delivered, some jobs waiting at KIE, none between claim and record."""
+    states = [j.state.value for u in user_ids for j in recent_jobs(db, u)]
+    return (sum(photo_count(telegram.chat(u)) for u in user_ids) >= max(1, len(user_ids) // 2)
+            and "submitted" in states and not {"succeeded", "delivering"} & set(states))
+
+
+def render_chat(chat: list[ChatMessage]) -> list[str]:
+    lines = []
+    for m in chat:
+        who = "bot " if m.from_bot else "user"
+        body = f"[{m.media}] {m.caption or ''}" if m.media else (m.text or "")
+        buttons = " ".join(f"[{b[0]}]" for row in m.buttons for b in row)
+        lines.append(f"  {who}: {body.strip()} {buttons}".rstrip())
+    return lines
+
+
+def chain(db: Database, job: Job) -> str:
+    return " → ".join(f"{e['to_state']}@{e['epoch']}" for e in job_events(db, job.id))
+
+
+def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = True, data_dir: str = ".kiebot") -> int:
+    data = Path(data_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    print("kiebot demo: starting embedded Postgres, simulators and two instances…", flush=True)
+    database_url = fresh_database(data)
+    db = Database(database_url)
+    ports = [free_port(), free_port()]
+    instances: list[Instance] = []
+    with KieSim(default_duration_s=1.5) as kie, TelegramSim() as telegram:
+        door = FrontDoor([f"http://127.0.0.1:{p}" for p in ports]).start()
+        env = {"TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.url,
+               "KIE_API_KEY": kie.api_key, "KIE_API_URL": kie.url, "KIE_UPLOAD_URL": kie.upload_url,
+               "DATABASE_URL": database_url, "PUBLIC_URL": door.url, "HTTP_HOST": "127.0.0.1",
+               "KIEBOT_POLL_BASE_S": "0.5", "KIEBOT_DELIVERY_GRACE_S": "2", "LOG_LEVEL": "INFO"}
+        try:
+            instances = [spawn(f"demo-{c}", p, env, out) for c, p in zip("ab", ports)]
+            leader = wait_for(lambda: next((i for i in instances if (h := i.health()) and h["active"]), None),
+                              60, "a leader")
+            print(f"leader: {leader.name}; standby: {[i.name for i in instances if i is not leader][0]}")
+            user_ids = [9001 + n for n in range(users)]
+            errors: list[str] = []
+            threads = [threading.Thread(target=script_user, args=(telegram, u, (PROMPTS[(2 * n) % 6], PROMPTS[(2 * n + 1) % 6]), errors))
+                       for n, u in enumerate(user_ids)]
+            for t in threads:
+                t.start()
+            takeover_s = None
+            if kill_leader:
+                wait_for(lambda: midway(db, telegram, user_ids), STEP_TIMEOUT_S * 2, "the middle of the run")
+                standby = next(i for i in instances if i is not leader)
+                killed_at = time.monotonic()
+                leader.proc.send_signal(signal.SIGKILL)
+                leader.proc.wait()
+                wait_for(lambda: (h := standby.health()) and h["active"], 30, "the standby to take over")
+                takeover_s = time.monotonic() - killed_at
+                print(f"killed leader {leader.name} (SIGKILL); {standby.name} took over in {takeover_s:.2f}s", flush=True)
+            for t in threads:
+                t.join()
+            wait_for(lambda: all(j.terminal for u in user_ids for j in recent_jobs(db, u)), 60, "every job to finish")
+            return report(db, telegram, user_ids, out, errors, takeover_s)
+        finally:
+            for inst in instances:
+                if inst.proc.poll() is None:
+                    inst.proc.send_signal(signal.SIGTERM)
+            for inst in instances:
+                try:
+                    inst.proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    inst.proc.kill()
+            door.stop()
+            db.close()
+
+
+def report(db: Database, telegram: TelegramSim, user_ids: list[int], out: Path, errors: list[str],
+           takeover_s: float | None) -> int:
+    jobs = [j for u in user_ids for j in reversed(recent_jobs(db, u))]
+    duplicates = lost = 0
+    for user in user_ids:
+        chat = telegram.chat(user)
+        print(f"\n— chat with user {user} —")
+        print("\n".join(render_chat(chat)))
+        photos = [m for m in chat if m.from_bot and m.media == "photo"]
+        for n, m in enumerate(photos, 1):
+            (out / f"user{user}-{n}.png").write_bytes(telegram.file_bytes(m.file_id or ""))
+        user_jobs = [j for j in jobs if j.user_id == user]
+        duplicates += max(0, len(photos) - len(user_jobs))
+    print("\n— delivery chains (state@epoch) —")
+    for job in jobs:
+        print(f"  job {job.id} ({job.input.get('prompt')!r}): {chain(db, job)}")
+        if job.state.value != "delivered" or job.outcome != "success":
+            lost += 1
+    expected = 2 * len(user_ids)
+    delivered = sum(1 for j in jobs if j.state.value == "delivered" and j.outcome == "success")
+    print(f"\nsummary: jobs created {len(jobs)} (expected {expected}), delivered {delivered}, "
+          f"duplicates {duplicates}, lost {lost}" + (f", takeover {takeover_s:.2f}s" if takeover_s else ""))
+    print(f"images written to {out}/")
+    for e in errors:
+        print(f"problem: {e}")
+    ok = len(jobs) == expected and delivered == expected and duplicates == 0 and lost == 0 and not errors
+    print("RESULT: every job delivered exactly once" if ok else "RESULT: FAILED")
+    return 0 if ok else 1
