@@ -72,7 +72,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
 
     def url(self, path: str = "/cb") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -127,7 +127,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def sim() -> Iterator[KieSim]:
     """A sim without rate limits (tests poll fast) and with short callback backoff."""
-    with KieSim(default_duration_s=0.1, rate_limits=False, callback_backoff_s=FAST_BACKOFF) as s:
+    with KieSim(default_duration_s=0.05, rate_limits=False, callback_backoff_s=FAST_BACKOFF) as s:
         yield s
 
 
@@ -393,7 +393,7 @@ def test_the_control_api_scripts_forces_and_inspects_over_http(sim: KieSim, rece
     assert requests.post(f"{ctl}/script", json={"keyword": "slowpoke", "fate": {"outcome": "stuck"}}, timeout=10).json()["ok"]
     task_id = create_id(sim, callback=receiver.url())
     assert wait_terminal(sim, task_id)["failCode"] == "400"
-    receiver.wait(1)
+    sim.wait_for_callbacks(1, task_id=task_id)  # recorded once the receiver has answered
     stuck = create_id(sim, inp={"prompt": "slowpoke", "aspect_ratio": "1:1"})
     assert requests.get(f"{ctl}/tasks", timeout=10).json()["result"][stuck]["state"] == "waiting"
     callbacks = requests.get(f"{ctl}/callbacks", params={"task_id": task_id}, timeout=10).json()["result"]
@@ -557,12 +557,12 @@ def test_duplicate_callbacks_send_two_or_three_identical_copies_concurrently(sim
     task_id = create_id(sim, callback=receiver.url("/gather"))
     wait_terminal(sim, task_id)
     got = receiver.wait(2)
-    attempts = sim.callback_attempts(task_id)
-    wait_until(lambda: len(sim.callback_attempts(task_id)) == len(receiver.received), timeout=3)
+    attempts = wait_until(lambda: len(sim.callback_attempts(task_id)) == len(receiver.received)
+                          and sim.callback_attempts(task_id), timeout=3)
     assert 2 <= len(receiver.received) <= 3
     assert all(g["body"] == got[0]["body"] for g in receiver.received)
     assert receiver.max_inflight >= 2
-    assert {a["kind"] for a in attempts} <= {"final", "duplicate"}
+    assert {a["kind"] for a in attempts} == {"final", "duplicate"} and all(a["status"] == 200 for a in attempts)
 
 
 def test_an_early_callback_arrives_before_the_create_task_response(sim: KieSim, receiver: Receiver) -> None:
@@ -646,6 +646,11 @@ def test_a_connection_error_is_retried_and_recorded(sim: KieSim) -> None:
     assert all(a["status"] is None and "ConnectionRefused" in a["error"] for a in attempts)
 
 
+def test_wait_for_callbacks_raises_when_they_do_not_come(sim: KieSim) -> None:
+    with pytest.raises(TimeoutError):
+        sim.wait_for_callbacks(1, timeout=0.05)
+
+
 def test_with_retries_off_a_failed_callback_is_tried_once(receiver: Receiver) -> None:
     with KieSim(default_duration_s=0.01, callback_retries=0) as s:
         s.script_next(Fate(outcome="fail"))
@@ -714,7 +719,7 @@ def test_a_replay_reuses_a_valid_signature_on_a_tampered_body(signed: KieSim, re
     real = result_urls(record(signed, task_id)["data"])
     assert result_urls(genuine["body"]["data"]) == real
     assert result_urls(replay["body"]["data"]) != real
-    assert [a["kind"] for a in signed.callback_attempts(task_id)] == ["final", "tampered"]
+    assert [a["kind"] for a in signed.wait_for_callbacks(2, task_id=task_id)] == ["final", "tampered"]
 
 
 # ----- result files, expiry, download-url ----------------------------------------------------------
