@@ -201,20 +201,26 @@ class LeaderActor(pykka.ThreadingActor):
     def _tick_loop(self) -> None:
         """Ticker thread: wakes the actor on time or on NOTIFY, and watches the lock's age."""
         while not self._stopping.is_set():
-            conn = self._conn
-            interval = LOCK_CHECK_INTERVAL_S if self.epoch is not None else ACQUIRE_RETRY_INTERVAL_S
-            if conn is not None and self.epoch is None and not self._tick_pending.is_set():
-                if not conn.wait_readable(interval):
-                    pass                # timeout: time for the regular retry
-            else:
-                self._stopping.wait(interval)
-            self._watchdog()
-            if not self._tick_pending.is_set() and not self._stopping.is_set():
-                self._tick_pending.set()
-                try:
-                    self.actor_ref.tell(Tick())
-                except pykka.ActorDeadError:
-                    return
+            try:
+                self._tick_once()
+            except pykka.ActorDeadError:
+                return
+            except Exception:  # noqa: BLE001 - the ticker must outlive any one bad tick
+                log.exception("leader ticker error", extra={"action": "ticker_error"})
+                self._stopping.wait(ACQUIRE_RETRY_INTERVAL_S)
+
+    def _tick_once(self) -> None:
+        """Wait one interval (passive: or until a NOTIFY), then tell one Tick if none is queued."""
+        conn = self._conn
+        interval = LOCK_CHECK_INTERVAL_S if self.epoch is not None else ACQUIRE_RETRY_INTERVAL_S
+        if conn is not None and self.epoch is None and not self._tick_pending.is_set():
+            conn.wait_readable(interval)
+        else:
+            self._stopping.wait(interval)
+        self._watchdog()
+        if not self._tick_pending.is_set() and not self._stopping.is_set():
+            self._tick_pending.set()
+            self.actor_ref.tell(Tick())
 
     def _watchdog(self) -> None:
         supervisor = self.supervisor

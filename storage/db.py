@@ -160,6 +160,14 @@ class Database:
                 self._pool = None
 
 
+def socket_of(conn: Any) -> int | None:
+    """The connection's socket for select(), or None when it is closed or broken."""
+    try:
+        return int(conn.fileno()) if not conn.closed else None
+    except psycopg2.Error:
+        return None
+
+
 def execute_script(conn: Any, sql: str) -> None:
     """Run a multi-statement SQL script (migrations) on `conn` in its current transaction."""
     with translate_errors(), conn.cursor() as cur:

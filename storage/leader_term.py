@@ -7,9 +7,10 @@ held, the epoch bump, graceful release with NOTIFY, and LISTEN for standbys.
 from __future__ import annotations
 
 import select
+import time
 from typing import Any
 
-from storage.db import QUERIES, DatabaseUnavailable, connect, translate_errors
+from storage.db import QUERIES, DatabaseUnavailable, connect, socket_of, translate_errors
 
 
 class LockConnection:
@@ -55,16 +56,23 @@ class LockConnection:
     def wait_readable(self, timeout: float) -> bool:
         """Block up to `timeout` s until the server sends something (a NOTIFY); reads nothing,
         so another thread may use the connection meanwhile."""
+        fd = socket_of(self._conn)
+        if fd is None:
+            time.sleep(timeout)     # closed or broken: the owner sees it on its next query
+            return False
         try:
-            ready, _, _ = select.select([self._conn], [], [], timeout)
+            ready, _, _ = select.select([fd], [], [], timeout)
         except (OSError, ValueError):
             return False
         return bool(ready)
 
     def wait_for_notify(self, timeout: float) -> bool:
         """Block up to `timeout` s for a NOTIFY; True if one arrived."""
+        fd = socket_of(self._conn)
+        if fd is None:
+            raise DatabaseUnavailable("lock connection is closed")
         try:
-            ready, _, _ = select.select([self._conn], [], [], timeout)
+            ready, _, _ = select.select([fd], [], [], timeout)
         except (OSError, ValueError) as exc:
             raise DatabaseUnavailable(f"lock connection unusable: {exc}") from exc
         if not ready:
