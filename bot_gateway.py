@@ -19,6 +19,7 @@ from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot import dialogue
+from bot.flood_control import FloodControl
 from bot.sender import TelegramSender, run_on_loop
 from config.catalogue import Catalogue
 from config.settings import Settings
@@ -56,6 +57,9 @@ class BotGateway:
                 .base_url(f"{base}/bot")
                 .base_file_url(f"{base}/file/bot")
                 .updater(None)
+                .rate_limiter(FloodControl(
+                    on_wait=lambda reason, s: self.metrics.telegram_waits.labels(reason).inc(s),
+                    on_queue=self.metrics.telegram_queue.set))
                 .request(HTTPXRequest(connection_pool_size=64, connect_timeout=5, read_timeout=30,
                                       write_timeout=30, media_write_timeout=60))
                 .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=LONG_POLL_TIMEOUT_S + 10))

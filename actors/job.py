@@ -16,7 +16,7 @@ import pykka
 
 from actors.decisions import Failed, KeepWaiting, Next, Succeeded, decide_after_record, next_poll_delay
 from actors.job_state import JobState as S
-from actors.messages import CallbacksPending, ChildFailed, ChildFinished, PollDue, Resume, RetrySend
+from actors.messages import CallbacksPending, ChildFailed, ChildFinished, PollDue, ProgressDue, Resume, RetrySend
 from actors.ports import Sender, SendError, SendOutcome
 from actors.timers import Timers
 from config.catalogue import Catalogue
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 SUBMIT_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 SEND_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+PROGRESS_PRIVATE_S = 5.0
+PROGRESS_GROUP_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class JobActor(pykka.ThreadingActor):
         self._submit_attempt = 0
         self._send_attempt = 0
         self._finished = False
+        self._progress_text: str | None = None
 
     # --- pykka hooks ------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -94,6 +97,11 @@ class JobActor(pykka.ThreadingActor):
                     self._poll()
             case CallbacksPending():
                 self._handle_callbacks()
+            case ProgressDue():
+                job = self.job
+                if job is not None and job.state in (S.SUBMITTING, S.SUBMITTED):
+                    self._edit_progress(job, "progress_generating")
+                    self._later(self._progress_interval(job), ProgressDue())
             case _:
                 raise TypeError(f"JobActor got an unknown message: {message!r}")
 
@@ -155,7 +163,7 @@ class JobActor(pykka.ThreadingActor):
         if submitted is None:
             return
         self._note("submitted", f"task {task_id}")
-        self._edit_progress(submitted, "progress_generating")
+        self._later(self._progress_interval(submitted), ProgressDue())
         self._handle_callbacks()        # a callback may have arrived before createTask answered
         if self.job and self.job.state == S.SUBMITTED:
             self._schedule_poll()
@@ -347,6 +355,11 @@ class JobActor(pykka.ThreadingActor):
     def _later(self, delay: float, message: Any) -> None:
         self.ctx.timers.later(delay, self.actor_ref, message)
 
+    @staticmethod
+    def _progress_interval(job: Job) -> float:
+        """How often the progress message may change: slower in groups (20 messages/min)."""
+        return PROGRESS_GROUP_S if job.chat_id < 0 else PROGRESS_PRIVATE_S
+
     def _past_deadline(self, job: Job) -> bool:
         return self._seconds_to_deadline(job) <= 0
 
@@ -364,9 +377,12 @@ class JobActor(pykka.ThreadingActor):
             return
         spec = self.ctx.catalogue.get(job.model)
         elapsed = int((dt.datetime.now(dt.timezone.utc) - job.created_at).total_seconds())
+        wording = text(job.lang, key, title=spec.title if spec else job.model, elapsed=elapsed)
+        if wording == self._progress_text:
+            return                  # unchanged text is never sent again
         try:
-            self.ctx.sender.edit_text(job.chat_id, job.progress_message_id,
-                                      text(job.lang, key, title=spec.title if spec else job.model, elapsed=elapsed))
+            self.ctx.sender.edit_text(job.chat_id, job.progress_message_id, wording)
+            self._progress_text = wording
         except SendError as exc:
             self._note("progress_edit_failed", str(exc), level=logging.DEBUG)
 

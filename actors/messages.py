@@ -24,6 +24,11 @@ class RetrySend:
 
 
 @dataclass(frozen=True)
+class ProgressDue:
+    """Time to refresh the progress message (state and elapsed time)."""
+
+
+@dataclass(frozen=True)
 class CallbacksPending:
     """The inbox holds callbacks for this job; read and handle them."""
 

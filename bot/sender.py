@@ -11,17 +11,21 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import logging
+import threading
+import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from actors.ports import Buttons, SendError, SendOutcome, Sent
+from bot.flood_control import dispatch_marker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SEND_TIMEOUT_S = 90.0
+SEND_TIMEOUT_S = 90.0        # from dispatch to answer
+MAX_QUEUE_WAIT_S = 300.0     # in FloodControl's queue, before we give up (nothing sent)
 _NOT_SENT_MARKERS = ("ConnectError", "Connection refused", "ConnectTimeout")
 
 
@@ -65,10 +69,26 @@ class TelegramSender:
         self._on_result = on_result or (lambda method, result: None)
 
     def _run(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
+        """Run a PTB call on the bot loop. Waiting in FloodControl's queue is not the send:
+        only once the request is dispatched does a timeout mean "outcome unknown"."""
+        dispatched = threading.Event()
+
         async def call() -> T:
+            dispatch_marker.set(dispatched)
             return await make()
 
         future = asyncio.run_coroutine_threadsafe(call(), self._loop)
+        queue_deadline = time.monotonic() + MAX_QUEUE_WAIT_S
+        while not dispatched.wait(0.1) and not future.done():
+            if time.monotonic() > queue_deadline:
+                future.cancel()
+                try:
+                    future.result(5)
+                except BaseException:  # noqa: BLE001 - only whether it left matters now
+                    pass
+                outcome = SendOutcome.UNKNOWN if dispatched.is_set() else SendOutcome.RETRY
+                self._on_result(method, outcome.value)
+                raise SendError(outcome, "waited too long for a sending slot")
         try:
             result = future.result(self._timeout)
         except BaseException as exc:  # noqa: BLE001 - every failure is classified, none escapes raw

@@ -47,6 +47,10 @@ class Metrics:
         self.telegram_requests = Counter("kiebot_telegram_requests_total",
                                          "Telegram Bot API requests by method and result.",
                                          ["method", "result"], registry=r)
+        self.telegram_waits = Counter("kiebot_telegram_wait_seconds_total",
+                                      "Seconds sends waited for Telegram's limits, by reason (chat, 429).",
+                                      ["reason"], registry=r)
+        self.telegram_queue = Gauge("kiebot_telegram_queue_depth", "Sends waiting for a sending slot.", registry=r)
         self.leader_active = Gauge("kiebot_leader_active", "1 while this instance leads.", registry=r)
         self.leader_epoch = Gauge("kiebot_leader_epoch", "The epoch this instance leads with (0 if passive).",
                                   registry=r)

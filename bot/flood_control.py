@@ -1,0 +1,108 @@
+"""FloodControl: Telegram's sending limits, built into the one path every bot request takes.
+
+A PTB `BaseRateLimiter`, so handlers' replies and the actors' deliveries share it. Per private
+chat at most one message per CHAT_INTERVAL_S, per group one per GROUP_INTERVAL_S (20/min),
+and across the bot one per GLOBAL_INTERVAL_S (~30/s): evenly spaced slots, no bursts. A 429 is
+obeyed: a short `retry_after` is waited out and the request retried (it was not executed); a
+long one is raised to the caller, who reschedules. A request is marked "dispatched" (see
+`dispatch_marker`) only when it really leaves, so a caller that gives up before then knows
+nothing was sent.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as dt
+import threading
+import time
+from typing import Any, Callable, Coroutine
+
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+CHAT_INTERVAL_S = 1.05
+GROUP_INTERVAL_S = 3.05
+GLOBAL_INTERVAL_S = 1 / 29
+MAX_INLINE_WAIT_S = 5.0     # longer waits go back to the caller as RetryAfter
+MAX_RETRIES = 3
+
+# Set by the sender bridge for the request it runs; FloodControl sets the Event when it sends.
+dispatch_marker: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "dispatch_marker", default=None)
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+class FloodControl(BaseRateLimiter[int]):
+    def __init__(self, on_wait: Callable[[str, float], None] | None = None,
+                 on_queue: Callable[[int], None] | None = None) -> None:
+        self._chat_next: dict[str | int, float] = {}
+        self._chat_locks: dict[str | int, asyncio.Lock] = {}
+        self._global_next = 0.0
+        self._global_lock: asyncio.Lock | None = None
+        self._queued = 0
+        self._on_wait = on_wait or (lambda reason, seconds: None)
+        self._on_queue = on_queue or (lambda depth: None)
+
+    async def initialize(self) -> None:
+        self._global_lock = asyncio.Lock()
+
+    async def shutdown(self) -> None:
+        self._chat_locks.clear()
+
+    async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
+                              kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
+                              rate_limit_args: int | None) -> Any:
+        chat = data.get("chat_id")
+        if chat is None:                       # getUpdates, answerCallbackQuery, getMe, …
+            return await self._send(callback, args, kwargs)
+        key: str | int = chat if isinstance(chat, (int, str)) else str(chat)
+        lock = self._chat_locks.setdefault(key, asyncio.Lock())
+        self._queued += 1
+        self._on_queue(self._queued)
+        try:
+            async with lock:
+                for attempt in range(MAX_RETRIES + 1):
+                    await self._wait_for_slot(key)
+                    try:
+                        return await self._send(callback, args, kwargs)
+                    except RetryAfter as exc:
+                        wait = _seconds(exc.retry_after)
+                        self._chat_next[key] = time.monotonic() + wait
+                        self._on_wait("429", wait)
+                        if wait > MAX_INLINE_WAIT_S or attempt == MAX_RETRIES:
+                            raise
+            raise AssertionError("unreachable")
+        finally:
+            self._queued -= 1
+            self._on_queue(self._queued)
+
+    async def _wait_for_slot(self, key: str | int) -> None:
+        interval = GROUP_INTERVAL_S if _is_group(key) else CHAT_INTERVAL_S
+        wait = self._chat_next.get(key, 0.0) - time.monotonic()
+        if wait > MAX_INLINE_WAIT_S:
+            raise RetryAfter(int(wait) + 1)
+        if wait > 0:
+            self._on_wait("chat", wait)
+            await asyncio.sleep(wait)
+        assert self._global_lock is not None, "FloodControl used before initialize()"
+        async with self._global_lock:
+            now = time.monotonic()
+            slot = max(now, self._global_next)
+            self._global_next = slot + GLOBAL_INTERVAL_S
+        if slot > now:
+            await asyncio.sleep(slot - now)
+        self._chat_next[key] = time.monotonic() + interval
+
+    @staticmethod
+    async def _send(callback: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: dict[str, Any]) -> Any:
+        marker = dispatch_marker.get()
+        if marker is not None:
+            marker.set()
+        return await callback(*args, **kwargs)
+
+
+def _is_group(key: str | int) -> bool:
+    return (isinstance(key, int) and key < 0) or (isinstance(key, str) and (key.startswith("@") or key.startswith("-")))
