@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from faults import crashpoint
 from kie.records import task_id_of
 from storage import inbox
 from storage import updates as update_inbox
@@ -98,6 +99,7 @@ class HttpGateway:
             self.metrics.callbacks.labels("forged").inc()
             raise HttpError(401, "webhook signature invalid or outside the time window")
         inbox.store_callback(self.db, job_id, body, signature_ok, self.instance_id)
+        crashpoint("after_callback_stored")
         self.metrics.callbacks.labels("stored").inc()
         log.info("callback stored for job %s", job_id, extra={"action": "callback_stored", "job_id": job_id})
         self.hooks.callback_stored(job_id)

@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description="Telegram bot for KIE.ai image, video and audio generation",
     python_requires=">=3.11",
-    packages=find_packages(include=["actors", "config", "storage", "kie", "sim", "cli"]),
+    packages=find_packages(include=["actors", "bot", "config", "storage", "kie", "sim", "cli", "telemetry", "faults"]),
     py_modules=["runtime", "bot_gateway", "http_gateway"],
     package_data={
         "config": ["*.json"],

@@ -21,6 +21,7 @@ from actors.ports import Sender, SendError, SendOutcome
 from actors.timers import Timers
 from config.catalogue import Catalogue
 from config.texts import text
+from faults import crashpoint
 from kie.client import KieClient
 from kie.errors import KieAlert, KieJobFailed, KieRetryLater, KieSubmitOutcomeUnknown
 from kie.records import parse_record, task_id_of
@@ -159,6 +160,7 @@ class JobActor(pykka.ThreadingActor):
             self._note("submit_outcome_unknown", str(exc), level=logging.WARNING)
             self._later(self._seconds_to_deadline(moved), Resume())
             return
+        crashpoint("after_create_task")
         submitted = self._move(moved, S.SUBMITTED, kie_task_id=task_id)
         if submitted is None:
             return
@@ -250,6 +252,7 @@ class JobActor(pykka.ThreadingActor):
         claimed = self._move(job, S.DELIVERING)
         if claimed:
             self._note("claimed", f"epoch {self.ctx.epoch}")
+            crashpoint("after_claim")
             self._send(claimed)
 
     def _resume_delivery(self, job: Job) -> None:
@@ -279,8 +282,10 @@ class JobActor(pykka.ThreadingActor):
                 message_ids = self._send_failure(job, title)
         except SendError as exc:
             return self._send_failed(job, exc)
+        crashpoint("after_send")
         delivered = self._move(job, S.DELIVERED, delivered_message_ids=message_ids)
         if delivered:
+            crashpoint("after_record")
             self.ctx.metrics.deliveries.labels(job.outcome or "unknown").inc()
             self._note("delivered", f"messages {message_ids}")
             if job.outcome == "success":

@@ -19,6 +19,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot import callback_data as cd
 from config.catalogue import Catalogue, ModelSpec
 from config.texts import text
+from faults import crashpoint
 from storage import conversations
 from storage.conversations import Conversation
 from storage.db import Database
@@ -218,8 +219,11 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
                     given: dict[str, Any], request_key: str) -> None:
     """Create the job (committed) with its progress message, then wake the supervisor."""
     deps = deps_of(context)
-    if find_job(deps.db, request_key) is not None:
-        await context.bot.send_message(chat_id, text(lang, "already_started"))
+    existing = find_job(deps.db, request_key)
+    if existing is not None:
+        if request_key.startswith("draft:"):      # a second tap on the same button
+            await context.bot.send_message(chat_id, text(lang, "already_started"))
+        deps.notify_job(existing.id)               # else: this very update, handled again after a crash
         return
     job_input = spec.with_defaults(given)
     progress = await context.bot.send_message(chat_id, text(lang, "progress_queued", title=spec.title))
@@ -227,6 +231,7 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
         request_key=request_key, chat_id=chat_id, user_id=user_id, lang=lang, model=spec.id,
         input=job_input, deadline_s=spec.deadline_s, progress_message_id=progress.message_id))
     if created:
+        crashpoint("after_job_insert")
         deps.metrics.jobs_created.labels(spec.id).inc()
     deps.notify_job(job.id)
 

@@ -1,0 +1,29 @@
+"""Crash points: named places where a test harness may kill this process, to prove that a
+crash at the worst moment loses nothing and sends nothing twice.
+
+Off unless the environment names a point: KIEBOT_CRASHPOINT=<name> kills the process with
+SIGKILL on the KIEBOT_CRASHPOINT_AFTER-th passage (default 1). Nothing else changes behaviour.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+POINTS = ("after_job_insert", "after_create_task", "after_callback_stored", "after_claim", "after_send",
+          "after_record")
+
+_armed = os.environ.get("KIEBOT_CRASHPOINT")
+_after = int(os.environ.get("KIEBOT_CRASHPOINT_AFTER", "1") or 1)
+_passes = 0
+_lock = threading.Lock()
+
+
+def crashpoint(name: str) -> None:
+    global _passes
+    if name != _armed:
+        return
+    with _lock:
+        _passes += 1
+        if _passes >= _after:
+            os.kill(os.getpid(), signal.SIGKILL)

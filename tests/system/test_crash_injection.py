@@ -1,0 +1,59 @@
+"""Kill the leader (SIGKILL) at each dangerous point: every job still ends delivered, once.
+
+The only tolerated duplicate is the send→record window under at_least_once (a crash after
+Telegram accepted the photo and before we recorded it), and it is counted, at most one per job.
+"""
+from __future__ import annotations
+
+import random
+from typing import Callable, Iterator
+
+import pytest
+
+from actors.job_state import JobState
+from faults import POINTS
+from sim.front_door import FrontDoor
+from sim.kie import KieSim
+from sim.telegram import TelegramSim
+from storage.db import Database
+from storage.jobs import recent_jobs
+from tests.support.harness import Process
+from tests.support.waiting import wait_until
+
+RUNS = [(point, seed) for point in POINTS for seed in (1, 2)]
+
+
+@pytest.fixture
+def front_door() -> Iterator[FrontDoor]:
+    door = FrontDoor([]).start()
+    yield door
+    door.stop()
+
+
+@pytest.mark.parametrize(("point", "seed"), RUNS, ids=[f"{p}-{s}" for p, s in RUNS])
+def test_a_leader_killed_at_the_worst_moment_loses_nothing_and_sends_nothing_twice(
+        point: str, seed: int, spawn: Callable[..., Process], front_door: FrontDoor,
+        telegram: TelegramSim, kie: KieSim, db: Database) -> None:
+    rng = random.Random(f"{point}-{seed}")
+    users = [8000 + n for n in range(rng.randint(2, 4))]
+    crash_after = rng.randint(1, len(users))
+    doomed = spawn("doomed", PUBLIC_URL=front_door.url, KIEBOT_CRASHPOINT=point,
+                   KIEBOT_CRASHPOINT_AFTER=str(crash_after))
+    front_door.backends.append(f"http://127.0.0.1:{doomed.port}")
+    wait_until(doomed.active, timeout=30, what="the doomed instance leads")
+    survivor = spawn("survivor", PUBLIC_URL=front_door.url)
+    front_door.backends.append(f"http://127.0.0.1:{survivor.port}")
+    wait_until(survivor.health, timeout=30, what="the survivor answers")
+
+    for user in users:
+        telegram.user_sends(user, f"/imagine a crash test for {user}")
+    wait_until(lambda: doomed.proc.poll() is not None, timeout=30, what=f"the leader dies at {point}")
+    wait_until(survivor.active, timeout=10, what="the survivor takes over")
+
+    jobs = wait_until(lambda: (js := [j for u in users for j in recent_jobs(db, u)]) and len(js) == len(users)
+                      and all(j.terminal for j in js) and js, timeout=60, what="every job final")
+    assert {j.state for j in jobs} == {JobState.DELIVERED}, [(j.id, j.state) for j in jobs]
+    for user in users:
+        got = sum(1 for m in telegram.chat(user) if m.from_bot and m.media == "photo")
+        allowed = 2 if point == "after_send" else 1
+        assert 1 <= got <= allowed, f"user {user} got {got} photos after a crash {point}"
