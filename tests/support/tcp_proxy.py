@@ -83,11 +83,14 @@ class PgProxy:
         except OSError:
             pass
         finally:
+            # shutdown() before close(): a bare close() does not wake the other direction's
+            # blocked recv(), which would keep the socket (and the server's session) alive.
             for s in (src, dst):
                 try:
-                    s.close()
+                    s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                s.close()
             with self._lock:
                 self._sockets.discard(src)
                 self._sockets.discard(dst)
