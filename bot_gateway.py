@@ -44,8 +44,7 @@ class BotGateway:
         self.loop = asyncio.new_event_loop()
         self.app = self._build_application()
         dialogue.install(self.app, dialogue.Deps(db, catalogue, metrics, notify_job))
-        self.sender = TelegramSender(self.app.bot, self.loop,
-                                     on_result=lambda m, r: metrics.telegram_requests.labels(m, r).inc())
+        self.sender = TelegramSender(self.app.bot, self.loop)
         self._thread = threading.Thread(target=self.loop.run_forever, name="kiebot-telegram", daemon=True)
         self._intake: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -57,13 +56,21 @@ class BotGateway:
                 .base_url(f"{base}/bot")
                 .base_file_url(f"{base}/file/bot")
                 .updater(None)
-                .rate_limiter(FloodControl(
-                    on_wait=lambda reason, s: self.metrics.telegram_waits.labels(reason).inc(s),
-                    on_queue=self.metrics.telegram_queue.set))
+                .rate_limiter(FloodControl(on_wait=self._observe_wait, on_queue=self.metrics.telegram_queue.set,
+                                           on_request=self._observe_request))
                 .request(HTTPXRequest(connection_pool_size=64, connect_timeout=5, read_timeout=30,
                                       write_timeout=30, media_write_timeout=60))
                 .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=LONG_POLL_TIMEOUT_S + 10))
                 .build())
+
+    def _observe_request(self, endpoint: str, result: str, seconds: float) -> None:
+        self.metrics.telegram_requests.labels(endpoint, result).inc()
+        self.metrics.telegram_latency.labels(endpoint).observe(seconds)
+
+    def _observe_wait(self, reason: str, seconds: float) -> None:
+        self.metrics.telegram_waits.labels(reason).inc(seconds)
+        if reason == "429":
+            self.metrics.telegram_429.inc()
 
     # --- lifecycle (called from other threads) ----------------------------------------------
     def start(self) -> None:
@@ -150,6 +157,8 @@ class BotGateway:
             log.error("cannot store update %s: %s", update_id, exc, extra={"action": "update_store_failed"})
             return None
         self.metrics.telegram_updates.labels("stored" if new else "duplicate").inc()
+        if not new:
+            self.metrics.duplicates_suppressed.labels("update").inc()
         return new
 
     async def _process_stored(self, epoch: int) -> None:

@@ -28,7 +28,7 @@ from storage import jobs
 from storage.db import Database
 from storage.embedded import start_embedded
 from storage.migrate import migrate
-from telemetry.metrics import Metrics
+from telemetry.metrics import DatabaseGauges, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ class Runtime:
         self.catalogue = load_catalogue()
         self.metrics = Metrics()
         self.db = Database(database_url, application_name=f"kiebot-{settings.instance_id}")
-        self.metrics.watch_jobs(lambda: jobs.counts_by_state(self.db))
-        self.kie = KieClient(settings.kie_api_url, settings.kie_api_key)
+        self.metrics.watch_database(lambda: DatabaseGauges(*jobs.database_gauges(self.db)))
+        self.kie = KieClient(settings.kie_api_url, settings.kie_api_key, observe=self._observe_kie)
         self.status = LeadershipStatus()
         self.timers: Timers | None = None
         self.leader: pykka.ActorRef[Any] | None = None
@@ -79,6 +79,10 @@ class Runtime:
                          delivery_policy=s.delivery_policy, poll_base_s=s.poll_base_s,
                          delivery_grace_s=s.delivery_grace_s)
         return JobSupervisor.start(ctx)
+
+    def _observe_kie(self, method: str, result: str, seconds: float) -> None:
+        self.metrics.kie_calls.labels(method, result).inc()
+        self.metrics.kie_latency.labels(method).observe(seconds)
 
     def _tell_supervisor(self, message: Any) -> None:
         if self.leader is not None:

@@ -75,6 +75,7 @@ class JobActor(pykka.ThreadingActor):
         self._send_attempt = 0
         self._finished = False
         self._progress_text: str | None = None
+        self._callback_at: dt.datetime | None = None
 
     # --- pykka hooks ------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -139,7 +140,6 @@ class JobActor(pykka.ThreadingActor):
         moved = self._move(job, S.SUBMITTING)
         if moved is None:
             return
-        self.ctx.metrics.kie_calls.labels("createTask", "sent").inc()
         try:
             task_id = self.ctx.kie.create_task(job.model, job.input, self.ctx.callback_url(job))
         except KieRetryLater as exc:
@@ -218,6 +218,7 @@ class JobActor(pykka.ThreadingActor):
         job = self._reload()
         if job is None or job.state not in (S.SUBMITTING, S.SUBMITTED):
             self.ctx.metrics.callbacks.labels("duplicate").inc()
+            self.ctx.metrics.duplicates_suppressed.labels("callback").inc()
             return
         body_task = task_id_of(stored.body)
         if (self.ctx.hmac_required and stored.signature_ok is not True) or (
@@ -244,6 +245,7 @@ class JobActor(pykka.ThreadingActor):
             data = stored.body.get("data") if isinstance(stored.body, dict) else None
             record = parse_record(data) if isinstance(data, dict) else None
         self.ctx.metrics.callbacks.labels("accepted").inc()
+        self._callback_at = stored.received_at
         self._apply(job, decide_after_record(record), source="callback",
                     task_id=task_id if job.kie_task_id is None else None)
 
@@ -260,6 +262,7 @@ class JobActor(pykka.ThreadingActor):
         self.ctx.metrics.uncertain_deliveries.inc()
         if self.ctx.delivery_policy == "at_most_once":
             if self._move(job, S.DELIVERY_UNKNOWN):
+                self._count_finished(job, "delivery_unknown")
                 log.error("delivery outcome unknown; parked (at_most_once)",
                           extra={"action": "delivery_unknown", "job_id": job.id})
             return self._finish()
@@ -287,6 +290,7 @@ class JobActor(pykka.ThreadingActor):
         if delivered:
             crashpoint("after_record")
             self.ctx.metrics.deliveries.labels(job.outcome or "unknown").inc()
+            self._count_finished(delivered, job.outcome or "unknown")
             self._note("delivered", f"messages {message_ids}")
             if job.outcome == "success":
                 self._edit_progress(delivered, "progress_done")
@@ -319,8 +323,16 @@ class JobActor(pykka.ThreadingActor):
                     raise
         return list(self.ctx.sender.send_text(job.chat_id, notice, buttons).message_ids)
 
+    def _count_finished(self, job: Job, outcome: str) -> None:
+        now = dt.datetime.now(dt.timezone.utc)
+        self.ctx.metrics.jobs_finished.labels(job.model, outcome).inc()
+        self.ctx.metrics.job_duration.labels(job.model).observe((now - job.created_at).total_seconds())
+        if self._callback_at is not None and outcome in ("success", "failure"):
+            self.ctx.metrics.callback_to_delivery.observe((now - self._callback_at).total_seconds())
+
     def _send_failed(self, job: Job, exc: SendError) -> None:
         self._note("send_error", str(exc), level=logging.WARNING)
+        self.ctx.metrics.delivery_errors.labels(exc.outcome.value).inc()
         match exc.outcome:
             case SendOutcome.RETRY_AFTER | SendOutcome.RETRY:
                 delay = max(exc.retry_after, SEND_RETRY_S[min(self._send_attempt, len(SEND_RETRY_S) - 1)])
@@ -330,7 +342,8 @@ class JobActor(pykka.ThreadingActor):
                 # The claim stays; _resume_delivery applies DELIVERY_POLICY after the grace period.
                 self._later(0.0, Resume())
             case SendOutcome.UNDELIVERABLE | SendOutcome.REJECTED:
-                self._move(job, S.UNDELIVERABLE)
+                if self._move(job, S.UNDELIVERABLE):
+                    self._count_finished(job, "undeliverable")
                 self._finish()
 
     # --- helpers ----------------------------------------------------------------------------

@@ -96,6 +96,7 @@ class JobSupervisor(pykka.ThreadingActor):
             # A callback for a finished job: nothing to do but record that we saw it.
             for stored in inbox.pending_for_job(self.ctx.db, job_id):
                 self.ctx.metrics.callbacks.labels("duplicate").inc()
+                self.ctx.metrics.duplicates_suppressed.labels("callback").inc()
                 inbox.mark_processed(self.ctx.db, stored.id, self.ctx.epoch)
 
     def _sweep(self) -> None:
@@ -116,6 +117,7 @@ class JobSupervisor(pykka.ThreadingActor):
         log.error("job actor %s failed (%d/%d): %s", job_id, count, MAX_RESTARTS, error,
                   extra={"action": "child_failed", "job_id": job_id})
         if count <= MAX_RESTARTS:
+            self.ctx.metrics.job_actor_restarts.inc()
             self.ctx.timers.later(RESTART_BACKOFF_S[min(count - 1, len(RESTART_BACKOFF_S) - 1)],
                                   self.actor_ref, Respawn(job_id))
             return

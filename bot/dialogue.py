@@ -174,6 +174,8 @@ async def choose_ratio(chat_id: int, user_id: int, lang: str, draft: str, ratio:
     conv = conversations.load(deps.db, chat_id, user_id)
     if conv.step != "ratio" or conv.data.get("draft") != draft:
         already = find_job(deps.db, f"draft:{draft}") is not None
+        if already:
+            deps.metrics.duplicates_suppressed.labels("button").inc()
         await context.bot.send_message(chat_id, text(lang, "already_started" if already else "stale_button"))
         return
     spec = deps.catalogue.get(conv.data["model"])

@@ -37,7 +37,8 @@ def _seconds(value: Any) -> float:
 
 class FloodControl(BaseRateLimiter[int]):
     def __init__(self, on_wait: Callable[[str, float], None] | None = None,
-                 on_queue: Callable[[int], None] | None = None) -> None:
+                 on_queue: Callable[[int], None] | None = None,
+                 on_request: Callable[[str, str, float], None] | None = None) -> None:
         self._chat_next: dict[str | int, float] = {}
         self._chat_locks: dict[str | int, asyncio.Lock] = {}
         self._global_next = 0.0
@@ -45,6 +46,7 @@ class FloodControl(BaseRateLimiter[int]):
         self._queued = 0
         self._on_wait = on_wait or (lambda reason, seconds: None)
         self._on_queue = on_queue or (lambda depth: None)
+        self._on_request = on_request or (lambda endpoint, result, seconds: None)
 
     async def initialize(self) -> None:
         self._global_lock = asyncio.Lock()
@@ -57,7 +59,7 @@ class FloodControl(BaseRateLimiter[int]):
                               rate_limit_args: int | None) -> Any:
         chat = data.get("chat_id")
         if chat is None:                       # getUpdates, answerCallbackQuery, getMe, …
-            return await self._send(callback, args, kwargs)
+            return await self._send(endpoint, callback, args, kwargs)
         key: str | int = chat if isinstance(chat, (int, str)) else str(chat)
         lock = self._chat_locks.setdefault(key, asyncio.Lock())
         self._queued += 1
@@ -67,7 +69,7 @@ class FloodControl(BaseRateLimiter[int]):
                 for attempt in range(MAX_RETRIES + 1):
                     await self._wait_for_slot(key)
                     try:
-                        return await self._send(callback, args, kwargs)
+                        return await self._send(endpoint, callback, args, kwargs)
                     except RetryAfter as exc:
                         wait = _seconds(exc.retry_after)
                         self._chat_next[key] = time.monotonic() + wait
@@ -96,12 +98,19 @@ class FloodControl(BaseRateLimiter[int]):
             await asyncio.sleep(slot - now)
         self._chat_next[key] = time.monotonic() + interval
 
-    @staticmethod
-    async def _send(callback: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: dict[str, Any]) -> Any:
+    async def _send(self, endpoint: str, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
+                    kwargs: dict[str, Any]) -> Any:
         marker = dispatch_marker.get()
         if marker is not None:
             marker.set()
-        return await callback(*args, **kwargs)
+        started = time.monotonic()
+        try:
+            result = await callback(*args, **kwargs)
+        except Exception as exc:
+            self._on_request(endpoint, type(exc).__name__, time.monotonic() - started)
+            raise
+        self._on_request(endpoint, "ok", time.monotonic() - started)
+        return result
 
 
 def _is_group(key: str | int) -> bool:

@@ -63,10 +63,8 @@ def classify_send_error(exc: BaseException) -> SendError:
 class TelegramSender:
     """actors.ports.Sender over PTB, for threads other than the bot loop's."""
 
-    def __init__(self, bot: Bot, loop: asyncio.AbstractEventLoop, timeout: float = SEND_TIMEOUT_S,
-                 on_result: Callable[[str, str], None] | None = None) -> None:
+    def __init__(self, bot: Bot, loop: asyncio.AbstractEventLoop, timeout: float = SEND_TIMEOUT_S) -> None:
         self._bot, self._loop, self._timeout = bot, loop, timeout
-        self._on_result = on_result or (lambda method, result: None)
 
     def _run(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
         """Run a PTB call on the bot loop. Waiting in FloodControl's queue is not the send:
@@ -87,16 +85,12 @@ class TelegramSender:
                 except BaseException:  # noqa: BLE001 - only whether it left matters now
                     pass
                 outcome = SendOutcome.UNKNOWN if dispatched.is_set() else SendOutcome.RETRY
-                self._on_result(method, outcome.value)
                 raise SendError(outcome, "waited too long for a sending slot")
         try:
             result = future.result(self._timeout)
         except BaseException as exc:  # noqa: BLE001 - every failure is classified, none escapes raw
             future.cancel()
-            error = classify_send_error(exc)
-            self._on_result(method, error.outcome.value)
-            raise error from None
-        self._on_result(method, "ok")
+            raise classify_send_error(exc) from None
         return result
 
     def send_photo(self, chat_id: int, url: str, caption: str, buttons: Buttons | None) -> Sent:

@@ -63,13 +63,26 @@ def build_session() -> requests.Session:
 
 class KieClient:
     def __init__(self, base_url: str, api_key: str, *, session: requests.Session | None = None,
-                 read_timeout: float = READ_TIMEOUT_S) -> None:
+                 read_timeout: float = READ_TIMEOUT_S,
+                 observe: Callable[[str, str, float], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = session or build_session()
         self._session.headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = (CONNECT_TIMEOUT_S, read_timeout)
         self._create_window = SlidingWindow(*CREATE_LIMIT)
         self._record_window = SlidingWindow(*RECORD_LIMIT)
+        self._observe = observe or (lambda method, result, seconds: None)
+
+    def _request(self, method: str, call: Callable[[], requests.Response]) -> requests.Response:
+        """One HTTP exchange, timed and counted; exceptions pass through unchanged."""
+        started = time.monotonic()
+        try:
+            resp = call()
+        except requests.RequestException as exc:
+            self._observe(method, type(exc).__name__, time.monotonic() - started)
+            raise
+        self._observe(method, str(resp.status_code), time.monotonic() - started)
+        return resp
 
     def create_task(self, model: str, input: dict[str, Any], callback_url: str | None = None) -> str:
         """Submit a task and return its taskId. Never retried here: createTask is not idempotent."""
@@ -78,8 +91,8 @@ class KieClient:
             body["callBackUrl"] = callback_url
         self._create_window.acquire()
         try:
-            resp = self._session.post(f"{self.base_url}/api/v1/jobs/createTask", json=body,
-                                      timeout=self._timeout)
+            resp = self._request("createTask", lambda: self._session.post(
+                f"{self.base_url}/api/v1/jobs/createTask", json=body, timeout=self._timeout))
         except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
             raise KieRetryLater(f"createTask could not connect: {type(exc).__name__}") from None
         except requests.ConnectionError as exc:
@@ -99,8 +112,8 @@ class KieClient:
         """The task's record, or None while KIE answers `recordInfo is null` (not visible yet)."""
         self._record_window.acquire()
         try:
-            resp = self._session.get(f"{self.base_url}/api/v1/jobs/recordInfo",
-                                     params={"taskId": task_id}, timeout=self._timeout)
+            resp = self._request("recordInfo", lambda: self._session.get(
+                f"{self.base_url}/api/v1/jobs/recordInfo", params={"taskId": task_id}, timeout=self._timeout))
         except requests.RequestException as exc:
             raise KieRetryLater(f"recordInfo failed: {type(exc).__name__}") from None
         code, msg, data = self._envelope(resp, "recordInfo")
@@ -112,7 +125,8 @@ class KieClient:
 
     def credit(self) -> Decimal:
         try:
-            resp = self._session.get(f"{self.base_url}/api/v1/chat/credit", timeout=self._timeout)
+            resp = self._request("credit", lambda: self._session.get(
+                f"{self.base_url}/api/v1/chat/credit", timeout=self._timeout))
         except requests.RequestException as exc:
             raise KieRetryLater(f"credit failed: {type(exc).__name__}") from None
         code, msg, data = self._envelope(resp, "credit")

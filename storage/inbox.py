@@ -5,6 +5,7 @@ the same statement, so a crash between the two handles it again (handling is ide
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ class StoredCallback:
     id: int
     body: Any
     signature_ok: bool | None
+    received_at: dt.datetime
 
 
 def store_callback(db: Database, job_id: int, body: Any, signature_ok: bool | None,
@@ -27,7 +29,7 @@ def store_callback(db: Database, job_id: int, body: Any, signature_ok: bool | No
 
 
 def pending_for_job(db: Database, job_id: int) -> list[StoredCallback]:
-    return [StoredCallback(r["id"], r["body"], r["signature_ok"])
+    return [StoredCallback(r["id"], r["body"], r["signature_ok"], r["received_at"])
             for r in db.all("unprocessed_callbacks_for_job", job_id=job_id)]
 
 

@@ -134,6 +134,13 @@ def counts_by_state(db: Database) -> dict[str, int]:
     return {r["state"]: int(r["n"]) for r in db.all("job_counts_by_state")}
 
 
+def database_gauges(db: Database) -> tuple[dict[str, int], int, int, float]:
+    """(jobs by state, callback backlog, update backlog, oldest unfinished job age in s)."""
+    row = db.one("database_gauges") or {}
+    return (counts_by_state(db), int(row.get("callback_backlog", 0)), int(row.get("update_backlog", 0)),
+            float(row.get("oldest_age_s", 0.0)))
+
+
 def recent_jobs(db: Database, user_id: int, limit: int = 10) -> list[Job]:
     return [Job.from_row(r) for r in db.all("recent_jobs_for_user", user_id=user_id, limit=limit)]
 

@@ -166,3 +166,11 @@ ON CONFLICT (user_id) DO NOTHING
 -- name: user_lang
 -- The language a user chose or arrived with.
 SELECT lang FROM users WHERE user_id = %(user_id)s
+
+-- name: database_gauges
+-- Inbox backlogs and the oldest unfinished job's age (for /metrics).
+SELECT
+    (SELECT count(*) FROM callback_inbox WHERE processed_at IS NULL) AS callback_backlog,
+    (SELECT count(*) FROM telegram_updates WHERE processed_at IS NULL) AS update_backlog,
+    COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM jobs
+              WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable')), 0)::float8 AS oldest_age_s
