@@ -114,6 +114,7 @@ class BotGateway:
     async def _run_intake(self, epoch: int) -> None:
         log.info("telegram intake started (%s)", self.settings.bot_mode, extra={"action": "intake_start", "epoch": epoch})
         try:
+            await self._register_intake()
             await self._process_stored(epoch)
             if self.settings.bot_mode == "polling":
                 await self._poll(epoch)
@@ -127,6 +128,24 @@ class BotGateway:
                     await self._process_stored(epoch)
         finally:
             log.info("telegram intake stopped", extra={"action": "intake_stop", "epoch": epoch})
+
+    async def _register_intake(self) -> None:
+        """Tell Telegram where updates go: our webhook (with its secret), or nowhere (polling).
+        Retried until it works; pending updates are never dropped."""
+        failures = 0
+        while True:
+            try:
+                if self.settings.bot_mode == "webhook":
+                    await self.app.bot.set_webhook(f"{self.settings.public_url}/telegram/webhook",
+                                                   secret_token=self.settings.telegram_webhook_secret,
+                                                   allowed_updates=Update.ALL_TYPES)
+                else:
+                    await self.app.bot.delete_webhook(drop_pending_updates=False)
+                return
+            except TelegramError as exc:
+                failures += 1
+                log.warning("could not register the intake: %s", type(exc).__name__, extra={"action": "intake_register"})
+                await asyncio.sleep(POLL_ERROR_BACKOFF_S[min(failures, len(POLL_ERROR_BACKOFF_S)) - 1])
 
     async def _poll(self, epoch: int) -> None:
         offset: int | None = None

@@ -76,6 +76,7 @@ class JobActor(pykka.ThreadingActor):
         self._finished = False
         self._progress_text: str | None = None
         self._callback_at: dt.datetime | None = None
+        self._uncertainty_counted = False
 
     # --- pykka hooks ------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -258,8 +259,11 @@ class JobActor(pykka.ThreadingActor):
             self._send(claimed)
 
     def _resume_delivery(self, job: Job) -> None:
-        """A claim from an earlier incarnation: its send may or may not have happened."""
-        self.ctx.metrics.uncertain_deliveries.inc()
+        """A claim whose send may or may not have happened (ours after an unknown outcome, or
+        an earlier incarnation's). Counted once per claim."""
+        if not self._uncertainty_counted:
+            self.ctx.metrics.uncertain_deliveries.inc()
+            self._uncertainty_counted = True
         if self.ctx.delivery_policy == "at_most_once":
             if self._move(job, S.DELIVERY_UNKNOWN):
                 self._count_finished(job, "delivery_unknown")
@@ -272,6 +276,7 @@ class JobActor(pykka.ThreadingActor):
             return self._later(wait, Resume())
         reclaimed = self._move(job, S.DELIVERING, expected_claim_epoch=job.claim_epoch)
         if reclaimed:
+            self._uncertainty_counted = False
             self._note("reclaimed", f"from epoch {job.claim_epoch}", level=logging.WARNING)
             self._send(reclaimed)
 
@@ -339,7 +344,8 @@ class JobActor(pykka.ThreadingActor):
                 self._send_attempt += 1
                 self._later(delay, RetrySend())
             case SendOutcome.UNKNOWN:
-                # The claim stays; _resume_delivery applies DELIVERY_POLICY after the grace period.
+                # The claim stays; _resume_delivery counts it and applies DELIVERY_POLICY after
+                # the grace period.
                 self._later(0.0, Resume())
             case SendOutcome.UNDELIVERABLE | SendOutcome.REJECTED:
                 if self._move(job, S.UNDELIVERABLE):

@@ -1,0 +1,63 @@
+"""Sending under Telegram's real limits, against the limit-enforcing simulator: bursts go out
+without a single 429, one chat gets at most one message a second."""
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Iterator
+
+import pytest
+
+from bot_gateway import BotGateway
+from config.catalogue import load_catalogue
+from config.settings import Settings
+from sim.telegram import TelegramSim
+from storage.db import Database
+from telemetry.metrics import Metrics
+
+SENDING = {"sendMessage", "sendPhoto", "editMessageText"}
+
+
+@pytest.fixture
+def limited() -> Iterator[TelegramSim]:
+    with TelegramSim(enforce_limits=True) as sim:
+        yield sim
+
+
+@pytest.fixture
+def gateway(limited: TelegramSim, db: Database) -> Iterator[BotGateway]:
+    settings = Settings.from_env({"TELEGRAM_BOT_TOKEN": limited.token, "TELEGRAM_API_URL": limited.url,
+                                  "KIE_API_KEY": "unused"})
+    gw = BotGateway(settings, db, load_catalogue(), Metrics(), notify_job=lambda job_id: None)
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+def sends(sim: TelegramSim) -> list:  # type: ignore[type-arg]
+    return [c for c in sim.calls() if c.method in SENDING]
+
+
+def test_twenty_results_to_one_chat_go_out_at_most_one_per_second(limited: TelegramSim, gateway: BotGateway) -> None:
+    limited.user_sends(31, "hi")
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda n: gateway.sender.send_text(31, f"result {n}"), range(20)))
+    calls = sends(limited)
+    assert len(calls) == 20 and all(c.status == 200 for c in calls)
+    gaps = [b.at - a.at for a, b in zip(calls, calls[1:])]
+    assert min(gaps) >= 0.95, f"smallest gap {min(gaps):.3f}s"
+
+
+def test_a_burst_of_1000_results_to_200_chats_gets_no_429(limited: TelegramSim, gateway: BotGateway) -> None:
+    chats = list(range(100_000, 100_200))
+    for chat in chats:
+        limited.user_sends(chat, "hi")
+    jobs = [(chats[n % 200], n) for n in range(1000)]
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        list(pool.map(lambda job: gateway.sender.send_text(job[0], f"result {job[1]}"), jobs))
+    calls = sends(limited)
+    assert len(calls) == 1000
+    assert [c.status for c in calls if c.status != 200] == []
+    per_chat: dict[int, list[float]] = {}
+    for c in calls:
+        per_chat.setdefault(int(c.params["chat_id"]), []).append(c.at)
+    assert all(len(times) == 5 for times in per_chat.values())
