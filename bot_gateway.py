@@ -19,6 +19,7 @@ from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot import dialogue
+from bot.context import Deps
 from bot.flood_control import FloodControl
 from bot.sender import TelegramSender, run_on_loop
 from config.catalogue import Catalogue
@@ -39,11 +40,12 @@ BOT_COMMANDS = [("start", "Menu"), ("imagine", "Generate from one line"), ("canc
 
 class BotGateway:
     def __init__(self, settings: Settings, db: Database, catalogue: Catalogue, metrics: Metrics,
-                 notify_job: Callable[[int], None]) -> None:
+                 notify_job: Callable[[int], None], cancel_job: Callable[[int], None] = lambda job_id: None) -> None:
         self.settings, self.db, self.metrics = settings, db, metrics
         self.loop = asyncio.new_event_loop()
         self.app = self._build_application()
-        dialogue.install(self.app, dialogue.Deps(db, catalogue, metrics, notify_job))
+        dialogue.install(self.app, Deps(db, catalogue, metrics, notify_job, cancel_job,
+                                        max_active_jobs=settings.max_active_jobs))
         self.sender = TelegramSender(self.app.bot, self.loop)
         self._thread = threading.Thread(target=self.loop.run_forever, name="kiebot-telegram", daemon=True)
         self._intake: asyncio.Task[None] | None = None

@@ -16,7 +16,7 @@ import pykka
 
 from actors.job import JobContext
 from actors.leader import LeaderActor, LeadershipStatus
-from actors.messages import CallbackStored, JobCreated, Resign, ToSupervisor
+from actors.messages import CallbackStored, CancelJob, JobCreated, Resign, ToSupervisor
 from actors.supervisor import JobSupervisor
 from actors.timers import Timers
 from bot_gateway import BotGateway
@@ -46,11 +46,13 @@ class Runtime:
         self.metrics = Metrics()
         self.db = Database(database_url, application_name=f"kiebot-{settings.instance_id}")
         self.metrics.watch_database(lambda: DatabaseGauges(*jobs.database_gauges(self.db)))
-        self.kie = KieClient(settings.kie_api_url, settings.kie_api_key, observe=self._observe_kie)
+        self.kie = KieClient(settings.kie_api_url, settings.kie_api_key, upload_url=settings.kie_upload_url,
+                             observe=self._observe_kie)
         self.status = LeadershipStatus()
         self.timers: Timers | None = None
         self.leader: pykka.ActorRef[Any] | None = None
-        self.bot = BotGateway(settings, self.db, self.catalogue, self.metrics, self._to_supervisor_job)
+        self.bot = BotGateway(settings, self.db, self.catalogue, self.metrics, self._to_supervisor_job,
+                              lambda job_id: self._tell_supervisor(CancelJob(job_id)))
         self.http = HttpGateway(settings.http_host, settings.http_port, self.db, self.metrics, GatewayHooks(
             status=self.health, ready=self.ready,
             callback_stored=lambda job_id: self._tell_supervisor(CallbackStored(job_id)),

@@ -21,6 +21,7 @@ class KeepWaiting:
 @dataclass(frozen=True)
 class Succeeded:
     urls: tuple[str, ...]
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ def decide_after_record(record: TaskRecord | None) -> Next:
         detail = record.fail_msg or (f"error {record.fail_code}" if record.fail_code else "no reason given")
         return Failed(detail)
     if state in SUCCESS_STATES:
-        if record.result_urls:
-            return Succeeded(record.result_urls)
+        if record.result_urls or record.result_text:
+            return Succeeded(record.result_urls, record.result_text)
         return KeepWaiting("success without result URLs yet")
     return KeepWaiting(f"state {record.state!r}")
 

@@ -14,9 +14,11 @@ from typing import Any
 
 import pykka
 
+from actors import delivery
 from actors.decisions import Failed, KeepWaiting, Next, Succeeded, decide_after_record, next_poll_delay
 from actors.job_state import JobState as S
-from actors.messages import CallbacksPending, ChildFailed, ChildFinished, PollDue, ProgressDue, Resume, RetrySend
+from actors.messages import (Cancel, CallbacksPending, ChildFailed, ChildFinished, PollDue, ProgressDue, Resume,
+                             RetrySend)
 from actors.ports import Sender, SendError, SendOutcome
 from actors.timers import Timers
 from config.catalogue import Catalogue
@@ -100,6 +102,11 @@ class JobActor(pykka.ThreadingActor):
                     self._poll()
             case CallbacksPending():
                 self._handle_callbacks()
+            case Cancel():
+                job = self._reload()
+                if job is not None and job.state == S.CREATED and self._move(job, S.CANCELLED):
+                    self._edit_progress(job, "cancelled_job")
+                    self._finish()
             case ProgressDue():
                 job = self.job
                 if job is not None and job.state in (S.SUBMITTING, S.SUBMITTED):
@@ -138,18 +145,19 @@ class JobActor(pykka.ThreadingActor):
                 self._resume_delivery(job)
 
     def _submit(self, job: Job) -> None:
+        try:
+            job_input = self._resolve_uploads(job.input)
+        except (KieRetryLater, SendError) as exc:
+            return self._retry_submit_later(job, str(exc), moved_back=True)
+        except KieJobFailed as exc:
+            return self._fail(job, text(job.lang, "reason_kie", detail=exc.reason))
         moved = self._move(job, S.SUBMITTING)
         if moved is None:
             return
         try:
-            task_id = self.ctx.kie.create_task(job.model, job.input, self.ctx.callback_url(job))
+            task_id = self.ctx.kie.create_task(job.model, job_input, self.ctx.callback_url(job))
         except KieRetryLater as exc:
-            self._note("submit_retry_later", str(exc))
-            if self._move(moved, S.CREATED) is not None:
-                delay = SUBMIT_RETRY_S[min(self._submit_attempt, len(SUBMIT_RETRY_S) - 1)]
-                self._submit_attempt += 1
-                self._later(delay, Resume())
-            return
+            return self._retry_submit_later(moved, str(exc), moved_back=False)
         except KieJobFailed as exc:
             return self._fail(moved, text(job.lang, "reason_kie", detail=exc.reason))
         except KieAlert as exc:
@@ -170,6 +178,26 @@ class JobActor(pykka.ThreadingActor):
         self._handle_callbacks()        # a callback may have arrived before createTask answered
         if self.job and self.job.state == S.SUBMITTED:
             self._schedule_poll()
+
+    def _retry_submit_later(self, job: Job, why: str, *, moved_back: bool) -> None:
+        """Nothing reached KIE: try again later from `created`."""
+        self._note("submit_retry_later", why)
+        if moved_back or self._move(job, S.CREATED) is not None:
+            delay = SUBMIT_RETRY_S[min(self._submit_attempt, len(SUBMIT_RETRY_S) - 1)]
+            self._submit_attempt += 1
+            self._later(delay, Resume())
+
+    def _resolve_uploads(self, job_input: dict[str, Any]) -> dict[str, Any]:
+        """Files users sent ("tg:<file_id>") go to KIE's upload host; KIE gets their URLs."""
+        def resolve(value: Any) -> Any:
+            if isinstance(value, list):
+                return [resolve(v) for v in value]
+            if isinstance(value, str) and value.startswith("tg:"):
+                data, name = self.ctx.sender.download_file(value[3:])
+                return self.ctx.kie.upload_file(data, name)
+            return value
+
+        return {key: resolve(value) for key, value in job_input.items()}
 
     def _poll(self) -> None:
         job = self.job
@@ -193,9 +221,9 @@ class JobActor(pykka.ThreadingActor):
                     job = self._move(job, S.SUBMITTED, kie_task_id=task_id) or job
                 if self.job and self.job.state == S.SUBMITTED:
                     self._schedule_poll()
-            case Succeeded(urls=urls):
+            case Succeeded(urls=urls, text=result_text):
                 moved = self._move(job, S.SUCCEEDED, outcome="success", result_urls=list(urls),
-                                   kie_task_id=task_id)
+                                   result_text=result_text, kie_task_id=task_id)
                 if moved:
                     self._note("succeeded", f"via {source}")
                     self._deliver(moved)
@@ -282,16 +310,17 @@ class JobActor(pykka.ThreadingActor):
 
     def _send(self, job: Job) -> None:
         spec = self.ctx.catalogue.get(job.model)
-        title = spec.title if spec else job.model
+        file_ids: list[str] | None = None
         try:
             if job.outcome == "success":
-                message_ids = self._send_result(job, title)
+                sent = delivery.send_result(self.ctx.sender, job, spec)
+                message_ids, file_ids = list(sent.message_ids), list(sent.file_ids)
             else:
-                message_ids = self._send_failure(job, title)
+                message_ids = delivery.send_failure(self.ctx.sender, job, spec)
         except SendError as exc:
             return self._send_failed(job, exc)
         crashpoint("after_send")
-        delivered = self._move(job, S.DELIVERED, delivered_message_ids=message_ids)
+        delivered = self._move(job, S.DELIVERED, delivered_message_ids=message_ids, result_file_ids=file_ids)
         if delivered:
             crashpoint("after_record")
             self.ctx.metrics.deliveries.labels(job.outcome or "unknown").inc()
@@ -300,33 +329,6 @@ class JobActor(pykka.ThreadingActor):
             if job.outcome == "success":
                 self._edit_progress(delivered, "progress_done")
         self._finish()
-
-    def _send_result(self, job: Job, title: str) -> list[int]:
-        prompt = str(job.input.get("prompt", ""))
-        caption = text(job.lang, "result_caption", title=title, prompt=prompt)[:1000]
-        buttons = [[(text(job.lang, "btn_create_another"), "menu:create")]]
-        ids: list[int] = []
-        for url in job.result_urls or []:
-            try:
-                ids += self.ctx.sender.send_photo(job.chat_id, url, caption, buttons).message_ids
-            except SendError as exc:
-                if exc.outcome != SendOutcome.REJECTED:
-                    raise
-                # Telegram would not take the photo: give the user the link instead.
-                ids += self.ctx.sender.send_text(job.chat_id, f"{caption}\n{url}", buttons).message_ids
-        return ids
-
-    def _send_failure(self, job: Job, title: str) -> list[int]:
-        notice = text(job.lang, "progress_failed", title=title, reason=job.failure_reason or "")
-        buttons = [[(text(job.lang, "btn_create_another"), "menu:create")]]
-        if job.progress_message_id:
-            try:
-                self.ctx.sender.edit_text(job.chat_id, job.progress_message_id, notice, buttons)
-                return [job.progress_message_id]
-            except SendError as exc:
-                if exc.outcome != SendOutcome.REJECTED:
-                    raise
-        return list(self.ctx.sender.send_text(job.chat_id, notice, buttons).message_ids)
 
     def _count_finished(self, job: Job, outcome: str) -> None:
         now = dt.datetime.now(dt.timezone.utc)
@@ -343,6 +345,9 @@ class JobActor(pykka.ThreadingActor):
                 delay = max(exc.retry_after, SEND_RETRY_S[min(self._send_attempt, len(SEND_RETRY_S) - 1)])
                 self._send_attempt += 1
                 self._later(delay, RetrySend())
+            case SendOutcome.UNKNOWN if job.outcome != "success":
+                # The failure notice is an edit of the progress message: repeating it is harmless.
+                self._later(SEND_RETRY_S[0], RetrySend())
             case SendOutcome.UNKNOWN:
                 # The claim stays; _resume_delivery counts it and applies DELIVERY_POLICY after
                 # the grace period.

@@ -32,12 +32,15 @@ class JobState(str, enum.Enum):
     DELIVERY_UNKNOWN = "delivery_unknown"
     # undeliverable: Telegram refused for good (bot blocked, chat gone). Final.
     UNDELIVERABLE = "undeliverable"
+    # cancelled: the user cancelled before the job was submitted (/cancel). Final.
+    # (Last, because Postgres appends enum labels added by a migration.)
+    CANCELLED = "cancelled"
 
 
 S = JobState
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    S.CREATED: frozenset({S.SUBMITTING, S.FAILED}),
+    S.CREATED: frozenset({S.SUBMITTING, S.FAILED, S.CANCELLED}),
     S.SUBMITTING: frozenset({S.SUBMITTED, S.CREATED, S.SUCCEEDED, S.FAILED}),
     S.SUBMITTED: frozenset({S.SUCCEEDED, S.FAILED}),
     S.SUCCEEDED: frozenset({S.DELIVERING}),
@@ -46,6 +49,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.DELIVERED: frozenset(),
     S.DELIVERY_UNKNOWN: frozenset(),
     S.UNDELIVERABLE: frozenset(),
+    S.CANCELLED: frozenset(),
 }
 
 TERMINAL: frozenset[JobState] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)

@@ -24,6 +24,18 @@ class RetrySend:
 
 
 @dataclass(frozen=True)
+class Cancel:
+    """The user cancelled: end the job if it has not been submitted yet."""
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    """To the supervisor: route a Cancel to this job's actor."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
 class ProgressDue:
     """Time to refresh the progress message (state and elapsed time)."""
 

@@ -31,13 +31,19 @@ class SendError(Exception):
 @dataclass(frozen=True)
 class Sent:
     message_ids: tuple[int, ...]
+    file_ids: tuple[str, ...] = ()
 
 
 class Sender(Protocol):
     """Sends for the actors; blocks the calling thread; raises SendError."""
 
-    def send_photo(self, chat_id: int, url: str, caption: str, buttons: Buttons | None) -> Sent: ...
+    def send_media(self, chat_id: int, kind: str, source: str, caption: str | None,
+                   buttons: Buttons | None) -> Sent: ...
+
+    def send_album(self, chat_id: int, kind: str, sources: list[str], caption: str | None) -> Sent: ...
 
     def send_text(self, chat_id: int, text: str, buttons: Buttons | None = None) -> Sent: ...
 
     def edit_text(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None) -> None: ...
+
+    def download_file(self, file_id: str) -> tuple[bytes, str]: ...

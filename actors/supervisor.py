@@ -15,7 +15,8 @@ import pykka
 
 from actors.job import JobActor, JobContext
 from actors.job_state import JobState as S
-from actors.messages import CallbackStored, CallbacksPending, ChildFailed, ChildFinished, JobCreated, Respawn, Sweep
+from actors.messages import (CallbackStored, CallbacksPending, Cancel, CancelJob, ChildFailed, ChildFinished, JobCreated,
+                             Respawn, Sweep)
 from config.texts import text
 from storage import inbox
 from storage.db import DatabaseUnavailable
@@ -60,6 +61,9 @@ class JobSupervisor(pykka.ThreadingActor):
                 self._child_failed(job_id, error)
             case Respawn(job_id=job_id):
                 self._spawn(job_id)
+            case CancelJob(job_id=job_id):
+                self._spawn(job_id)
+                self.children[job_id].tell(Cancel())
             case _:
                 raise TypeError(f"JobSupervisor got an unknown message: {message!r}")
         self.ctx.metrics.job_actors.set(len(self.children))

@@ -15,10 +15,12 @@ import threading
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
+import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from actors.ports import Buttons, SendError, SendOutcome, Sent
+from bot import media
 from bot.flood_control import dispatch_marker
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,10 @@ def classify_send_error(exc: BaseException) -> SendError:
             return SendError(SendOutcome.RETRY, detail)
         case NetworkError() | TelegramError():
             return SendError(SendOutcome.UNKNOWN, detail)
+        case media.TooLarge():
+            return SendError(SendOutcome.REJECTED, detail)
+        case httpx.HTTPError():
+            return SendError(SendOutcome.REJECTED, f"result could not be downloaded: {detail}")
         case concurrent.futures.TimeoutError() | asyncio.TimeoutError():
             return SendError(SendOutcome.UNKNOWN, "no answer within the send timeout")
     return SendError(SendOutcome.UNKNOWN, detail)
@@ -93,10 +99,18 @@ class TelegramSender:
             raise classify_send_error(exc) from None
         return result
 
-    def send_photo(self, chat_id: int, url: str, caption: str, buttons: Buttons | None) -> Sent:
-        msg: Message = self._run("sendPhoto", lambda: self._bot.send_photo(
-            chat_id, url, caption=caption, reply_markup=keyboard(buttons)))
-        return Sent((msg.message_id,))
+    def send_media(self, chat_id: int, kind: str, source: str, caption: str | None,
+                   buttons: Buttons | None) -> Sent:
+        msg = self._run(f"send_{kind}", lambda: media.send_media(self._bot, chat_id, kind, source, caption,
+                                                                   keyboard(buttons)))
+        return Sent((msg.message_id,), tuple(filter(None, [media.file_id_of(msg)])))
+
+    def send_album(self, chat_id: int, kind: str, sources: list[str], caption: str | None) -> Sent:
+        msgs = self._run("send_album", lambda: media.send_album(self._bot, chat_id, kind, sources, caption))
+        return Sent(tuple(m.message_id for m in msgs), tuple(filter(None, (media.file_id_of(m) for m in msgs))))
+
+    def download_file(self, file_id: str) -> tuple[bytes, str]:
+        return self._run("getFile", lambda: media.download_telegram_file(self._bot, file_id))
 
     def send_text(self, chat_id: int, text: str, buttons: Buttons | None = None) -> Sent:
         msg: Message = self._run("sendMessage", lambda: self._bot.send_message(

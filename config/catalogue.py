@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
@@ -108,6 +108,10 @@ class ModelSpec:
     price_credits: Decimal | None
     offered: bool
     not_offered_reason: str | None = None
+    category: str = "image"
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    typical_time_s: int = 30
+    result_kind: str = "photo"
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ModelSpec:
@@ -119,7 +123,24 @@ class ModelSpec:
             price_credits=Decimal(str(price)) if price is not None else None,
             offered=bool(raw.get("offered")),
             not_offered_reason=raw.get("not_offered_reason"),
+            category=raw.get("category", "image"), labels=raw.get("labels") or {},
+            typical_time_s=int(raw.get("typical_time_s") or 30), result_kind=raw.get("result_kind") or "photo",
         )
+
+    def name(self, lang: str) -> str:
+        return (self.labels.get(lang) or self.labels.get("en") or {}).get("name") or self.title
+
+    def description(self, lang: str) -> str:
+        return (self.labels.get(lang) or self.labels.get("en") or {}).get("description") or ""
+
+    @property
+    def required_fields(self) -> list[InputField]:
+        return [f for f in self.inputs if f.required]
+
+    @property
+    def optional_fields(self) -> list[InputField]:
+        """Optional fields a chat can ask for (lists of objects are left to KIE's defaults)."""
+        return [f for f in self.inputs if not f.required and f.type not in ("array-of-object", "array-of-array")]
 
     @property
     def deadline_s(self) -> int:
@@ -171,6 +192,11 @@ class Catalogue:
 
     def offered(self) -> list[ModelSpec]:
         return [m for m in self._models.values() if m.offered]
+
+    def in_category(self, category: str) -> list[ModelSpec]:
+        """Offered models of a category, z-image (free) first, then by name."""
+        models = [m for m in self.offered() if m.category == category]
+        return sorted(models, key=lambda m: (m.id != "z-image", m.title.lower()))
 
 
 @functools.cache

@@ -47,6 +47,7 @@ class Settings:
     leader_lock_key: int = DEFAULT_LEADER_LOCK_KEY
     poll_base_s: float = 1.0
     delivery_grace_s: float = 30.0
+    max_active_jobs: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_secrets: bool = True) -> Settings:
@@ -119,6 +120,10 @@ class Settings:
         if grace is None or grace < 0:
             problems.append("KIEBOT_DELIVERY_GRACE_S must be a number of seconds >= 0")
             grace = 30.0
+        max_active = _parse_int(get("KIEBOT_MAX_ACTIVE_JOBS", "1"))
+        if max_active is None or max_active < 1:
+            problems.append("KIEBOT_MAX_ACTIVE_JOBS must be a whole number of at least 1")
+            max_active = 1
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -135,7 +140,7 @@ class Settings:
             http_host=get("HTTP_HOST", "0.0.0.0"), http_port=port,
             instance_id=get("INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}",
             admin_ids=frozenset(admin_ids), log_level=log_level, log_format=log_format,
-            leader_lock_key=lock_key, poll_base_s=poll_base, delivery_grace_s=grace)
+            leader_lock_key=lock_key, poll_base_s=poll_base, delivery_grace_s=grace, max_active_jobs=max_active)
 
 
 def _is_http_url(value: str) -> bool:

@@ -62,10 +62,12 @@ def build_session() -> requests.Session:
 
 
 class KieClient:
-    def __init__(self, base_url: str, api_key: str, *, session: requests.Session | None = None,
+    def __init__(self, base_url: str, api_key: str, *, upload_url: str | None = None,
+                 session: requests.Session | None = None,
                  read_timeout: float = READ_TIMEOUT_S,
                  observe: Callable[[str, str, float], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.upload_url = (upload_url or base_url).rstrip("/")
         self._session = session or build_session()
         self._session.headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = (CONNECT_TIMEOUT_S, read_timeout)
@@ -122,6 +124,22 @@ class KieClient:
         if code == 422 and RECORD_IS_NULL in msg.lower():
             return None
         raise self._error(code, msg, "recordInfo")
+
+    def upload_file(self, data: bytes, file_name: str, upload_path: str = "kiebot") -> str:
+        """Put a user's file on KIE's upload host (kept about 3 days); return its download URL."""
+        try:
+            resp = self._request("upload", lambda: self._session.post(
+                f"{self.upload_url}/api/file-stream-upload", files={"file": (file_name, data)},
+                data={"uploadPath": upload_path, "fileName": file_name}, timeout=(CONNECT_TIMEOUT_S, 120)))
+        except requests.RequestException as exc:
+            raise KieRetryLater(f"upload failed: {type(exc).__name__}") from None
+        code, msg, data_out = self._envelope(resp, "upload")
+        url = (data_out or {}).get("downloadUrl") or (data_out or {}).get("fileUrl") if isinstance(data_out, dict) else None
+        if code == 200 and isinstance(url, str):
+            return url
+        if code == 200:
+            raise KieRetryLater("upload answered 200 without a URL")
+        raise self._error(code, msg, "upload")
 
     def credit(self) -> Decimal:
         try:

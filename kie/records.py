@@ -18,6 +18,7 @@ class TaskRecord:
     fail_code: str | None = None
     fail_msg: str | None = None
     callback_url: str | None = None  # from `param`, to prove a task belongs to a job
+    result_text: str | None = None   # text models answer `resultObject` instead of URLs
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -47,8 +48,11 @@ def task_id_of(body: Any) -> str | None:
 def parse_record(data: dict[str, Any]) -> TaskRecord:
     """Normalise a recordInfo `data` object or a callback's `data`."""
     task_id = task_id_of({"data": data}) or ""
-    result = _loads_maybe(data.get("resultJson")) or {}
-    urls = result.get("resultUrls") or result.get("result_urls") or [] if isinstance(result, dict) else []
+    result = _loads_maybe(data.get("resultJson"))
+    result = result if isinstance(result, dict) else {}
+    urls = result.get("resultUrls") or result.get("result_urls") or []
+    obj = result.get("resultObject")
+    result_text = (obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)) if obj else None
     param = _loads_maybe(data.get("param")) or {}
     callback_url = param.get("callBackUrl") if isinstance(param, dict) else None
     return TaskRecord(
@@ -58,5 +62,6 @@ def parse_record(data: dict[str, Any]) -> TaskRecord:
         fail_code=str(data["failCode"]) if data.get("failCode") not in (None, "") else None,
         fail_msg=str(data["failMsg"]) if data.get("failMsg") not in (None, "") else None,
         callback_url=callback_url if isinstance(callback_url, str) else None,
+        result_text=result_text,
         raw=data,
     )

@@ -34,3 +34,7 @@ def user_lang(db: Database, user_id: int, telegram_lang: str | None) -> str:
     db.run("remember_user", user_id=user_id, lang=guess)
     row = db.one("user_lang", user_id=user_id)
     return row["lang"] if row else guess
+
+
+def set_lang(db: Database, user_id: int, lang: str) -> None:
+    db.run("set_user_lang", user_id=user_id, lang=lang)

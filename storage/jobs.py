@@ -41,6 +41,8 @@ class Job:
     submitted_at: dt.datetime | None
     finished_at: dt.datetime | None
     delivered_at: dt.datetime | None
+    result_file_ids: list[str] | None = None
+    result_text: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -110,8 +112,8 @@ def get_job(db: Database, job_id: int) -> Job | None:
 def transition(db: Database, job_id: int, expected: JobState, new: JobState, epoch: int, *,
                outcome: str | None = None, kie_task_id: str | None = None,
                result_urls: list[str] | None = None, failure_reason: str | None = None,
-               delivered_message_ids: list[int] | None = None,
-               expected_claim_epoch: int | None = None) -> TransitionResult:
+               delivered_message_ids: list[int] | None = None, result_file_ids: list[str] | None = None,
+               result_text: str | None = None, expected_claim_epoch: int | None = None) -> TransitionResult:
     """One fenced conditional UPDATE from `expected` to `new` under `epoch`."""
     check_transition(expected, new)
     row = db.one(
@@ -120,7 +122,8 @@ def transition(db: Database, job_id: int, expected: JobState, new: JobState, epo
         result_urls=json_param(result_urls) if result_urls is not None else None,
         failure_reason=failure_reason,
         delivered_message_ids=json_param(delivered_message_ids) if delivered_message_ids is not None else None,
-        expected_claim_epoch=expected_claim_epoch)
+        result_file_ids=json_param(result_file_ids) if result_file_ids is not None else None,
+        result_text=result_text, expected_claim_epoch=expected_claim_epoch)
     if row is None:
         return LostRace(job_id, expected, epoch)
     return Moved(Job.from_row(row))
@@ -139,6 +142,10 @@ def database_gauges(db: Database) -> tuple[dict[str, int], int, int, float]:
     row = db.one("database_gauges") or {}
     return (counts_by_state(db), int(row.get("callback_backlog", 0)), int(row.get("update_backlog", 0)),
             float(row.get("oldest_age_s", 0.0)))
+
+
+def active_jobs(db: Database, user_id: int) -> list[Job]:
+    return [Job.from_row(r) for r in db.all("active_jobs_for_user", user_id=user_id)]
 
 
 def recent_jobs(db: Database, user_id: int, limit: int = 10) -> list[Job]:

@@ -66,6 +66,8 @@ UPDATE jobs SET
     result_urls = COALESCE(%(result_urls)s, result_urls),
     failure_reason = COALESCE(%(failure_reason)s, failure_reason),
     delivered_message_ids = COALESCE(%(delivered_message_ids)s, delivered_message_ids),
+    result_file_ids = COALESCE(%(result_file_ids)s, result_file_ids),
+    result_text = COALESCE(%(result_text)s, result_text),
     claim_epoch = CASE WHEN %(new)s = 'delivering' THEN %(epoch)s ELSE claim_epoch END,
     claimed_at = CASE WHEN %(new)s = 'delivering' THEN now() ELSE claimed_at END,
     submitted_at = CASE WHEN %(new)s = 'submitted' THEN now() ELSE submitted_at END,
@@ -81,7 +83,7 @@ RETURNING jobs.*
 -- name: unfinished_job_ids
 -- Every job that is not in a final state, oldest first.
 SELECT id FROM jobs
-WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable')
+WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
 ORDER BY id
 
 -- name: job_counts_by_state
@@ -173,4 +175,15 @@ SELECT
     (SELECT count(*) FROM callback_inbox WHERE processed_at IS NULL) AS callback_backlog,
     (SELECT count(*) FROM telegram_updates WHERE processed_at IS NULL) AS update_backlog,
     COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM jobs
-              WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable')), 0)::float8 AS oldest_age_s
+              WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')), 0)::float8 AS oldest_age_s
+
+-- name: active_jobs_for_user
+-- A user's jobs that have not reached a final state (the one-at-a-time rule, /cancel).
+SELECT * FROM jobs WHERE user_id = %(user_id)s
+  AND state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+ORDER BY id
+
+-- name: set_user_lang
+-- The language a user chose with /lang.
+INSERT INTO users (user_id, lang) VALUES (%(user_id)s, %(lang)s)
+ON CONFLICT (user_id) DO UPDATE SET lang = EXCLUDED.lang

@@ -21,6 +21,7 @@ PATH_TO: dict[JobState, list[tuple[JobState, dict[str, Any]]]] = {
     JobState.FAILED: [(JobState.SUBMITTING, {}), (JobState.SUBMITTED, {"kie_task_id": None}),
                       (JobState.FAILED, {"outcome": "failure", "failure_reason": "boom"})],
 }
+PATH_TO[JobState.CANCELLED] = [(JobState.CANCELLED, {})]
 PATH_TO[JobState.DELIVERING] = PATH_TO[JobState.SUCCEEDED] + [(JobState.DELIVERING, {})]
 PATH_TO[JobState.DELIVERED] = PATH_TO[JobState.DELIVERING] + [(JobState.DELIVERED, {"delivered_message_ids": [1]})]
 PATH_TO[JobState.DELIVERY_UNKNOWN] = PATH_TO[JobState.DELIVERING] + [(JobState.DELIVERY_UNKNOWN, {})]

@@ -1,0 +1,98 @@
+"""After a result: its buttons (regenerate, edit the prompt, original quality, resend), and the
+commands that look back (/history) or change the user's settings (/lang)."""
+from __future__ import annotations
+
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot import callback_data as cd
+from bot import media, wizard
+from bot.context import deps_of, who
+from config.texts import LANGS, text
+from storage import conversations
+from storage.jobs import Job, get_job, recent_jobs
+
+HISTORY_SIZE = 10
+STATE_WORDS = {"delivered": "state_delivered", "undeliverable": "state_undeliverable", "cancelled": "state_cancelled",
+               "delivery_unknown": "state_undeliverable"}
+
+
+async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/history: recent jobs with their state; finished results can be sent again."""
+    deps = deps_of(context)
+    chat_id, user_id, lang = who(update, deps)
+    jobs = recent_jobs(deps.db, user_id, HISTORY_SIZE)
+    if not jobs:
+        await context.bot.send_message(chat_id, text(lang, "history_empty"))
+        return
+    lines, buttons = [text(lang, "history_title")], []
+    for job in jobs:
+        spec = deps.catalogue.get(job.model)
+        state = text(lang, state_word(job))
+        prompt = str(job.input.get("prompt") or "")[:60]
+        lines.append(text(lang, "history_line", id=job.id, name=spec.name(lang) if spec else job.model,
+                          state=state, prompt=prompt))
+        if job.state.value == "delivered" and job.outcome == "success":
+            buttons.append((text(lang, "btn_resend", id=job.id), cd.build(cd.JobAction("resend", job.id))))
+    rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
+    await context.bot.send_message(chat_id, "\n".join(lines), reply_markup=wizard.markup(rows) if rows else None)
+
+
+def state_word(job: Job) -> str:
+    if job.state.value == "delivered":
+        return "state_delivered" if job.outcome == "success" else "state_failed"
+    return STATE_WORDS.get(job.state.value, "state_running")
+
+
+async def choose_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/lang: English or Russian."""
+    chat_id, _, lang = who(update, deps_of(context))
+    rows = [[("English", cd.build(cd.Lang("en"))), ("Русский", cd.build(cd.Lang("ru")))]]
+    await context.bot.send_message(chat_id, text(lang, "lang_choose"), reply_markup=wizard.markup(rows))
+
+
+async def set_lang(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, code: str) -> None:
+    lang = code if code in LANGS else "en"
+    conversations.set_lang(deps_of(context).db, user_id, lang)
+    await context.bot.send_message(chat_id, text(lang, "lang_set"), reply_markup=wizard.markup(wizard.main_menu(lang)))
+
+
+async def job_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str,
+                     action: cd.JobAction, query_id: str) -> None:
+    """The buttons under a result or a failure notice."""
+    from bot.dialogue import start_job   # the dialogue owns job creation
+
+    deps = deps_of(context)
+    job = get_job(deps.db, action.job_id)
+    spec = deps.catalogue.get(job.model) if job else None
+    if job is None or job.user_id != user_id or spec is None or not spec.offered:
+        await context.bot.send_message(chat_id, text(lang, "job_gone"))
+        return
+    match action.action:
+        case "regen":
+            await start_job(context, chat_id, user_id, lang, spec, dict(job.input), f"regen:{query_id}")
+        case "edit":
+            await wizard.start_model(context, chat_id, user_id, lang, spec, preset=dict(job.input), ask="prompt")
+        case "orig":
+            for url in job.result_urls or []:
+                await send_or_link(context, chat_id, "document", url)
+        case "resend":
+            sources = job.result_file_ids or job.result_urls or []
+            for source in sources:
+                await send_or_link(context, chat_id, spec.result_kind, source)
+        case _:
+            await context.bot.send_message(chat_id, text(lang, "stale_button"))
+
+
+async def send_or_link(context: ContextTypes.DEFAULT_TYPE, chat_id: int, kind: str, source: str) -> None:
+    try:
+        await media.send_media(context.bot, chat_id, kind, source)
+    except (TelegramError, media.TooLarge):
+        if source.startswith(("http://", "https://")):
+            await context.bot.send_message(chat_id, source)
+        else:
+            raise
+
+
