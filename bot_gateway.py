@@ -38,6 +38,10 @@ BOT_COMMANDS = [("start", "Menu"), ("imagine", "Generate from one line"), ("canc
                 ("help", "Help")]
 
 
+class FencedOut(Exception):
+    """This instance's epoch is no longer current: stop taking updates."""
+
+
 class BotGateway:
     def __init__(self, settings: Settings, db: Database, catalogue: Catalogue, metrics: Metrics,
                  notify_job: Callable[[int], None], cancel_job: Callable[[int], None] = lambda job_id: None) -> None:
@@ -114,22 +118,35 @@ class BotGateway:
 
     # --- intake (on the bot loop) -----------------------------------------------------------
     async def _run_intake(self, epoch: int) -> None:
+        """Intake for one epoch; an unexpected error is logged and the intake starts over."""
         log.info("telegram intake started (%s)", self.settings.bot_mode, extra={"action": "intake_start", "epoch": epoch})
         try:
-            await self._register_intake()
-            await self._process_stored(epoch)
-            if self.settings.bot_mode == "polling":
-                await self._poll(epoch)
-            else:
-                while True:
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), INBOX_SWEEP_S)
-                    except asyncio.TimeoutError:
-                        pass
-                    self._wake.clear()
-                    await self._process_stored(epoch)
+            while True:
+                try:
+                    await self._intake_once(epoch)
+                except (asyncio.CancelledError, FencedOut):
+                    raise
+                except Exception:  # noqa: BLE001 - the intake boundary: log, count, start over
+                    log.exception("telegram intake failed; restarting", extra={"action": "intake_error"})
+                    self.metrics.telegram_updates.labels("intake_error").inc()
+                    await asyncio.sleep(POLL_ERROR_BACKOFF_S[-1])
+        except FencedOut:
+            log.warning("epoch %s is stale; intake stops", epoch, extra={"action": "intake_fenced"})
         finally:
             log.info("telegram intake stopped", extra={"action": "intake_stop", "epoch": epoch})
+
+    async def _intake_once(self, epoch: int) -> None:
+        await self._register_intake()
+        await self._process_stored(epoch)
+        if self.settings.bot_mode == "polling":
+            await self._poll(epoch)
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), INBOX_SWEEP_S)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            await self._process_stored(epoch)
 
     async def _register_intake(self) -> None:
         """Tell Telegram where updates go: our webhook (with its secret), or nowhere (polling).
@@ -198,6 +215,5 @@ class BotGateway:
                     log.error("update %s could not be processed: %s", update_id, exc, extra={"action": "update_failed"})
                     result = "failed"
                 if not await asyncio.to_thread(update_inbox.mark_processed, self.db, update_id, epoch):
-                    log.warning("epoch %s is stale; intake stops", epoch, extra={"action": "intake_fenced"})
-                    raise asyncio.CancelledError
+                    raise FencedOut(epoch)
                 self.metrics.telegram_updates.labels(result).inc()

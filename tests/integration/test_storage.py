@@ -111,3 +111,9 @@ def test_a_redelivered_update_is_stored_once(db: Database, database_url: str) ->
     assert updates.mark_processed(db, 7, epoch - 1) is False
     assert updates.mark_processed(db, 7, epoch) is True
     assert updates.unprocessed(db) == []
+
+
+def test_an_update_with_a_nul_character_is_still_stored(db: Database) -> None:
+    assert updates.store_update(db, 8, {"update_id": 8, "message": {"text": "a\x00b"}}, "a") is True
+    [(update_id, body)] = updates.unprocessed(db)
+    assert update_id == 8 and body["message"]["text"] == "a\ufffdb"

@@ -1,0 +1,121 @@
+"""A simulated user that walks a model's wizard through the Telegram simulator, reading which
+question is being asked from the conversations table (the UI is what it acts on)."""
+from __future__ import annotations
+
+from typing import Any
+
+from config.catalogue import InputField, ModelSpec
+from config.texts import text
+from sim.kie_media import png_bytes
+from sim.telegram import ChatMessage, TelegramSim
+from storage import conversations
+from storage.db import Database
+from storage.jobs import recent_jobs
+from tests.support.waiting import wait_until
+
+STEP_TIMEOUT_S = 120.0
+
+
+class Driver:
+    """One simulated user walking one model's wizard, reading the dialogue step from Postgres."""
+
+    def __init__(self, telegram: TelegramSim, db: Database, spec: ModelSpec, user: int) -> None:
+        self.tg, self.db, self.spec, self.user = telegram, db, spec, user
+
+    def bot_messages(self) -> int:
+        return sum(1 for m in self.tg.chat(self.user) if m.from_bot)
+
+    def act(self, action: Any) -> None:
+        """Do one thing and wait for the bot to answer it."""
+        before = self.bot_messages()
+        action()
+        self.tg.wait_for_chat(self.user, lambda c: sum(1 for m in c if m.from_bot) > before, STEP_TIMEOUT_S)
+
+    def run(self) -> list[ChatMessage]:
+        self.open_model()
+        self.walk()
+        [job] = wait_until(lambda: (js := recent_jobs(self.db, self.user)) and js[0].terminal and js,
+                           timeout=STEP_TIMEOUT_S, what=f"{self.spec.id} job final")
+        assert (job.state.value, job.outcome) == ("delivered", "success"), (job.state, job.failure_reason)
+        return self.tg.chat(self.user)
+
+    def open_model(self) -> None:
+        """From /start through the category pages to the model's card."""
+        self.act(lambda: self.tg.user_sends(self.user, "/start"))
+        self.act(lambda: self.tg.user_presses(self.user, text("en", f"cat_{self.spec.category}")))
+        name = self.spec.name("en")
+        for _ in range(20):
+            if any(b[0].startswith(f"{name} ·") for b in self.last_buttons()):
+                break
+            self.act(lambda: self.tg.user_presses(self.user, text("en", "btn_next")))
+        self.act(lambda: self.tg.user_presses(self.user, f"{name} ·"))
+
+    def walk(self, stop_at_confirm: bool = False) -> None:
+        """Answer every question with a valid value, then start (or stop at the confirmation)."""
+        for _ in range(40):
+            conv = conversations.load(self.db, self.user, self.user)
+            if conv.step == "confirm":
+                if not stop_at_confirm:
+                    self.confirm()
+                return
+            field = self.spec.field(conv.data.get("asking") or "")
+            assert conv.step == "wizard" and field is not None, f"unexpected step {conv.step}"
+            self.answer(field, conv.data["input"].get(field.name))
+
+    def last_buttons(self) -> list[tuple[str, str]]:
+        bot = [m for m in self.tg.chat(self.user) if m.from_bot]
+        return [b for row in bot[-1].buttons for b in row] if bot else []
+
+    def answer(self, f: InputField, current: Any) -> None:
+        choices = [True, False] if f.type == "boolean" else list(f.enum or [])
+        if choices:
+            pick = f.default if f.default in choices else choices[0]
+            label = text("en", "btn_yes") if pick is True else text("en", "btn_no") if pick is False else str(pick)
+            self.act(lambda: self.tg.user_presses(self.user, label))
+        elif f.media:
+            count = len(current or [])
+            if f.type == "array-of-url" and count >= max(1, f.min_items or 1):
+                self.act(lambda: self.tg.user_presses(self.user, text("en", "btn_done")))
+            elif f.media.get("kind") == "image":
+                self.act(lambda: self.tg.user_sends_photo(self.user, png_bytes(f"{self.spec.id}-{count}")))
+            else:
+                ext = {"video": "mp4", "audio": "mp3"}.get(str(f.media.get("kind")), "bin")
+                self.act(lambda: self.tg.user_sends(self.user, f"https://example.com/input-{count}.{ext}"))
+        else:
+            self.act(lambda: self.tg.user_sends(self.user, typed_value(self.spec, f)))
+
+    def confirm(self) -> None:
+        last = self.spec.required_fields[-1] if self.spec.required_fields else None
+        buttons = [b[0] for b in self.last_buttons()]
+        if text("en", "btn_generate") in buttons or last is None:
+            self.act(lambda: self.tg.user_presses(self.user, text("en", "btn_generate")))
+            return
+        choices = [True, False] if last.type == "boolean" else list(last.enum or [])
+        pick = last.default if last.default in choices else choices[0]
+        label = text("en", "btn_yes") if pick is True else text("en", "btn_no") if pick is False else str(pick)
+        self.act(lambda: self.tg.user_presses(self.user, label))
+
+
+def typed_value(spec: ModelSpec, f: InputField) -> str:
+    if f.type in ("integer", "number"):
+        value = f.default if isinstance(f.default, (int, float)) else f.min if f.min is not None else 1
+        return str(int(value) if f.type == "integer" else value)
+    if f.type == "array-of-string":
+        return "alpha, beta"
+    if f.default not in (None, ""):
+        return str(f.default)
+    value = f"a small test of {spec.id}" if f.name in ("prompt", "text") else "test"
+    return value.ljust(f.min_length or 0, ".")
+
+
+
+def typed_value(spec: ModelSpec, f: InputField) -> str:
+    if f.type in ("integer", "number"):
+        value = f.default if isinstance(f.default, (int, float)) else f.min if f.min is not None else 1
+        return str(int(value) if f.type == "integer" else value)
+    if f.type == "array-of-string":
+        return "alpha, beta"
+    if f.default not in (None, ""):
+        return str(f.default)
+    value = f"a small test of {spec.id}" if f.name in ("prompt", "text") else "test"
+    return value.ljust(f.min_length or 0, ".")
