@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 SUBMIT_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 SEND_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 PROGRESS_PRIVATE_S = 5.0
+CALLBACK_POLL_FACTOR = 5.0      # poll this much less often when KIE calls back (10 recordInfo/s per key)
 PROGRESS_GROUP_S = 15.0
 
 
@@ -378,6 +379,8 @@ class JobActor(pykka.ThreadingActor):
     def _schedule_poll(self) -> None:
         self._poll_generation += 1
         delay = next_poll_delay(self._poll_attempt, self.ctx.poll_base_s)
+        if self.ctx.public_url:
+            delay *= CALLBACK_POLL_FACTOR   # callbacks carry the news; polling is the safety net
         self._poll_attempt += 1
         self.ctx.timers.later(delay, self.actor_ref, PollDue(self._poll_generation))
 
