@@ -15,6 +15,7 @@ import pykka
 
 from actors.job import JobActor, JobContext
 from actors.job_state import JobState as S
+from actors.reconciler import Reconciler, ReconcilerConfig
 from actors.messages import (CallbackStored, CallbacksPending, Cancel, CancelJob, ChildFailed, ChildFinished, JobCreated,
                              Respawn, Sweep)
 from config.texts import text
@@ -35,6 +36,7 @@ class JobSupervisor(pykka.ThreadingActor):
         self.ctx = ctx
         self.children: dict[int, pykka.ActorRef[Any]] = {}
         self.restarts: dict[int, int] = {}
+        self.reconciler = Reconciler(ctx.db, ctx.epoch, ReconcilerConfig(SWEEP_INTERVAL_S, ctx.delivery_grace_s))
 
     def on_start(self) -> None:
         """Supervisor thread. Adopts every unfinished job; a database error here stops us,
@@ -105,14 +107,14 @@ class JobSupervisor(pykka.ThreadingActor):
 
     def _sweep(self) -> None:
         try:
-            for job_id in unfinished_job_ids(self.ctx.db):
-                if job_id not in self.children:
-                    self._spawn(job_id)
-            for job_id in inbox.jobs_with_pending(self.ctx.db):
+            result = self.reconciler.run_once(set(self.children))
+            for job_id in result.orphans:
+                self._spawn(job_id)
+            for job_id in result.callbacks:
                 self._route_callbacks(job_id)
         except DatabaseUnavailable as exc:
             log.warning("sweep skipped: %s", exc, extra={"action": "sweep_error"})
-        self.ctx.timers.later(SWEEP_INTERVAL_S, self.actor_ref, Sweep())
+        self.ctx.timers.later(self.reconciler.config.interval_s, self.actor_ref, Sweep())
 
     def _child_failed(self, job_id: int, error: str) -> None:
         self.children.pop(job_id, None)

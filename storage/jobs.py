@@ -148,6 +148,12 @@ def active_jobs(db: Database, user_id: int) -> list[Job]:
     return [Job.from_row(r) for r in db.all("active_jobs_for_user", user_id=user_id)]
 
 
+def reconcile_counts(db: Database, epoch: int, grace_s: float) -> tuple[int, int]:
+    """(unfinished jobs past their deadline, older epochs' claims past the grace period)."""
+    row = db.one("reconcile_counts", epoch=epoch, grace_s=grace_s) or {}
+    return int(row.get("past_deadline", 0)), int(row.get("stale_claims", 0))
+
+
 def recent_jobs(db: Database, user_id: int, limit: int = 10) -> list[Job]:
     return [Job.from_row(r) for r in db.all("recent_jobs_for_user", user_id=user_id, limit=limit)]
 

@@ -187,3 +187,12 @@ ORDER BY id
 -- The language a user chose with /lang.
 INSERT INTO users (user_id, lang) VALUES (%(user_id)s, %(lang)s)
 ON CONFLICT (user_id) DO UPDATE SET lang = EXCLUDED.lang
+
+-- name: reconcile_counts
+-- What the reconciler looks at: unfinished jobs past their deadline, and delivery claims of
+-- older epochs whose grace period is over.
+SELECT
+    (SELECT count(*) FROM jobs WHERE state IN ('created', 'submitting', 'submitted')
+        AND deadline_at < now()) AS past_deadline,
+    (SELECT count(*) FROM jobs WHERE state = 'delivering' AND claim_epoch < %(epoch)s
+        AND claimed_at < now() - make_interval(secs => %(grace_s)s)) AS stale_claims
