@@ -17,7 +17,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot import callback_data as cd
 from bot import results, wizard
 from bot.context import Deps, deps_of, who
-from config.catalogue import ModelSpec
+from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from faults import crashpoint
 from storage import conversations
@@ -150,14 +150,21 @@ async def draft_button(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id
             await context.bot.send_message(chat_id, text(lang, "stale_button"))
 
 
-async def receive_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Text while the wizard waits for a typed answer."""
+def asked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[
+        int, int, str, Conversation, ModelSpec | None, InputField | None]:
+    """Who wrote, their conversation, and the model and field the wizard is asking, if any."""
     deps = deps_of(context)
     chat_id, user_id, lang = who(update, deps)
-    assert update.message is not None
     conv = conversations.load(deps.db, chat_id, user_id)
     spec = deps.catalogue.get(conv.data.get("model", "")) if conv.step == "wizard" else None
     field = spec.field(conv.data.get("asking") or "") if spec else None
+    return chat_id, user_id, lang, conv, spec, field
+
+
+async def receive_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text while the wizard waits for a typed answer."""
+    chat_id, user_id, lang, conv, spec, field = asked(update, context)
+    assert update.message is not None
     if spec is None or field is None or field.type == "boolean" or field.enum:
         await not_understood(update, context)
         return
@@ -170,12 +177,8 @@ async def receive_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def receive_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A photo, video, audio or file while the wizard waits for a media input."""
-    deps = deps_of(context)
-    chat_id, user_id, lang = who(update, deps)
+    chat_id, user_id, lang, conv, spec, field = asked(update, context)
     assert update.message is not None
-    conv = conversations.load(deps.db, chat_id, user_id)
-    spec = deps.catalogue.get(conv.data.get("model", "")) if conv.step == "wizard" else None
-    field = spec.field(conv.data.get("asking") or "") if spec else None
     upload = wizard.new_message_media(update.message)
     if spec is None or field is None or not field.media or upload is None:
         await not_understood(update, context)

@@ -67,11 +67,8 @@ class Driver:
         return [b for row in bot[-1].buttons for b in row] if bot else []
 
     def answer(self, f: InputField, current: Any) -> None:
-        choices = [True, False] if f.type == "boolean" else list(f.enum or [])
-        if choices:
-            pick = f.default if f.default in choices else choices[0]
-            label = text("en", "btn_yes") if pick is True else text("en", "btn_no") if pick is False else str(pick)
-            self.act(lambda: self.tg.user_presses(self.user, label))
+        if f.type == "boolean" or f.enum:
+            self.act(lambda: self.tg.user_presses(self.user, default_choice_label(f)))
         elif f.media:
             count = len(current or [])
             if f.type == "array-of-url" and count >= max(1, f.min_items or 1):
@@ -90,23 +87,14 @@ class Driver:
         if text("en", "btn_generate") in buttons or last is None:
             self.act(lambda: self.tg.user_presses(self.user, text("en", "btn_generate")))
             return
-        choices = [True, False] if last.type == "boolean" else list(last.enum or [])
-        pick = last.default if last.default in choices else choices[0]
-        label = text("en", "btn_yes") if pick is True else text("en", "btn_no") if pick is False else str(pick)
-        self.act(lambda: self.tg.user_presses(self.user, label))
+        self.act(lambda: self.tg.user_presses(self.user, default_choice_label(last)))
 
 
-def typed_value(spec: ModelSpec, f: InputField) -> str:
-    if f.type in ("integer", "number"):
-        value = f.default if isinstance(f.default, (int, float)) else f.min if f.min is not None else 1
-        return str(int(value) if f.type == "integer" else value)
-    if f.type == "array-of-string":
-        return "alpha, beta"
-    if f.default not in (None, ""):
-        return str(f.default)
-    value = f"a small test of {spec.id}" if f.name in ("prompt", "text") else "test"
-    return value.ljust(f.min_length or 0, ".")
-
+def default_choice_label(f: InputField) -> str:
+    """The button a user picks for an enum or boolean field: its default, else the first."""
+    choices = [True, False] if f.type == "boolean" else list(f.enum or [])
+    pick = f.default if f.default in choices else choices[0]
+    return text("en", "btn_yes") if pick is True else text("en", "btn_no") if pick is False else str(pick)
 
 
 def typed_value(spec: ModelSpec, f: InputField) -> str:
