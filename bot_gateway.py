@@ -63,7 +63,8 @@ class BotGateway:
                 .base_file_url(f"{base}/file/bot")
                 .updater(None)
                 .rate_limiter(FloodControl(on_wait=self._observe_wait, on_queue=self.metrics.telegram_queue.set,
-                                           on_request=self._observe_request))
+                                           on_request=self._observe_request,
+                                           pacing=self.settings.client_pacing))
                 .request(HTTPXRequest(connection_pool_size=64, connect_timeout=5, read_timeout=30,
                                       write_timeout=30, media_write_timeout=60))
                 .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=LONG_POLL_TIMEOUT_S + 10))

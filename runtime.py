@@ -47,7 +47,7 @@ class Runtime:
         self.db = Database(database_url, application_name=f"kiebot-{settings.instance_id}")
         self.metrics.watch_database(lambda: DatabaseGauges(*jobs.database_gauges(self.db)))
         self.kie = KieClient(settings.kie_api_url, settings.kie_api_key, upload_url=settings.kie_upload_url,
-                             observe=self._observe_kie)
+                             observe=self._observe_kie, pacing=settings.client_pacing)
         self.status = LeadershipStatus()
         self.timers: Timers | None = None
         self.leader: pykka.ActorRef[Any] | None = None
@@ -62,6 +62,9 @@ class Runtime:
         self._stopped = threading.Event()
 
     def start(self) -> None:
+        if not self.settings.client_pacing:
+            log.warning("KIEBOT_CLIENT_PACING=off: KIE calls and Telegram sends are not paced "
+                        "(benchmarks against simulators only)", extra={"action": "pacing_off"})
         migrate(self.database_url)
         self.http.start()
         self.bot.start()

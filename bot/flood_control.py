@@ -25,6 +25,7 @@ GROUP_INTERVAL_S = 3.05
 GLOBAL_INTERVAL_S = 1 / 29
 MAX_INLINE_WAIT_S = 5.0     # longer waits go back to the caller as RetryAfter
 MAX_RETRIES = 3
+UNPACED = frozenset({"sendChatAction", "getFile", "answerCallbackQuery"})   # not messages: no chat slot
 
 # Set by the sender bridge for the request it runs; FloodControl sets the Event when it sends.
 dispatch_marker: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
@@ -38,7 +39,10 @@ def _seconds(value: Any) -> float:
 class FloodControl(BaseRateLimiter[int]):
     def __init__(self, on_wait: Callable[[str, float], None] | None = None,
                  on_queue: Callable[[int], None] | None = None,
-                 on_request: Callable[[str, str, float], None] | None = None) -> None:
+                 on_request: Callable[[str, str, float], None] | None = None, pacing: bool = True) -> None:
+        # pacing=False (KIEBOT_CLIENT_PACING=off): no spacing of sends, for benchmarks against a
+        # simulator without limits; a 429's retry_after is still obeyed.
+        self._pacing = pacing
         self._chat_next: dict[str | int, float] = {}
         self._chat_locks: dict[str | int, asyncio.Lock] = {}
         self._global_next = 0.0
@@ -58,7 +62,7 @@ class FloodControl(BaseRateLimiter[int]):
                               kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
                               rate_limit_args: int | None) -> Any:
         chat = data.get("chat_id")
-        if chat is None:                       # getUpdates, answerCallbackQuery, getMe, …
+        if chat is None or endpoint in UNPACED:   # getUpdates, answerCallbackQuery, chat actions, …
             return await self._send(endpoint, callback, args, kwargs)
         key: str | int = chat if isinstance(chat, (int, str)) else str(chat)
         lock = self._chat_locks.setdefault(key, asyncio.Lock())
@@ -82,7 +86,7 @@ class FloodControl(BaseRateLimiter[int]):
             self._on_queue(self._queued)
 
     async def _wait_for_slot(self, key: str | int) -> None:
-        interval = GROUP_INTERVAL_S if _is_group(key) else CHAT_INTERVAL_S
+        interval = (GROUP_INTERVAL_S if _is_group(key) else CHAT_INTERVAL_S) if self._pacing else 0.0
         wait = self._chat_next.get(key, 0.0) - time.monotonic()
         if wait > MAX_INLINE_WAIT_S:
             raise RetryAfter(int(wait) + 1)
@@ -90,6 +94,9 @@ class FloodControl(BaseRateLimiter[int]):
             self._on_wait("chat", wait)
             await asyncio.sleep(wait)
         assert self._global_lock is not None, "FloodControl used before initialize()"
+        if not self._pacing:
+            self._chat_next[key] = time.monotonic() + interval
+            return
         async with self._global_lock:
             now = time.monotonic()
             slot = max(now, self._global_next)

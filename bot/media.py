@@ -10,6 +10,7 @@ import httpx
 from telegram import (Bot, InputFile, InputMediaAudio, InputMediaDocument, InputMediaPhoto, InputMediaVideo,
                       Message, ReplyKeyboardMarkup)
 from telegram import InlineKeyboardMarkup
+from telegram.constants import ChatAction
 from telegram.error import BadRequest
 
 UPLOAD_LIMIT_BYTES = {"photo": 10 * 1024 * 1024}
@@ -21,6 +22,7 @@ _URL_REFUSED = ("failed to get http url content", "wrong type of the web page co
 _INPUT_MEDIA = {"photo": InputMediaPhoto, "video": InputMediaVideo, "audio": InputMediaAudio,
                 "document": InputMediaDocument}
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | None
+UPLOAD_ACTION = {"photo": ChatAction.UPLOAD_PHOTO, "video": ChatAction.UPLOAD_VIDEO, "audio": ChatAction.UPLOAD_VOICE}
 
 
 class TooLarge(Exception):
@@ -75,6 +77,7 @@ async def send_media(bot: Bot, chat_id: int, kind: str, source: str, caption: st
     except BadRequest as exc:
         if not _is_url(source) or not _refused(exc):
             raise
+    await bot.send_chat_action(chat_id, UPLOAD_ACTION.get(kind, ChatAction.UPLOAD_DOCUMENT))
     data = await download(source, UPLOAD_LIMIT_BYTES.get(kind, DEFAULT_UPLOAD_LIMIT_BYTES))
     return await method(chat_id, InputFile(data, filename=_filename(source, kind)),  # type: ignore[no-any-return]
                         caption=caption, reply_markup=reply_markup)

@@ -48,6 +48,7 @@ class Settings:
     poll_base_s: float = 1.0
     delivery_grace_s: float = 30.0
     max_active_jobs: int = 1
+    client_pacing: bool = True      # KIEBOT_CLIENT_PACING=off: benchmarks against limitless simulators only
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_secrets: bool = True) -> Settings:
@@ -124,6 +125,9 @@ class Settings:
         if max_active is None or max_active < 1:
             problems.append("KIEBOT_MAX_ACTIVE_JOBS must be a whole number of at least 1")
             max_active = 1
+        pacing = get("KIEBOT_CLIENT_PACING", "on").lower()
+        if pacing not in ("on", "off"):
+            problems.append(f"KIEBOT_CLIENT_PACING must be on or off, got {pacing!r}")
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -140,7 +144,8 @@ class Settings:
             http_host=get("HTTP_HOST", "0.0.0.0"), http_port=port,
             instance_id=get("INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}",
             admin_ids=frozenset(admin_ids), log_level=log_level, log_format=log_format,
-            leader_lock_key=lock_key, poll_base_s=poll_base, delivery_grace_s=grace, max_active_jobs=max_active)
+            leader_lock_key=lock_key, poll_base_s=poll_base, delivery_grace_s=grace, max_active_jobs=max_active,
+            client_pacing=pacing != "off")
 
 
 def _is_http_url(value: str) -> bool:

@@ -175,3 +175,16 @@ def test_a_dropped_response_is_resent_once_after_the_grace_period_under_at_least
     first, second = telegram.calls("sendPhoto")
     assert second.at - first.at >= 1.0      # KIEBOT_DELIVERY_GRACE_S=1 in tests
     assert "kiebot_uncertain_deliveries_total 1.0" in bot.get("/metrics").text
+
+
+def test_a_url_telegram_will_not_fetch_is_uploaded_instead(bot: Instance, telegram: TelegramSim, db: Database) -> None:
+    telegram.fail_next("sendPhoto", 1, status=400, description="Bad Request: failed to get HTTP URL content")
+    telegram.user_sends(USER, "/imagine a picture behind a firewall")
+    [job] = final_jobs(db, USER)
+    assert job.state == JobState.DELIVERED
+    by_url, uploaded = telegram.calls("sendPhoto")
+    assert by_url.status == 400 and str(by_url.params["photo"]).startswith("http")
+    assert uploaded.status == 200 and not str(uploaded.params.get("photo", "")).startswith("http")
+    assert telegram.calls("sendChatAction")[-1].params["action"] == "upload_photo"
+    [photo] = photos(telegram.chat(USER))
+    assert telegram.file_bytes(photo.file_id or "").startswith(b"\x89PNG")

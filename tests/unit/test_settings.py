@@ -41,3 +41,20 @@ def test_secrets_never_appear_in_repr() -> None:
     shown = repr(s)
     for secret in (GOOD["TELEGRAM_BOT_TOKEN"], GOOD["KIE_API_KEY"], "wh-secret-123", "hmac-key-456"):
         assert secret not in shown
+
+
+def test_client_pacing_is_on_unless_explicitly_turned_off() -> None:
+    assert Settings.from_env(GOOD).client_pacing is True
+    assert Settings.from_env({**GOOD, "KIEBOT_CLIENT_PACING": "on"}).client_pacing is True
+    assert Settings.from_env({**GOOD, "KIEBOT_CLIENT_PACING": "OFF"}).client_pacing is False
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**GOOD, "KIEBOT_CLIENT_PACING": "fast"})
+    assert [p for p in err.value.problems if p.startswith("KIEBOT_CLIENT_PACING")]
+
+
+def test_kie_client_without_pacing_never_waits_for_a_window() -> None:
+    from kie.client import KieClient
+
+    paced, unpaced = KieClient("http://127.0.0.1:9", "k"), KieClient("http://127.0.0.1:9", "k", pacing=False)
+    assert paced._create_window is not None and paced._record_window is not None
+    assert unpaced._create_window is None and unpaced._record_window is None
