@@ -18,6 +18,7 @@ def serve_simulators(kie_port: int = 0, telegram_port: int = 0) -> int:
         print(f"KIE_API_KEY={kie.api_key}")
         print(f"TELEGRAM_API_URL={telegram.url}")
         print(f"TELEGRAM_BOT_TOKEN={telegram.token}")
+        print(f"Chat with the bot in a browser: {telegram.url}/web/")
         print("Simulators running; export the lines above and start `kiebot run`. Ctrl-C stops.", flush=True)
         done.wait()
     return 0
