@@ -37,8 +37,8 @@ def available() -> list[Migration]:
     return found
 
 
-def migrate(dsn: str) -> list[str]:
-    """Apply every pending migration; return the names applied now."""
+def migrate(dsn: str, up_to: int | None = None) -> list[str]:
+    """Apply every pending migration (up to version `up_to`); return the names applied now."""
     conn = connect(dsn, autocommit=True, application_name="kiebot-migrate")
     try:
         with translate_errors(), conn.cursor() as cur:
@@ -51,7 +51,7 @@ def migrate(dsn: str) -> list[str]:
             done = {row[0] for row in cur.fetchall()}
         applied = []
         for migration in available():
-            if migration.version in done:
+            if migration.version in done or (up_to is not None and migration.version > up_to):
                 continue
             conn.autocommit = False
             execute_script(conn, migration.sql)

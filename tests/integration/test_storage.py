@@ -117,3 +117,34 @@ def test_an_update_with_a_nul_character_is_still_stored(db: Database) -> None:
     assert updates.store_update(db, 8, {"update_id": 8, "message": {"text": "a\x00b"}}, "a") is True
     [(update_id, body)] = updates.unprocessed(db)
     assert update_id == 8 and body["message"]["text"] == "a\ufffdb"
+
+
+def test_later_migrations_keep_the_data_of_earlier_releases(pg_admin_url: str) -> None:
+    import uuid
+
+    from tests.conftest import _admin, drop_database, with_database
+
+    name = f"kiebot_mig_{uuid.uuid4().hex[:10]}"
+    _admin(pg_admin_url, f'CREATE DATABASE "{name}"')
+    url = with_database(pg_admin_url, name)
+    try:
+        assert migrate(url, up_to=1) == ["0001_initial.sql"]
+        conn = connect(url, autocommit=True)
+        with conn.cursor() as cur:     # release 1's data, written as release 1 would have
+            cur.execute("UPDATE leader_term SET epoch = 7")
+            cur.execute("INSERT INTO jobs (request_key, chat_id, user_id, model, input, callback_token, deadline_at)"
+                        " VALUES ('old:1', 5, 5, 'z-image', '{\"prompt\": \"kept\"}', 't', now())")
+            cur.execute("INSERT INTO telegram_updates (update_id, body) VALUES (1, '{}')")
+            cur.execute("INSERT INTO conversations (chat_id, user_id, step) VALUES (5, 5, 'prompt')")
+        applied = migrate(url)
+        assert applied and "0001_initial.sql" not in applied
+        with conn.cursor() as cur:
+            cur.execute("SELECT epoch FROM leader_term")
+            assert cur.fetchone() == (7,)
+            cur.execute("SELECT input->>'prompt', state::text FROM jobs WHERE request_key = 'old:1'")
+            assert cur.fetchone() == ("kept", "created")
+            cur.execute("SELECT (SELECT count(*) FROM telegram_updates), (SELECT count(*) FROM conversations)")
+            assert cur.fetchone() == (1, 1)
+        conn.close()
+    finally:
+        drop_database(pg_admin_url, name)
