@@ -49,7 +49,7 @@ class BotGateway:
         self.loop = asyncio.new_event_loop()
         self.app = self._build_application()
         dialogue.install(self.app, Deps(db, catalogue, metrics, notify_job, cancel_job,
-                                        max_active_jobs=settings.max_active_jobs))
+                                        max_active_jobs=settings.max_active_jobs, admin_ids=settings.admin_ids))
         self.sender = TelegramSender(self.app.bot, self.loop)
         self._thread = threading.Thread(target=self.loop.run_forever, name="kiebot-telegram", daemon=True)
         self._intake: asyncio.Task[None] | None = None

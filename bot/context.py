@@ -21,6 +21,7 @@ class Deps:
     notify_job: Callable[[int], None]
     cancel_job: Callable[[int], None]
     max_active_jobs: int = 1
+    admin_ids: frozenset[int] = frozenset()
 
 
 def deps_of(context: ContextTypes.DEFAULT_TYPE) -> Deps:

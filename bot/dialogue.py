@@ -15,7 +15,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot import callback_data as cd
-from bot import results, wizard
+from bot import admin, results, wizard
 from bot.context import Deps, deps_of, who
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
@@ -36,7 +36,8 @@ def install(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps) 
     """Register every handler of the dialogue on `application`."""
     application.bot_data["deps"] = deps
     for name, handler in (("start", start), ("imagine", imagine), ("cancel", cancel), ("help", help_command),
-                          ("models", models), ("history", results.history), ("lang", results.choose_lang)):
+                          ("models", models), ("history", results.history), ("lang", results.choose_lang),
+                          ("stats", admin.stats)):
         application.add_handler(CommandHandler(name, handler))
     application.add_handler(CallbackQueryHandler(button))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, receive_text))

@@ -156,3 +156,14 @@ def test_nothing_a_user_types_crashes_a_handler(bot: Instance, telegram: Telegra
     assert not any("went wrong" in (m.text or "") for m in telegram.chat(USER) if m.from_bot)
 
 
+
+
+def test_stats_answers_admins_only(instance_factory, telegram: TelegramSim, db: Database) -> None:  # type: ignore[no-untyped-def]
+    inst = instance_factory(ADMIN_IDS="4399")
+    wait_until(lambda: inst.runtime.status.active, timeout=10)
+    telegram.user_sends(USER, "/stats")
+    telegram.wait_for_chat(USER, lambda c: "did not understand" in last_text(telegram))
+    telegram.user_sends(4399, "/imagine admin picture")
+    wait_until(lambda: [j for j in recent_jobs(db, 4399) if j.terminal], timeout=20)
+    telegram.user_sends(4399, "/stats")
+    telegram.wait_for_chat(4399, lambda c: "delivered: 1" in (c[-1].text or ""))
