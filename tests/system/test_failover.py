@@ -44,3 +44,19 @@ def test_one_of_two_instances_leads_and_the_other_finishes_the_jobs_when_it_is_k
         assert len(delivered) == 1, f"user {user} got {len(delivered)} photos"
     epochs = {e["epoch"] for j in jobs for e in job_events(db, j.id) if e["to_state"] == "delivered"}
     assert epochs == {standby.health()["epoch"]}  # type: ignore[index]
+
+
+def test_sigterm_resigns_at_once_and_the_standby_takes_over(spawn: Callable[..., Process]) -> None:
+    import time
+
+    a, b = spawn("term-a"), spawn("term-b")
+    wait_until(lambda: a.health() and b.health(), timeout=30, what="both instances answer /health")
+    wait_until(lambda: a.active() != b.active(), timeout=10, what="exactly one instance active")
+    leader, standby = (a, b) if a.active() else (b, a)
+    signalled = time.monotonic()
+    leader.proc.send_signal(signal.SIGTERM)
+    wait_until(standby.active, timeout=5, what="standby takes over")
+    took = time.monotonic() - signalled
+    assert leader.proc.wait(timeout=20) == 0, leader.log()[-2000:]
+    assert "resigning" in leader.log()
+    assert took < 3.0, f"takeover after SIGTERM took {took:.2f}s"
