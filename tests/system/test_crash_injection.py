@@ -1,7 +1,8 @@
 """Kill the leader (SIGKILL) at each dangerous point: every job still ends delivered, once.
 
 The only tolerated duplicate is the send→record window under at_least_once (a crash after
-Telegram accepted the photo and before we recorded it), and it is counted, at most one per job.
+Telegram accepted the photo and before we recorded it): at most one per job, only for a job the
+survivor had to re-claim, and counted as an uncertain delivery.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sim.front_door import FrontDoor
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
 from storage.db import Database
-from storage.jobs import recent_jobs
+from storage.jobs import job_events, recent_jobs
 from tests.support.harness import Process
 from tests.support.waiting import wait_until
 
@@ -53,7 +54,10 @@ def test_a_leader_killed_at_the_worst_moment_loses_nothing_and_sends_nothing_twi
     jobs = wait_until(lambda: (js := [j for u in users for j in recent_jobs(db, u)]) and len(js) == len(users)
                       and all(j.terminal for j in js) and js, timeout=60, what="every job final")
     assert {j.state for j in jobs} == {JobState.DELIVERED}, [(j.id, j.state) for j in jobs]
-    for user in users:
-        got = sum(1 for m in telegram.chat(user) if m.from_bot and m.media == "photo")
-        allowed = 2 if point == "after_send" else 1
-        assert 1 <= got <= allowed, f"user {user} got {got} photos after a crash {point}"
+    for job in jobs:
+        got = sum(1 for m in telegram.chat(job.user_id) if m.from_bot and m.media == "photo")
+        # The one tolerated duplicate: the dead leader had sent this job's photo but not recorded
+        # it (the send→record window, whichever point the kill was armed at, since other jobs
+        # run concurrently), so the survivor re-claimed it under at_least_once.
+        reclaimed = any(e["from_state"] == e["to_state"] == "delivering" for e in job_events(db, job.id))
+        assert got == 1 or (got == 2 and reclaimed), f"job {job.id} sent {got} photos after a crash {point}"
