@@ -10,6 +10,7 @@ from telegram.ext import ContextTypes
 from bot import callback_data as cd
 from bot import media, wizard
 from bot.context import deps_of, who
+from bot.launch import start_job
 from config.texts import LANGS, text
 from storage import conversations
 from storage.jobs import Job, get_job, recent_jobs
@@ -62,8 +63,6 @@ async def set_lang(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: in
 async def job_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str,
                      action: cd.JobAction, query_id: str) -> None:
     """The buttons under a result or a failure notice."""
-    from bot.dialogue import start_job   # the dialogue owns job creation
-
     deps = deps_of(context)
     job = get_job(deps.db, action.job_id)
     spec = deps.catalogue.get(job.model) if job else None
