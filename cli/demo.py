@@ -131,7 +131,8 @@ def render_chat(chat: list[ChatMessage]) -> list[str]:
 
 
 def chain(db: Database, job: Job) -> str:
-    return " → ".join(f"{e['to_state']}@{e['epoch']}" for e in job_events(db, job.id))
+    return " → ".join(e["to_state"] + (f"@{e['epoch']}" if e["epoch"] is not None else "")
+                      for e in job_events(db, job.id))
 
 
 def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = True, data_dir: str = ".kiebot") -> int:
