@@ -26,6 +26,7 @@ CONNECT_TIMEOUT_S = 3
 # Client TCP keepalives: a dead peer is noticed in about idle + interval * count seconds.
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 1, "keepalives_count": 3}
 POOL_MAX = 32
+POOL_WAIT_S = 30.0
 
 psycopg2.extras.register_uuid()
 
@@ -86,6 +87,33 @@ def connect(dsn: str, *, autocommit: bool = False, application_name: str = "kieb
     return conn
 
 
+class KeepingPool(psycopg2.pool.ThreadedConnectionPool):
+    """psycopg2's pool closes every connection beyond `minconn` when it is returned (so with
+    minconn=0 each transaction would open a new connection) and raises when all are in use.
+    This one opens connections lazily, keeps every one it opened, and makes a caller wait for a
+    free one (up to POOL_WAIT_S)."""
+
+    def __init__(self, maxconn: int, dsn: str, **kwargs: Any) -> None:
+        super().__init__(0, maxconn, dsn, **kwargs)
+        self.minconn = maxconn
+        self._free = threading.BoundedSemaphore(maxconn)
+
+    def getconn(self, key: Any = None) -> Any:
+        if not self._free.acquire(timeout=POOL_WAIT_S):
+            raise psycopg2.pool.PoolError(f"no free connection within {POOL_WAIT_S:g}s")
+        try:
+            return super().getconn(key)
+        except BaseException:
+            self._free.release()
+            raise
+
+    def putconn(self, conn: Any = None, key: Any = None, close: bool = False) -> None:
+        try:
+            super().putconn(conn, key, close)
+        finally:
+            self._free.release()
+
+
 class Database:
     """A thread-safe pool; `tx()` yields a dict cursor inside one transaction."""
 
@@ -100,9 +128,8 @@ class Database:
         with self._lock:
             if self._pool is None:
                 with translate_errors():
-                    self._pool = psycopg2.pool.ThreadedConnectionPool(
-                        0, self._max, self.dsn, connect_timeout=CONNECT_TIMEOUT_S,
-                        application_name=self.application_name, **KEEPALIVE)
+                    self._pool = KeepingPool(self._max, self.dsn, connect_timeout=CONNECT_TIMEOUT_S,
+                                             application_name=self.application_name, **KEEPALIVE)
             return self._pool
 
     @contextlib.contextmanager
@@ -113,7 +140,7 @@ class Database:
             try:
                 conn = pool.getconn()
             except psycopg2.pool.PoolError as exc:
-                raise DatabaseUnavailable(f"connection pool exhausted: {exc}") from exc
+                raise DatabaseUnavailable(f"connection pool: {exc}") from exc
         broken = False
         try:
             with translate_errors():

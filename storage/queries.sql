@@ -196,3 +196,11 @@ SELECT
         AND deadline_at < now()) AS past_deadline,
     (SELECT count(*) FROM jobs WHERE state = 'delivering' AND claim_epoch < %(epoch)s
         AND claimed_at < now() - make_interval(secs => %(grace_s)s)) AS stale_claims
+
+-- name: backend_pid
+-- Which server process serves this connection (tests of the pool).
+SELECT pg_backend_pid() AS pid
+
+-- name: ping_slow
+-- A ping that holds its connection for a moment (tests of the pool).
+SELECT 1 AS ok FROM pg_sleep(0.05)

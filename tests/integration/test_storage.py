@@ -148,3 +148,22 @@ def test_later_migrations_keep_the_data_of_earlier_releases(pg_admin_url: str) -
         conn.close()
     finally:
         drop_database(pg_admin_url, name)
+
+
+def test_the_pool_keeps_its_connections_and_makes_callers_wait_for_a_free_one(database_url: str) -> None:
+    import threading
+
+    database = Database(database_url, max_connections=2)
+    try:
+        pids = {database.one("backend_pid")["pid"] for _ in range(20)}  # type: ignore[index]
+        assert len(pids) == 1, "a returned connection was closed instead of kept"
+        results: list[int] = []
+        threads = [threading.Thread(target=lambda: results.append(database.one("ping_slow")["ok"]))  # type: ignore[index]
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [1] * 6, "callers beyond the pool size must wait, not fail"
+    finally:
+        database.close()
