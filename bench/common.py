@@ -425,9 +425,15 @@ class ForeignLoad:
                     changed = True
         return ours
 
+    @staticmethod
+    def _steal() -> float:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        return int(fields[7]) / os.sysconf("SC_CLK_TCK") if len(fields) > 7 else 0.0
+
     def start(self) -> ForeignLoad:
         self._t0 = time.monotonic()
         self._busy0, _ = machine_cpu_seconds()
+        self._steal0 = self._steal()
         procs = _all_processes()
         self._ours0 = {pid: cpu for pid, (_, cpu) in procs.items() if pid in self._ours(procs)}
         return self
@@ -441,8 +447,10 @@ class ForeignLoad:
         ours_cpu = sum(cpu - self._ours0.get(pid, 0.0) for pid, (_, cpu) in procs.items() if pid in ours)
         machine = busy1 - self._busy0
         foreign = max(0.0, machine - ours_cpu)
+        steal = self._steal() - self._steal0
         return {"seconds": elapsed, "machine_busy_cpus": machine / elapsed if elapsed else 0.0,
-                "foreign_cpus_upper_bound": foreign / elapsed if elapsed else 0.0}
+                "foreign_cpus_upper_bound": foreign / elapsed if elapsed else 0.0,
+                "steal_cpus": steal / elapsed if elapsed else 0.0}
 
 
 def log_to_file(path: Path, level: str = "INFO") -> None:

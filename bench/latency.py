@@ -164,7 +164,7 @@ def targets_for(result: dict[str, Any]) -> dict[str, Any]:
     load: no backlog), without which p50/p99 would only measure a growing queue."""
     main = result["runs"][0]
     lat = main["callback_sent_to_telegram_s"]
-    backlog_s = main["drained_after_s"] - main["seconds"]
+    backlog_s = max(0.0, main["drained_after_s"] - main["seconds"])
     sustained = main["unfinished"] == 0 and main["delivered"] >= main["jobs"] and backlog_s <= 5.0
     return {
         "headline": {"p50_ms": (lat.get("p50") or float("nan")) * 1000, "p99_ms": (lat.get("p99") or float("nan")) * 1000,

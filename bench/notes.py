@@ -13,6 +13,10 @@ def _f(v: Any, fmt: str = ".1f", none: str = "—") -> str:
     return none if v is None else format(v, fmt)
 
 
+def _first_upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _ms(v: Any) -> str:
     return "—" if v is None else f"{v * 1000:,.0f} ms"
 
@@ -92,16 +96,21 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
             f"{main['achieved_jobs_per_s']:.1f} jobs/s while the load lasted; callback → Telegram p50 {_ms(a.get('p50'))}, "
             f"p99 {_ms(a.get('p99'))}"
             + (f", {main['duplicate_sends']} duplicate sends" if main.get("duplicate_sends") else "") + ". "
-            + "; ".join(f"{r['label']} at {r['rate_offered']:.0f}/s: p50 {_ms(r['callback_sent_to_telegram_s'].get('p50'))}"
-                        f" / p99 {_ms(r['callback_sent_to_telegram_s'].get('p99'))}" for r in lat["runs"][1:]) + ".")
+            + _first_upper("; ".join(f"at {r['rate_offered']:.0f}/s ({r['label']}): p50 "
+                                     f"{_ms(r['callback_sent_to_telegram_s'].get('p50'))}, p99 "
+                                     f"{_ms(r['callback_sent_to_telegram_s'].get('p99'))}" for r in lat["runs"][1:]))
+            + ".")
         points = main.get("series") or []
         if points:
             span = points[-1][0] - points[0][0]
             slow = [t_ for t_, ms in points if ms > 100]
             late = [t_ for t_ in slow if t_ >= points[0][0] + 0.85 * span]
+            p50 = main["callback_sent_to_telegram_s"].get("p50") or 0.0
             summary[-1] += (f" At {main['rate_offered']:.0f}/s, {len(slow)} of {len(points)} jobs took over 100 ms, "
                             f"{len(late)} of them in the last 15 % of the run (plot): "
-                            + ("the instance was close to its capacity and a queue started to build at the end."
+                            + ("the queue grew through the run — the instance did not keep up."
+                               if p50 > 0.1 else
+                               "the instance was close to its capacity and a queue started to build at the end."
                                if len(late) > len(slow) / 2 else "short bursts rather than a growing queue."))
         trouble = f.get("pool_exhausted", 0) + f.get("leader_step_downs", 0) + f.get("actor_failed", 0)
         if not lat.get("headline", {}).get("sustained", True):
@@ -151,17 +160,17 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
                     "calls KIE; when every task completes, thousands of callbacks arrive together and thousands "
                     "of actors confirm, claim, send and record at once. ")
             if works:
-                text += f"Up to {max(works):,} jobs that works cleanly here. "
+                text += f"With up to {max(works):,} jobs it works cleanly here. "
             for a in broken[:2]:
                 f = tally(a)
                 parts = [f"{f['pool_exhausted']:,} database-pool errors" if f["pool_exhausted"] else "",
                          f"{f['actor_failed']:,} JobActor crashes" if f["actor_failed"] else "",
-                         f"{f['leader_watchdog']} leader watchdog firings (\"lock not confirmed for 2.0s\": the "
+                         f"{f['leader_watchdog']:,} leader watchdog firings (\"lock not confirmed for 2.0s\": the "
                          "LeaderActor's lock check did not get to run)" if f["leader_watchdog"] else "",
-                         f"{f['leader_step_downs']} leader step-downs" if f["leader_step_downs"] else "",
-                         f"{f['tell_to_dead_supervisor']} JobActors crashing on `tell` to a supervisor that was "
+                         f"{f['leader_step_downs']} leader step-down(s)" if f["leader_step_downs"] else "",
+                         f"{f['tell_to_dead_supervisor']:,} JobActors crashing on `tell` to a supervisor that was "
                          "already stopped (`ActorDeadError` in `_finish`)" if f["tell_to_dead_supervisor"] else "",
-                         f"{f['reclaimed']} deliveries re-claimed from an old epoch" if f["reclaimed"] else ""]
+                         f"{f['reclaimed']:,} deliveries re-claimed from an old epoch" if f["reclaimed"] else ""]
                 d = a["delivery"]
                 text += (f"At {a['jobs']:,}: " + ", ".join(x for x in parts if x)
                          + f"; {d['unique_tasks']:,} of {a['jobs']:,} results arrived ({d['duplicates']:,} duplicates, "
@@ -193,7 +202,8 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
             f"epoch bump: measured {_ms(k.get('min'))}–{_ms(k.get('max'))}. After SIGTERM the leader resigns and "
             "NOTIFYs, and the standby wakes on the NOTIFY, so the time is the old leader's own shutdown up to the "
             "unlock (its main loop checks the stop flag every 0.5 s, then it stops its supervisor and intake): "
-            f"measured {_ms(s.get('min'))}–{_ms(s.get('max'))}.")
+            f"measured {_ms(s.get('min'))}–{_ms(s.get('max'))}, spread evenly like the SIGKILL times — consistent "
+            "with that 0.5 s wait, not the resign itself, setting the time.")
     if t:
         diag.append(
             "**Side note on the Telegram simulator.** It answers a keep-alive request in two TCP writes (headers, "

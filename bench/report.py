@@ -160,7 +160,10 @@ def write_report(results: dict[str, Any], path: Path, plots: dict[str, str], plo
     if loads:
         add("Other processes on the machine during each scenario (CPUs busy with work that is not the "
             "benchmark's — an upper bound): " + ", ".join(
-                f"{n} {v.get('foreign_cpus_upper_bound', 0):.2f}" for n, v in loads.items() if v) + ".")
+                f"{n} {v.get('foreign_cpus_upper_bound', 0):.2f}" for n, v in loads.items() if v) + "."
+            + (" CPU time stolen by the hypervisor: " + ", ".join(
+                f"{n} {v['steal_cpus']:.2f}" for n, v in loads.items() if v and "steal_cpus" in v) + " CPUs."
+               if any("steal_cpus" in v for v in loads.values() if v) else ""))
         add("")
     add("## Summary")
     add("")
@@ -293,8 +296,7 @@ def _throughput(add: Any, t: dict[str, Any], plots: dict[str, str], rel: str) ->
                 extra = f" ({v['commits_per_tx']:.1f} commits each)" if "commits_per_tx" in v else ""
                 add(f"| {k.replace('_', ' ')}{extra} | {v['cpu_ms']:.2f} | {v['wall_ms']:.2f} |")
             add("")
-    add("Postgres CPU counts live backends only: backends that exit (one per transaction as built, see the "
-        "diagnosis) take their CPU time with them, so the as-built column under-reports it.")
+    add("Postgres CPU: the benchmarks' own server (postmaster, its live backends and the ones it has reaped).")
     add("")
     _img(add, plots, "throughput", rel, "throughput")
 
@@ -314,7 +316,7 @@ def _latency(add: Any, lat: dict[str, Any], plots: dict[str, str], rel: str) -> 
         a, b, c = r["callback_sent_to_telegram_s"], r["callback_stored_to_telegram_s"], r["created_to_delivered_s"]
         f = r.get("log_findings", {})
         add(f"| {r['label']} | {r['rate_offered']:.0f}/s | {r['achieved_jobs_per_s']:.1f}/s | "
-            f"{r['delivered']}/{r['jobs']} | {r['drained_after_s'] - r['seconds']:.1f} s | "
+            f"{r['delivered']}/{r['jobs']} | {max(0.0, r['drained_after_s'] - r['seconds']):.1f} s | "
             f"{_ms(a.get('p50'))} / {_ms(a.get('p99'))} | "
             f"{_ms(b.get('p50'))} / {_ms(b.get('p99'))} | {_ms(c.get('p50'))} / {_ms(c.get('p99'))} | "
             f"{r.get('duplicate_sends', 0)} | {f.get('pool_exhausted', 0)} | {f.get('leader_step_downs', 0)} |")
