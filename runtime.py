@@ -19,6 +19,7 @@ from actors.leader import LeaderActor, LeadershipStatus
 from actors.messages import CallbackStored, CancelJob, JobCreated, Resign, ToSupervisor
 from actors.supervisor import JobSupervisor
 from actors.timers import Timers
+from actors.work_slots import WorkSlots
 from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
 from config.settings import Settings
@@ -82,7 +83,7 @@ class Runtime:
                          catalogue=self.catalogue, metrics=self.metrics, epoch=epoch, public_url=s.public_url,
                          confirm_callbacks=s.kie_confirm_callbacks, hmac_required=bool(s.kie_webhook_hmac_key),
                          delivery_policy=s.delivery_policy, poll_base_s=s.poll_base_s,
-                         delivery_grace_s=s.delivery_grace_s)
+                         delivery_grace_s=s.delivery_grace_s, slots=WorkSlots(s.job_slots))
         return JobSupervisor.start(ctx)
 
     def _observe_kie(self, method: str, result: str, seconds: float) -> None:

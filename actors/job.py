@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -21,6 +22,7 @@ from actors.messages import (Cancel, CallbacksPending, ChildFailed, ChildFinishe
                              RetrySend)
 from actors.ports import Sender, SendError, SendOutcome
 from actors.timers import Timers
+from actors.work_slots import WorkSlots
 from config.catalogue import Catalogue
 from config.texts import text
 from faults import crashpoint
@@ -58,6 +60,7 @@ class JobContext:
     delivery_policy: str
     poll_base_s: float
     delivery_grace_s: float
+    slots: WorkSlots = field(default_factory=WorkSlots)
 
     def callback_url(self, job: Job) -> str | None:
         if not self.public_url:
@@ -66,12 +69,17 @@ class JobContext:
 
 
 class JobActor(pykka.ThreadingActor):
-    def __init__(self, job_id: int, ctx: JobContext, supervisor: pykka.ActorRef[Any]) -> None:
+    def __init__(self, job_id: int, ctx: JobContext, supervisor: pykka.ActorRef[Any], *,
+                 adopted: Job | None = None, callbacks_waiting: bool = True) -> None:
+        """`adopted`: the row as the supervisor read it for this epoch, so that adopting
+        thousands of jobs is one query; `callbacks_waiting=False`: the supervisor saw none."""
         super().__init__()
         self.job_id = job_id
         self.ctx = ctx
         self.supervisor = supervisor
         self.job: Job | None = None
+        self._adopted = adopted
+        self._callbacks_waiting = callbacks_waiting
         self._poll_generation = 0
         self._poll_attempt = 0
         self._submit_attempt = 0
@@ -90,6 +98,12 @@ class JobActor(pykka.ThreadingActor):
         """Actor thread. An exception stops the actor and reaches on_failure."""
         if self._finished:
             return None
+        with self.ctx.slots.held():
+            if self.ctx.slots.closed:   # the epoch ended while this message waited for a slot
+                return self._finish()
+            self._handle(message)
+
+    def _handle(self, message: Any) -> None:
         match message:
             case Resume():
                 self._resume()
@@ -118,11 +132,15 @@ class JobActor(pykka.ThreadingActor):
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         """Actor thread, after on_receive raised: the supervisor restarts us from the row."""
-        self.supervisor.tell(ChildFailed(self.job_id, repr(exception_value)))
+        self._tell_supervisor(ChildFailed(self.job_id, repr(exception_value)))
 
     # --- steps ------------------------------------------------------------------------------
     def _resume(self) -> None:
-        job = self._reload()
+        job, self._adopted = self._adopted, None
+        if job is None:
+            job = self._reload()
+        else:
+            self.job = job
         if job is None or job.terminal:
             return self._finish()
         if job.state in (S.CREATED, S.SUBMITTING, S.SUBMITTED) and self._past_deadline(job):
@@ -137,9 +155,13 @@ class JobActor(pykka.ThreadingActor):
                 if self.job and self.job.state == S.SUBMITTING:
                     self._later(self._seconds_to_deadline(job), Resume())
             case S.SUBMITTED:
-                self._handle_callbacks()
+                if self._callbacks_waiting:
+                    self._handle_callbacks()
+                self._callbacks_waiting = True
                 if self.job and self.job.state == S.SUBMITTED:
-                    self._poll()
+                    # Spread, not at once: a new leader adopts every job together, and KIE
+                    # allows 10 recordInfo/s per key. Callbacks meanwhile reach the inbox.
+                    self._schedule_poll(spread=True)
             case S.SUCCEEDED | S.FAILED:
                 self._deliver(job)
             case S.DELIVERING:
@@ -156,7 +178,8 @@ class JobActor(pykka.ThreadingActor):
         if moved is None:
             return
         try:
-            task_id = self.ctx.kie.create_task(job.model, job_input, self.ctx.callback_url(job))
+            with self.ctx.slots.outside():      # KIE's account limit may pace this for seconds
+                task_id = self.ctx.kie.create_task(job.model, job_input, self.ctx.callback_url(job))
         except KieRetryLater as exc:
             return self._retry_submit_later(moved, str(exc), moved_back=False)
         except KieJobFailed as exc:
@@ -194,7 +217,8 @@ class JobActor(pykka.ThreadingActor):
             if isinstance(value, list):
                 return [resolve(v) for v in value]
             if isinstance(value, str) and value.startswith("tg:"):
-                data, name = self.ctx.sender.download_file(value[3:])
+                with self.ctx.slots.outside():
+                    data, name = self.ctx.sender.download_file(value[3:])
                 return self.ctx.kie.upload_file(data, name)
             return value
 
@@ -313,11 +337,12 @@ class JobActor(pykka.ThreadingActor):
         spec = self.ctx.catalogue.get(job.model)
         file_ids: list[str] | None = None
         try:
-            if job.outcome == "success":
-                sent = delivery.send_result(self.ctx.sender, job, spec)
-                message_ids, file_ids = list(sent.message_ids), list(sent.file_ids)
-            else:
-                message_ids = delivery.send_failure(self.ctx.sender, job, spec)
+            with self.ctx.slots.outside():      # FloodControl may hold a send back for seconds
+                if job.outcome == "success":
+                    sent = delivery.send_result(self.ctx.sender, job, spec)
+                    message_ids, file_ids = list(sent.message_ids), list(sent.file_ids)
+                else:
+                    message_ids = delivery.send_failure(self.ctx.sender, job, spec)
         except SendError as exc:
             return self._send_failed(job, exc)
         crashpoint("after_send")
@@ -376,11 +401,13 @@ class JobActor(pykka.ThreadingActor):
         self.job = get_job(self.ctx.db, self.job_id)
         return self.job
 
-    def _schedule_poll(self) -> None:
+    def _schedule_poll(self, *, spread: bool = False) -> None:
         self._poll_generation += 1
         delay = next_poll_delay(self._poll_attempt, self.ctx.poll_base_s)
         if self.ctx.public_url:
             delay *= CALLBACK_POLL_FACTOR   # callbacks carry the news; polling is the safety net
+        if spread:
+            delay *= random.random()
         self._poll_attempt += 1
         self.ctx.timers.later(delay, self.actor_ref, PollDue(self._poll_generation))
 
@@ -413,7 +440,8 @@ class JobActor(pykka.ThreadingActor):
         if wording == self._progress_text:
             return                  # unchanged text is never sent again
         try:
-            self.ctx.sender.edit_text(job.chat_id, job.progress_message_id, wording)
+            with self.ctx.slots.outside():
+                self.ctx.sender.edit_text(job.chat_id, job.progress_message_id, wording)
             self._progress_text = wording
         except SendError as exc:
             self._note("progress_edit_failed", str(exc), level=logging.DEBUG)
@@ -426,5 +454,12 @@ class JobActor(pykka.ThreadingActor):
         if self._finished:
             return
         self._finished = True
-        self.supervisor.tell(ChildFinished(self.job_id))
+        self._tell_supervisor(ChildFinished(self.job_id))
         self.stop()
+
+    def _tell_supervisor(self, message: Any) -> None:
+        """The supervisor may have stopped first (leadership ended): nothing left to tell."""
+        try:
+            self.supervisor.tell(message)
+        except pykka.ActorDeadError:
+            pass

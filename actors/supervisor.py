@@ -21,7 +21,7 @@ from actors.messages import (CallbackStored, CallbacksPending, Cancel, CancelJob
 from config.texts import text
 from storage import inbox
 from storage.db import DatabaseUnavailable
-from storage.jobs import get_job, transition, unfinished_job_ids
+from storage.jobs import Job, get_job, transition, unfinished_jobs
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,28 @@ class JobSupervisor(pykka.ThreadingActor):
         self.reconciler = Reconciler(ctx.db, ctx.epoch, ReconcilerConfig(SWEEP_INTERVAL_S, ctx.delivery_grace_s))
 
     def on_start(self) -> None:
-        """Supervisor thread. Adopts every unfinished job; a database error here stops us,
-        and the LeaderActor steps down."""
-        for job_id in unfinished_job_ids(self.ctx.db):
-            self._spawn(job_id)
+        """Supervisor thread. Adopts every unfinished job from two reads (rows, and which of them
+        have callbacks waiting); a database error here stops us, and the LeaderActor steps down."""
+        adopted = unfinished_jobs(self.ctx.db)
+        with_callbacks = set(inbox.jobs_with_pending(self.ctx.db))
+        for job in adopted:
+            self._spawn(job.id, adopted=job, callbacks_waiting=job.id in with_callbacks)
+        self.ctx.metrics.job_actors.set(len(self.children))
         log.info("supervisor started with %d jobs", len(self.children),
                  extra={"action": "supervisor_start", "epoch": self.ctx.epoch})
         self.ctx.timers.later(SWEEP_INTERVAL_S, self.actor_ref, Sweep())
 
     def on_receive(self, message: Any) -> Any:
-        """Supervisor thread. Persists nothing itself; raising stops the supervisor."""
+        """Supervisor thread. Persists nothing itself. A database error costs one message (the
+        sweep finds its work again); whether to keep leading is the LeaderActor's call."""
+        try:
+            self._handle(message)
+        except DatabaseUnavailable as exc:
+            log.warning("supervisor could not handle %s: %s", type(message).__name__, exc,
+                        extra={"action": "supervisor_db_error"})
+        self.ctx.metrics.job_actors.set(len(self.children))
+
+    def _handle(self, message: Any) -> None:
         match message:
             case JobCreated(job_id=job_id):
                 self._spawn(job_id)
@@ -68,10 +80,19 @@ class JobSupervisor(pykka.ThreadingActor):
                 self.children[job_id].tell(Cancel())
             case _:
                 raise TypeError(f"JobSupervisor got an unknown message: {message!r}")
-        self.ctx.metrics.job_actors.set(len(self.children))
 
     def on_stop(self) -> None:
         """Supervisor thread. Stops every JobActor and waits for them briefly."""
+        self._stop_children()
+
+    def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
+        """Supervisor thread. pykka calls this instead of on_stop when on_receive raised: the
+        JobActors must still go, or they would keep working for an epoch nobody supervises."""
+        log.error("supervisor failed: %r", exception_value, extra={"action": "supervisor_failed"})
+        self._stop_children()
+
+    def _stop_children(self) -> None:
+        self.ctx.slots.close()
         refs = list(self.children.values())
         for ref in refs:
             ref.stop(block=False)
@@ -81,11 +102,12 @@ class JobSupervisor(pykka.ThreadingActor):
         self.children.clear()
         self.ctx.metrics.job_actors.set(0)
 
-    def _spawn(self, job_id: int) -> None:
+    def _spawn(self, job_id: int, *, adopted: Job | None = None, callbacks_waiting: bool = True) -> None:
         ref = self.children.get(job_id)
         if ref is not None and ref.is_alive():
             return
-        self.children[job_id] = JobActor.start(job_id, self.ctx, self.actor_ref)
+        self.children[job_id] = JobActor.start(job_id, self.ctx, self.actor_ref, adopted=adopted,
+                                               callbacks_waiting=callbacks_waiting)
 
     def _route_callbacks(self, job_id: int) -> None:
         ref = self.children.get(job_id)
@@ -112,9 +134,8 @@ class JobSupervisor(pykka.ThreadingActor):
                 self._spawn(job_id)
             for job_id in result.callbacks:
                 self._route_callbacks(job_id)
-        except DatabaseUnavailable as exc:
-            log.warning("sweep skipped: %s", exc, extra={"action": "sweep_error"})
-        self.ctx.timers.later(self.reconciler.config.interval_s, self.actor_ref, Sweep())
+        finally:
+            self.ctx.timers.later(self.reconciler.config.interval_s, self.actor_ref, Sweep())
 
     def _child_failed(self, job_id: int, error: str) -> None:
         self.children.pop(job_id, None)

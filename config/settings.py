@@ -48,6 +48,7 @@ class Settings:
     poll_base_s: float = 1.0
     delivery_grace_s: float = 30.0
     max_active_jobs: int = 1
+    job_slots: int = 16             # JobActors handling a message at once (actors/work_slots.py)
     client_pacing: bool = True      # KIEBOT_CLIENT_PACING=off: benchmarks against limitless simulators only
 
     @classmethod
@@ -125,6 +126,10 @@ class Settings:
         if max_active is None or max_active < 1:
             problems.append("KIEBOT_MAX_ACTIVE_JOBS must be a whole number of at least 1")
             max_active = 1
+        job_slots = _parse_int(get("KIEBOT_JOB_SLOTS", "16"))
+        if job_slots is None or not 1 <= job_slots <= 1024:
+            problems.append("KIEBOT_JOB_SLOTS must be a whole number from 1 to 1024")
+            job_slots = 16
         pacing = get("KIEBOT_CLIENT_PACING", "on").lower()
         if pacing not in ("on", "off"):
             problems.append(f"KIEBOT_CLIENT_PACING must be on or off, got {pacing!r}")
@@ -145,7 +150,7 @@ class Settings:
             instance_id=get("INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}",
             admin_ids=frozenset(admin_ids), log_level=log_level, log_format=log_format,
             leader_lock_key=lock_key, poll_base_s=poll_base, delivery_grace_s=grace, max_active_jobs=max_active,
-            client_pacing=pacing != "off")
+            job_slots=job_slots, client_pacing=pacing != "off")
 
 
 def _is_http_url(value: str) -> bool:

@@ -134,7 +134,8 @@ class KieSim:
                  callback_retries: int = 3, callback_backoff_s: tuple[float, ...] = (0.2, 0.4, 0.8),
                  duration_by_kind: dict[str, float] | None = None, billing: str = "on_success",
                  download_url_ttl_s: float = DOWNLOAD_URL_TTL_S,
-                 catalogue: Catalogue | None = None) -> None:
+                 catalogue: Catalogue | None = None, response_delay_s: float = 0.0) -> None:
+        """response_delay_s: every API answer waits this long (a slow network, or a busy KIE)."""
         if error_mode not in ERROR_MODES:
             raise ValueError(f"error_mode must be one of {ERROR_MODES}")
         if billing not in BILLING_MODES:
@@ -147,11 +148,13 @@ class KieSim:
         self.rate_limits = rate_limits
         self.billing = billing
         self.download_url_ttl_s = download_url_ttl_s
+        self.response_delay_s = response_delay_s
         self.catalogue = catalogue or load_catalogue()
         self._initial_balance = Decimal(str(balance))
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._epoch = 0
+        self._in_flight = 0
         self._scheduler = Scheduler()
         self._pool = WorkerPool()
         self.sender = CallbackSender(self._scheduler, self._pool, self._record_attempt, lambda: self._epoch,
@@ -208,6 +211,7 @@ class KieSim:
             self._prompt_fates: list[tuple[str, Fate]] = []
             self._forced: dict[str, collections.deque[tuple[int, str]]] = collections.defaultdict(collections.deque)
             self._calls: list[dict[str, Any]] = []
+            self._peak_in_flight = 0
             self._attempts: list[dict[str, Any]] = []
             self._windows: dict[tuple[str, str], collections.deque[float]] = collections.defaultdict(collections.deque)
             self._download_tokens: dict[str, tuple[str, float]] = {}
@@ -355,9 +359,27 @@ class KieSim:
             known = any(path == req.path for _, path in API_ROUTES)
             reply = self.envelope(405, "Method not allowed") if known else self.envelope(404, "Not Found")
         else:
-            reply = self.guard(endpoint, req) or self._api(endpoint, req)
+            reply = self._answer(endpoint, req)
         self.log_call(endpoint or "unknown", req, reply)
         return reply
+
+    def _answer(self, endpoint: str, req: Request) -> Reply:
+        """One API call, counted while it is being answered."""
+        with self._lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            if self.response_delay_s:
+                time.sleep(self.response_delay_s)
+            return self.guard(endpoint, req) or self._api(endpoint, req)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most API calls this host was answering at one time (since start or reset)."""
+        return self._peak_in_flight
 
     def _api(self, endpoint: str, req: Request) -> Reply:
         if endpoint == "createTask":

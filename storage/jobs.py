@@ -133,6 +133,11 @@ def unfinished_job_ids(db: Database) -> list[int]:
     return [r["id"] for r in db.all("unfinished_job_ids")]
 
 
+def unfinished_jobs(db: Database) -> list[Job]:
+    """Whole rows, so that adopting thousands of jobs is one query, not one per JobActor."""
+    return [Job.from_row(r) for r in db.all("unfinished_jobs")]
+
+
 def counts_by_state(db: Database) -> dict[str, int]:
     return {r["state"]: int(r["n"]) for r in db.all("job_counts_by_state")}
 

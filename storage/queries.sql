@@ -86,6 +86,12 @@ SELECT id FROM jobs
 WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
 ORDER BY id
 
+-- name: unfinished_jobs
+-- Every unfinished job, whole rows, oldest first: a new supervisor adopts them in one read.
+SELECT * FROM jobs
+WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+ORDER BY id
+
 -- name: job_counts_by_state
 -- How many jobs are in each state (for /metrics).
 SELECT state::text AS state, count(*) AS n FROM jobs GROUP BY state

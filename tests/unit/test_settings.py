@@ -58,3 +58,12 @@ def test_kie_client_without_pacing_never_waits_for_a_window() -> None:
     paced, unpaced = KieClient("http://127.0.0.1:9", "k"), KieClient("http://127.0.0.1:9", "k", pacing=False)
     assert paced._create_window is not None and paced._record_window is not None
     assert unpaced._create_window is None and unpaced._record_window is None
+
+
+def test_job_slots_default_to_sixteen_and_refuse_nonsense() -> None:
+    assert Settings.from_env(GOOD).job_slots == 16
+    assert Settings.from_env({**GOOD, "KIEBOT_JOB_SLOTS": "4"}).job_slots == 4
+    for bad in ("0", "-3", "many", "5000"):
+        with pytest.raises(ConfigError) as err:
+            Settings.from_env({**GOOD, "KIEBOT_JOB_SLOTS": bad})
+        assert [p for p in err.value.problems if p.startswith("KIEBOT_JOB_SLOTS")]
