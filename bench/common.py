@@ -264,16 +264,14 @@ def instance_env(database_url: str, *, kie_url: str, kie_upload_url: str, kie_ke
     return env
 
 
-def spawn_kiebot(name: str, env: dict[str, str], *, whatif: bool = False) -> KiebotProcess:
-    """`python -m cli run` with exactly `env` on top of a scrubbed environment (`whatif`: the
-    same through bench/whatif_instance.py, with the pool that keeps connections)."""
+def spawn_kiebot(name: str, env: dict[str, str]) -> KiebotProcess:
+    """`python -m cli run` with exactly `env` on top of a scrubbed environment."""
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KIEBOT_", "TELEGRAM_", "KIE_", "DATABASE_URL",
                                                                        "PUBLIC_URL", "HTTP_", "INSTANCE_ID"))}
     log_path = RUNS_DIR / f"{name}.log"
     with open(log_path, "ab") as out:
-        command = ["-m", "bench.whatif_instance"] if whatif else ["-m", "cli", "run"]
-        proc = subprocess.Popen([sys.executable, *command], cwd=ROOT, env={**base, **env},
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "run"], cwd=ROOT, env={**base, **env},
                                 stdout=out, stderr=subprocess.STDOUT)
     return KiebotProcess(name, int(env["HTTP_PORT"]), proc, log_path)
 
@@ -480,56 +478,8 @@ def quiet_logging() -> None:
     root.setLevel(logging.WARNING)
 
 
-def keep_connections(db: Any) -> Any:
-    """Make a `storage.db.Database` keep its idle connections and wait for a free one (for the
-    floor and the what-if runs; kiebot itself is never changed).
-
-    kiebot's Database builds `ThreadedConnectionPool(0, 32)`. psycopg2's pool keeps at most
-    `minconn` idle connections and closes every other one on `putconn`, so with minconn=0 every
-    transaction opens a new Postgres connection; and `getconn` raises PoolError ("connection pool
-    exhausted") instead of waiting when 32 are in use. Here: same size, lazily opened, all kept,
-    and a caller waits (up to 30 s) for a free connection.
-    """
-    db._get_pool = lambda: _blocking_pool(db)
-    return db
-
-
-def _blocking_pool(db: Any) -> Any:
-    import psycopg2.pool
-
-    from storage.db import CONNECT_TIMEOUT_S, KEEPALIVE, translate_errors
-
-    class BlockingPool(psycopg2.pool.ThreadedConnectionPool):
-        def __init__(self, maxconn: int, *args: Any, **kwargs: Any) -> None:
-            super().__init__(0, maxconn, *args, **kwargs)
-            self.minconn = maxconn                      # keep every connection once opened
-            self._free = threading.BoundedSemaphore(maxconn)
-
-        def getconn(self, key: Any = None) -> Any:
-            if not self._free.acquire(timeout=30):
-                raise psycopg2.pool.PoolError("connection pool exhausted (waited 30 s)")
-            try:
-                return super().getconn(key)
-            except BaseException:
-                self._free.release()
-                raise
-
-        def putconn(self, conn: Any = None, key: Any = None, close: bool = False) -> None:
-            try:
-                super().putconn(conn, key, close)
-            finally:
-                self._free.release()
-
-    with db._lock:
-        if db._pool is None:
-            with translate_errors():
-                db._pool = BlockingPool(db._max, db.dsn, connect_timeout=CONNECT_TIMEOUT_S,
-                                        application_name=db.application_name, **KEEPALIVE)
-        return db._pool
-
-
 LOG_SIGNATURES = {
-    "pool_exhausted": "connection pool",        # "connection pool exhausted" / "connection pool: no free connection"
+    "pool_exhausted": "connection pool",        # storage.db: "connection pool: no free connection within 30s"
     "actor_failed": "actors.supervisor: job actor",
     "lost_race": "lost_race",
     "job_abandoned": "left in",
@@ -636,19 +586,6 @@ class ThreadCpu:
 
 
 # ----------------------------------------------------------------------------- what is being measured
-
-def pool_keeps_connections(url: str) -> bool:
-    """Does kiebot's storage.db.Database (as it is now) keep a connection after a transaction?"""
-    from storage.db import Database
-
-    db = Database(url, application_name="kiebot-bench-probe")
-    try:
-        db.one("ping")
-        pool = db._pool
-        return bool(pool is not None and len(getattr(pool, "_pool", [])) > 0)
-    finally:
-        db.close()
-
 
 SOURCE_DIRS = ("actors", "bot", "cli", "config", "faults", "kie", "sim", "storage", "telemetry")
 SOURCE_FILES = ("runtime.py", "bot_gateway.py", "http_gateway.py")

@@ -17,22 +17,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import (RUNS_DIR, SimHost, fresh_database, log_findings, log_to_file, pool_keeps_connections,
-                          quiet_logging, summarize)
+from bench.common import RUNS_DIR, SimHost, fresh_database, log_findings, log_to_file, quiet_logging, summarize
 from bench.pipeline import Driver, KiebotPipeline
 
 NAME = "latency"
 TITLE = "Callback → Telegram latency at a steady rate"
 RATE = 50.0
-SUSTAINABLE_AS_BUILT = 8.0      # below what an instance opening a connection per transaction sustains on 2 CPUs
-SUSTAINABLE_WHATIF = 25.0       # below what an instance with a pool that keeps connections sustains
+SUSTAINABLE = 25.0      # below what an instance sustains on 2 CPUs, so that the latency itself can be seen
 
 
 def task_of(url: str) -> str:
     return url.rsplit("/", 1)[-1].split("_", 1)[0]
 
 
-def measure(sims: SimHost, chats: list[int], rate: float, seconds: float, *, pooled: bool, label: str) -> dict[str, Any]:
+def measure(sims: SimHost, chats: list[int], rate: float, seconds: float, *, label: str) -> dict[str, Any]:
     from storage.db import Database
 
     url = fresh_database(NAME)
@@ -40,7 +38,7 @@ def measure(sims: SimHost, chats: list[int], rate: float, seconds: float, *, poo
     log_path = RUNS_DIR / f"{NAME}-{label.replace(' ', '-')}-{rate:.0f}.log"
     log_path.unlink(missing_ok=True)
     log_to_file(log_path)
-    pipeline = KiebotPipeline(url, sims.env(), chats=chats, log_name=f"{NAME}-{label.replace(' ', '-')}", pooled=pooled)
+    pipeline = KiebotPipeline(url, sims.env(), chats=chats, log_name=f"{NAME}-{label.replace(' ', '-')}")
     pipeline.start()
     time.sleep(0.5)
     driver = Driver(pipeline)
@@ -86,7 +84,7 @@ def measure(sims: SimHost, chats: list[int], rate: float, seconds: float, *, poo
     achieved = (sum(1 for t in driver.finished.values() if started <= t <= started + offered_for) / offered_for)
     service = [driver.finished[n] - driver.submitted[n] for n in driver.finished]
     result = {
-        "label": label, "pooled": pooled, "rate_offered": rate, "seconds": seconds,
+        "label": label, "rate_offered": rate, "seconds": seconds,
         "jobs": len(driver.submitted), "delivered": len(sends), "unfinished": unfinished, "failed": len(driver.failed),
         "job_states": states, "achieved_jobs_per_s": achieved, "drained_after_s": drained_after,
         "callback_sent_to_telegram_s": summarize(from_sent),
@@ -134,17 +132,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     chats = list(range(610_001, 610_201))
     seconds = 4.0 if quick else 20.0
     sims = SimHost.start(chats=chats)
-    keeps = pool_keeps_connections(fresh_database(NAME))
     runs = []
     try:
-        runs.append(measure(sims, chats, RATE, seconds, pooled=False, label="as built"))
-        # references below the saturation point, so that the latency itself can be seen
-        if keeps:
-            runs.append(measure(sims, chats, SUSTAINABLE_WHATIF, seconds, pooled=False, label="as built"))
-        else:
-            runs.append(measure(sims, chats, SUSTAINABLE_AS_BUILT, seconds, pooled=False, label="as built"))
-            if not quick:
-                runs.append(measure(sims, chats, SUSTAINABLE_WHATIF, seconds, pooled=True, label="what-if pool"))
+        runs.append(measure(sims, chats, RATE, seconds, label="as built"))
+        runs.append(measure(sims, chats, SUSTAINABLE, seconds, label="as built"))   # a reference below saturation
     finally:
         sims.stop()
     result = {
@@ -152,7 +143,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "setup": {"rate": RATE, "seconds": seconds, "chats": len(chats), "kie_duration_s": 0,
                   "kiebot_env": {"KIEBOT_CLIENT_PACING": "off", "KIE_CONFIRM_CALLBACKS": "true (default)",
                                  "KIEBOT_POLL_BASE_S": "1.0 (default)"}},
-        "runs": runs, "pool_keeps_connections": keeps,
+        "runs": runs,
     }
     result.update(targets_for(result))
     return result

@@ -32,46 +32,28 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
     if t:
         h, pj, cpu = t["headline"], t["per_job"], t["cpu_ms_per_job"]
         costs = t.get("component_costs", {})
-        whatif = "whatif_jobs_per_s" in h
         summary.append(
             f"**Throughput.** kiebot moves {h['kiebot_jobs_per_s']:.1f} jobs/s end to end, {h['ratio']:.0%} of the "
             f"{h['floor_jobs_per_s']:.1f} jobs/s a plain thread pool does with the same calls (target ≥ 70 %), "
-            f"{h['multiple_of_30']:.2f}× Telegram's 30 msg/s (target ≥ 10×)."
-            + (f" With a connection pool that keeps its connections the same code does {h['whatif_jobs_per_s']:.1f} "
-               f"jobs/s ({h['whatif_ratio']:.0%} of the floor)." if whatif else "")
-            + f" The 10× target is out of reach on this {cpus}-CPU machine even for the floor "
-              f"({h['floor_jobs_per_s'] / 30:.1f}×).")
-        tx_b, tx_p = costs.get("transaction_as_built", {}), costs.get("transaction_pooled", {})
-        if (tx_b.get("commits_per_tx") or 1.0) >= 1.5:
-            diag.append(
-                "**`storage.db.Database` opens a new Postgres connection for every transaction.** It builds "
-                "`psycopg2.pool.ThreadedConnectionPool(0, 32)`, and psycopg2's pool keeps at most `minconn` idle "
-                "connections: with `minconn=0`, `putconn` closes every connection it gets back. Evidence: "
-                f"{pj['kiebot']['pg_transactions']:.1f} commits per job for kiebot against "
-                f"{pj['floor']['pg_transactions']:.1f} for the floor doing the same 13 transactions (each new "
-                "connection adds a commit of its own); one `SELECT 1` through kiebot's Database takes "
-                f"{_f(tx_b.get('wall_ms'), '.2f')} ms and {_f(tx_b.get('commits_per_tx'))} commits, through a pool "
-                f"that keeps connections {_f(tx_p.get('wall_ms'), '.2f')} ms and {_f(tx_p.get('commits_per_tx'))}"
-                + (f"; and the what-if rows ({h['whatif_jobs_per_s']:.1f} against {h['kiebot_jobs_per_s']:.1f} jobs/s)"
-                   if whatif else "") + ". Every transaction pays a backend fork, authentication and exit.")
-        else:
-            diag.append(
-                "**Storage is not the bottleneck.** kiebot's Database keeps its connections: "
-                f"{pj['kiebot']['pg_transactions']:.1f} Postgres commits per job against the floor's "
-                f"{pj['floor']['pg_transactions']:.1f} for the same 13 transactions, and a `SELECT 1` through it takes "
-                f"{_f(tx_b.get('wall_ms'), '.2f')} ms ({_f(tx_b.get('commits_per_tx'))} commit).")
+            f"{h['multiple_of_30']:.2f}× Telegram's 30 msg/s (target ≥ 10×). The 10× target is out of reach on "
+            f"this {cpus}-CPU machine even for the floor ({h['floor_jobs_per_s'] / 30:.1f}×).")
+        tx_b = costs.get("transaction_as_built", {})
+        diag.append(
+            "**Storage is not the bottleneck.** kiebot's Database keeps its connections: "
+            f"{pj['kiebot']['pg_transactions']:.1f} Postgres commits per job against the floor's "
+            f"{pj['floor']['pg_transactions']:.1f} for the same 13 transactions, and a `SELECT 1` through it takes "
+            f"{_f(tx_b.get('wall_ms'), '.2f')} ms ({_f(tx_b.get('commits_per_tx'))} commit).")
         pb = costs.get("pykka_actor_start_message_stop", {})
         sb, sr = costs.get("sendPhoto_via_bot_sender", {}), costs.get("sendPhoto_via_requests", {})
         th = t.get("thread_cpu_ms_per_job", {})
         fl = th.get("floor", {})
-        wk = "kiebot+pool" if whatif else "kiebot"
-        wi = th.get(wk, {})
+        wi = th.get("kiebot", {})
         total_floor = cpu["floor"]["bench"] + cpu["floor"]["sims"] + cpu["floor"]["postgres"]
         busy = [s["machine_busy_share"] for s in t["segments"]]
         diag.append(
             f"**The gap to the floor is the bot gateway's one asyncio thread; the ceiling is CPU.** The machine is "
             f"saturated in every segment (busy {min(busy):.0%}–{max(busy):.0%} of {cpus} CPUs). CPU per job by thread "
-            f"group in the pipeline's process ({'with the pool fixed' if whatif else 'kiebot'} vs the floor): "
+            f"group in the pipeline's process (kiebot vs the floor): "
             f"JobActors {_f(wi.get('JobActors'))} ms against the floor's workers {_f(fl.get('floor workers'))} ms "
             "doing the same calls; the HTTP threads storing callbacks "
             f"{_f(wi.get('HTTP request threads (callbacks)'))} against {_f(fl.get('HTTP request threads (callbacks)'))} "
@@ -119,10 +101,8 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
                     "and latency grows for as long as the load lasts (plot). " if t else
                     f"**{main['rate_offered']:.0f} jobs/s is beyond this machine's capacity for kiebot.** ")
             if trouble:
-                pool = ("psycopg2's pool does not wait for a free connection: the 33rd concurrent transaction "
-                        "raises `PoolError`" if not lat.get("pool_keeps_connections") else
-                        "the pool makes a caller wait for a free connection up to 30 s, then raises")
-                text += (f"Overload turns into errors: {pool}, which kiebot maps to `DatabaseUnavailable`; the "
+                text += ("Overload turns into errors: the pool makes a caller wait for a free connection up to "
+                         "30 s, then raises, which kiebot maps to `DatabaseUnavailable`; the "
                          f"instance logged {f.get('pool_exhausted', 0):,} such errors and {f.get('actor_failed', 0):,} "
                          "JobActor crashes. ")
                 if f.get("leader_step_downs"):
@@ -149,15 +129,15 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
             f"Largest size that works end to end: {h['largest_n_that_works'] if h['largest_n_that_works'] else 'none of those tried'}.")
         keys = ("pool_exhausted", "actor_failed", "leader_step_downs", "reclaimed", "leader_watchdog",
                 "tell_to_dead_supervisor")
-        broken = [a for a in inf["attempts"] if not a["works"] and not a["whatif"]]
+        broken = [a for a in inf["attempts"] if not a["works"]]
         if broken:
             def tally(a: dict[str, Any]) -> dict[str, int]:
                 return {k: sum(v.get(k, 0) for v in a.get("log_findings", {}).values()) for k in keys}
 
-            works = [a["jobs"] for a in inf["attempts"] if a["works"] and not a["whatif"]]
+            works = [a["jobs"] for a in inf["attempts"] if a["works"]]
             text = ("**Thousands of unfinished jobs break one instance: a thread per job in one interpreter.** "
-                    "Adoption starts every JobActor at once and each immediately reads its row and its inbox and "
-                    "calls KIE; when every task completes, thousands of callbacks arrive together and thousands "
+                    "Adoption starts every JobActor at once (their first KIE polls are spread over the poll "
+                    "interval); when every task completes, thousands of callbacks arrive together and thousands "
                     "of actors confirm, claim, send and record at once. ")
             if works:
                 text += f"With up to {max(works):,} jobs it works cleanly here. "

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from actors.job_state import JobState as S
-from bench.common import LOCAL, RUNS_DIR, free_port, instance_env, keep_connections, wait_for
+from bench.common import LOCAL, RUNS_DIR, free_port, instance_env, wait_for
 from storage import inbox
 from storage.db import Database
 from storage.jobs import Moved, NewJob, create_job, get_job, transition
@@ -79,7 +79,7 @@ class KiebotPipeline:
     name = "kiebot"
 
     def __init__(self, database_url: str, sims: dict[str, str], *, chats: list[int], log_name: str,
-                 extra_env: dict[str, str] | None = None, pooled: bool = False) -> None:
+                 extra_env: dict[str, str] | None = None) -> None:
         from config.settings import Settings
         from runtime import Runtime
 
@@ -91,10 +91,6 @@ class KiebotPipeline:
                            KIEBOT_CLIENT_PACING="off", **(extra_env or {}))
         self.runtime = Runtime(Settings.from_env(env), database_url)
         self.db = Database(database_url, application_name="kiebot-bench-feeder")
-        if pooled:      # the what-if: the same instance with a connection pool that keeps connections
-            keep_connections(self.runtime.db)
-            keep_connections(self.db)
-        self.name = "kiebot+pool" if pooled else "kiebot"
         self.on_done: DoneHook = lambda n, ok: None
         self.runtime.bot.sender = _ReportingSender(self.runtime.bot.sender, lambda n, ok: self.on_done(n, ok))
         self.log_name = log_name
@@ -125,7 +121,7 @@ class FloorPipeline:
         self.sims = sims
         self.chats = chats
         self.epoch = epoch
-        self.db = keep_connections(Database(database_url, application_name="kiebot-bench-floor"))
+        self.db = Database(database_url, application_name="kiebot-bench-floor")
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="floor")
         self.on_done: DoneHook = lambda n, ok: None
         self.errors: list[str] = []

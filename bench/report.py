@@ -59,9 +59,6 @@ def make_plots(results: dict[str, Any], plots: Path) -> dict[str, str]:
         levels = [f"C = {r['concurrency']}" for r in t["by_level"]]
         series = [("floor (plain thread pool)", [r["floor_jobs_per_s"] for r in t["by_level"]]),
                   ("kiebot as built", [r["kiebot_jobs_per_s"] for r in t["by_level"]])]
-        if any("whatif_jobs_per_s" in r for r in t["by_level"]):
-            series.append(("kiebot + pool that keeps connections (what-if)",
-                           [r.get("whatif_jobs_per_s", float("nan")) for r in t["by_level"]]))
         out["throughput"] = svg.bar_chart(plots / "throughput.svg", "Jobs/s end to end (median of repeats)", levels,
                                           series, x_label="unfinished jobs at a time (closed loop)", y_label="jobs/s",
                                           hlines=[(30, "Telegram 30 msg/s"), (300, "target 10× = 300 jobs/s")]).name
@@ -86,18 +83,16 @@ def make_plots(results: dict[str, Any], plots: Path) -> dict[str, str]:
                 series.append((f"instance {short}: kiebot_job_actors (when /metrics answered)", pts, "dot"))
             series.append(("results delivered (sendPhoto)", [(r["t"], r["sent"]) for r in rows], "line"))
             key = f"inflight_{a['label']}"
-            out[key] = svg.line_chart(plots / f"{key}.svg",
-                                      f"{a['jobs']:,} jobs in flight, {'what-if pool' if a['whatif'] else 'as built'}",
-                                      series, x_label="seconds since the bench released the lock", y_label="count",
+            out[key] = svg.line_chart(plots / f"{key}.svg", f"{a['jobs']:,} jobs in flight, as built", series,
+                                      x_label="seconds since the bench released the lock", y_label="count",
                                       vlines=[(t_, what) for t_, what in a["series"]["marks"]],
                                       hlines=[(a["jobs"], f"{a['jobs']:,} jobs")]).name
             series = []
             for name, short in a["series"]["names"].items():
                 pts = [(r["t"], r[name]["rss_kb"] / 1024) for r in rows if name in r and r[name]["rss_kb"]]
                 series.append((f"instance {short}: VmRSS (MiB)", pts))
-            out[key + "_rss"] = svg.line_chart(plots / f"{key}_rss.svg",
-                                               f"Resident memory, {a['jobs']:,} jobs, "
-                                               f"{'what-if pool' if a['whatif'] else 'as built'}", series,
+            out[key + "_rss"] = svg.line_chart(plots / f"{key}_rss.svg", f"Resident memory, {a['jobs']:,} jobs, as built",
+                                               series,
                                                x_label="seconds since the bench released the lock", y_label="MiB",
                                                vlines=[(t_, what) for t_, what in a["series"]["marks"]]).name
     tc = sc.get("telegram_ceiling")
@@ -213,15 +208,6 @@ def write_report(results: dict[str, Any], path: Path, plots: dict[str, str], plo
         "scenarios use it against simulators without limits, because with pacing on the pipeline cannot go "
         "faster than KIE's account limit of 2 createTask/s. The Telegram ceiling and failover scenarios run "
         "with pacing on, as shipped.")
-    whatif = any(a.get("whatif") for a in results.get("scenarios", {}).get("inflight", {}).get("attempts", [])) or \
-        "whatif_jobs_per_s" in results.get("scenarios", {}).get("throughput", {}).get("headline", {})
-    if whatif:
-        add("- The *what-if* rows are not kiebot as built: the same code with `storage.db.Database`'s pool "
-            "replaced by one that keeps its connections and waits for a free one (`bench/common.py: "
-            "keep_connections`, `bench/whatif_instance.py`). They show what that one change is worth. They run "
-            "only while kiebot's own pool opens a connection per transaction.")
-    add("- The floor's Database keeps its connections (`bench/common.py: keep_connections`): the floor is the "
-        "same transactions without avoidable overhead.")
     add("- Jobs in the throughput and latency scenarios bypass the Telegram conversation: they are inserted "
         "with `storage.jobs.create_job` and the supervisor is told with the runtime's `_to_supervisor_job`, "
         "as the dialogue does after its own insert (no progress message is sent or edited).")
@@ -246,25 +232,18 @@ def _throughput(add: Any, t: dict[str, Any], plots: dict[str, str], rel: str) ->
         f"warm-up, {s['window_s']:.0f} s measured; pipelines alternate; {s['repeats']} "
         f"{'repeat' if s['repeats'] == 1 else 'repeats, medians shown'}.")
     add("")
-    whatif = any("whatif_jobs_per_s" in r for r in t["by_level"])
-    add("| C | floor jobs/s | kiebot jobs/s | kiebot ÷ floor |" + (" what-if jobs/s | what-if ÷ floor |" if whatif else ""))
-    add("|---|---|---|---|" + ("---|---|" if whatif else ""))
+    add("| C | floor jobs/s | kiebot jobs/s | kiebot ÷ floor |")
+    add("|---|---|---|---|")
     for r in t["by_level"]:
-        row = (f"| {r['concurrency']} | {r['floor_jobs_per_s']:.1f} | {r['kiebot_jobs_per_s']:.1f} | "
-               f"{r['ratio']:.1%} |")
-        if whatif:
-            row += f" {r.get('whatif_jobs_per_s', float('nan')):.1f} | {r.get('whatif_ratio', float('nan')):.1%} |"
-        add(row)
+        add(f"| {r['concurrency']} | {r['floor_jobs_per_s']:.1f} | {r['kiebot_jobs_per_s']:.1f} | {r['ratio']:.1%} |")
     add("")
     add(f"Best of each: floor {h['floor_jobs_per_s']:.1f} jobs/s, kiebot {h['kiebot_jobs_per_s']:.1f} jobs/s → "
         f"**{h['ratio']:.1%} of the floor**, **{h['multiple_of_30']:.2f}× Telegram's 30 msg/s** "
-        f"(the floor itself: {h['floor_jobs_per_s'] / 30:.2f}×)." +
-        (f" What-if: {h.get('whatif_jobs_per_s', float('nan')):.1f} jobs/s = {h.get('whatif_ratio', float('nan')):.1%} "
-         f"of the floor." if whatif else ""))
+        f"(the floor itself: {h['floor_jobs_per_s'] / 30:.2f}×).")
     add("")
     add("Per job (medians over segments):")
     add("")
-    kinds = [k for k in ("floor", "kiebot", "kiebot+pool") if k in t["per_job"]]
+    kinds = [k for k in ("floor", "kiebot") if k in t["per_job"]]
     add("| | " + " | ".join(kinds) + " |")
     add("|---|" + "---|" * len(kinds))
     labels = {"pg_transactions": "Postgres commits (pg_stat_database.xact_commit)", "createTask": "createTask calls",
@@ -341,14 +320,7 @@ def _inflight(add: Any, inf: dict[str, Any], plots: dict[str, str], rel: str) ->
         f = a.get("log_findings", {})
         pe = sum(v.get("pool_exhausted", 0) for v in f.values())
         sd = sum(v.get("leader_step_downs", 0) for v in f.values())
-        if a.get("adoption_only"):
-            add(f"| {a['jobs']:,} {'what-if' if a['whatif'] else 'as built'} (adoption only) | "
-                f"{_num(mem.get('leader_job_actors'), 0)} / {_num(tm.get('first_all_actors_s'))} s | "
-                f"{_num(passive.get('VmRSS', 0) / 1024)} → {_num(mem.get('leader', {}).get('VmRSS', 0) / 1024)} MiB | "
-                f"{_num(mem.get('rss_per_job_kb'))} kB | {_num(mem.get('threads_added'))} | — | — | — | {pe:,} | {sd} | "
-                f"{'works' if a['works'] else 'broke'} |")
-            continue
-        add(f"| {a['jobs']:,} {'what-if' if a['whatif'] else 'as built'} | "
+        add(f"| {a['jobs']:,} as built | "
             f"{_num(mem.get('leader_job_actors'), 0)} / {'≈' if tm.get('first_all_actors_from_samples') else ''}"
             f"{_num(tm.get('first_all_actors_s'))} s | "
             f"{_num(passive.get('VmRSS', 0) / 1024)} → {_num(mem.get('leader', {}).get('VmRSS', 0) / 1024)} MiB | "

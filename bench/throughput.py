@@ -15,9 +15,9 @@ import os
 import time
 from typing import Any
 
-from bench.common import (RUNS_DIR, SimHost, ThreadCpu, pool_keeps_connections, committed_transactions, fresh_database, log_findings, log_to_file,
-                          machine_cpu_seconds,
-                          median, postgres_cpu_seconds, process_cpu_seconds, quiet_logging, summarize)
+from bench.common import (RUNS_DIR, SimHost, ThreadCpu, committed_transactions, fresh_database, log_findings, log_to_file,
+                          machine_cpu_seconds, median, postgres_cpu_seconds, process_cpu_seconds, quiet_logging,
+                          summarize)
 from bench.pipeline import Driver, FloorPipeline, KiebotPipeline, take_epoch
 
 NAME = "throughput"
@@ -25,8 +25,7 @@ TITLE = "Pipeline throughput and overhead"
 TELEGRAM_RATE = 30.0
 TARGET_RATIO = 0.70
 TARGET_MULTIPLE = 10.0
-KINDS = ("floor", "kiebot", "kiebot+pool")     # kiebot+pool: the what-if (bench/common.py keep_connections),
-                                                # run only while kiebot's own pool opens a connection per transaction
+KINDS = ("floor", "kiebot")
 
 
 def _cpu(sims: SimHost) -> dict[str, float]:
@@ -48,8 +47,7 @@ def run_segment(kind: str, concurrency: int, sims: SimHost, chats: list[int], wa
         log_path = RUNS_DIR / f"{NAME}-{kind}-c{concurrency}-{tag}.log"
         log_path.unlink(missing_ok=True)
         log_to_file(log_path)
-        pipeline = KiebotPipeline(url, sims.env(), chats=chats, log_name=f"{NAME}-{tag}",
-                                  pooled=kind == "kiebot+pool")
+        pipeline = KiebotPipeline(url, sims.env(), chats=chats, log_name=f"{NAME}-{tag}")
     pipeline.start()
     time.sleep(0.5)
     tx0 = committed_transactions(url)
@@ -106,8 +104,6 @@ def run(quick: bool = False) -> dict[str, Any]:
     levels = [16] if quick else [8, 32]
     repeats = 1 if quick else 2
     warmup, window = (1.0, 3.0) if quick else (2.0, 8.0)
-    keeps = pool_keeps_connections(fresh_database(NAME))
-    kinds = KINDS if not keeps else ("floor", "kiebot")
     sims = SimHost.start(chats=chats)
     segments: list[dict[str, Any]] = []
     try:
@@ -116,7 +112,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                                               for k, v in costs.items()), flush=True)
         for rep in range(repeats):
             for concurrency in levels:
-                for kind in kinds:
+                for kind in KINDS:
                     segments.append(run_segment(kind, concurrency, sims, chats, warmup, window, f"r{rep + 1}"))
     finally:
         sims.stop()
@@ -124,14 +120,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     for concurrency in levels:
         floor = [s["jobs_per_s"] for s in segments if s["pipeline"] == "floor" and s["concurrency"] == concurrency]
         kiebot = [s["jobs_per_s"] for s in segments if s["pipeline"] == "kiebot" and s["concurrency"] == concurrency]
-        whatif = [s["jobs_per_s"] for s in segments if s["pipeline"] == "kiebot+pool" and s["concurrency"] == concurrency]
-        level = {"concurrency": concurrency, "floor_jobs_per_s": median(floor),
-                 "kiebot_jobs_per_s": median(kiebot), "ratio": median(kiebot) / median(floor),
-                 "floor_runs": floor, "kiebot_runs": kiebot}
-        if whatif:
-            level.update(whatif_jobs_per_s=median(whatif), whatif_ratio=median(whatif) / median(floor),
-                         whatif_runs=whatif)
-        by_level.append(level)
+        by_level.append({"concurrency": concurrency, "floor_jobs_per_s": median(floor),
+                         "kiebot_jobs_per_s": median(kiebot), "ratio": median(kiebot) / median(floor),
+                         "floor_runs": floor, "kiebot_runs": kiebot})
     best_floor = max(by_level, key=lambda r: r["floor_jobs_per_s"])
     best_kiebot = max(by_level, key=lambda r: r["kiebot_jobs_per_s"])
     ratio = best_kiebot["kiebot_jobs_per_s"] / best_floor["floor_jobs_per_s"]
@@ -144,11 +135,6 @@ def run(quick: bool = False) -> dict[str, Any]:
         return median(s["cpu_ms_per_job"][key] for s in segments if s["pipeline"] == kind)
 
     lost = sum(s["unfinished"] + s["failed"] for s in segments if s["pipeline"] == "kiebot")
-    headline_whatif = {}
-    if "kiebot+pool" in kinds:
-        best_whatif = max(by_level, key=lambda r: r["whatif_jobs_per_s"])
-        headline_whatif = {"whatif_jobs_per_s": best_whatif["whatif_jobs_per_s"],
-                           "whatif_ratio": best_whatif["whatif_jobs_per_s"] / best_floor["floor_jobs_per_s"]}
     return {
         "name": NAME, "title": TITLE, "quick": quick,
         "setup": {"levels": levels, "repeats": repeats, "warmup_s": warmup, "window_s": window, "chats": len(chats),
@@ -159,16 +145,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         "headline": {"floor_jobs_per_s": best_floor["floor_jobs_per_s"], "floor_concurrency": best_floor["concurrency"],
                      "kiebot_jobs_per_s": best_kiebot["kiebot_jobs_per_s"],
                      "kiebot_concurrency": best_kiebot["concurrency"], "ratio": ratio, "multiple_of_30": multiple,
-
-                     "jobs_lost_or_failed": lost, **headline_whatif},
-        "pool_keeps_connections": keeps,
+                     "jobs_lost_or_failed": lost},
         "per_job": {kind: {key: per_job(kind, key) for key in ("pg_transactions", "createTask", "recordInfo",
                                                                "callbacks", "sendPhoto")}
-                    for kind in kinds},
+                    for kind in KINDS},
         "cpu_ms_per_job": {kind: {key: cpu(kind, key) for key in ("bench", "sims", "postgres")}
-                           for kind in kinds},
+                           for kind in KINDS},
         "thread_cpu_ms_per_job": {kind: _thread_medians([s for s in segments if s["pipeline"] == kind])
-                                  for kind in kinds},
+                                  for kind in KINDS},
         "targets": [
             {"what": "kiebot ÷ floor throughput", "value": ratio, "target": f"≥ {TARGET_RATIO:.0%}",
              "pass": ratio >= TARGET_RATIO, "format": "percent"},
@@ -181,15 +165,14 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 def component_costs(sims: SimHost, chats: list[int], scale: float = 1.0) -> dict[str, Any]:
     """Small measurements that explain the per-job costs: a transaction with kiebot's Database as
-    built and with a pool that keeps connections; a pykka actor's life; one sendPhoto through
-    the bot's sending path and through plain requests; one recordInfo through KieClient and
-    through plain requests. CPU is this process's; wall is per call, one call at a time."""
+    built; a pykka actor's life; one sendPhoto through the bot's sending path and through plain
+    requests; one recordInfo through KieClient and through plain requests. CPU is this process's;
+    wall is per call, one call at a time."""
     import json
 
     import pykka
     import requests
 
-    from bench.common import keep_connections
     from bot_gateway import BotGateway
     from config.catalogue import load_catalogue
     from config.settings import Settings
@@ -209,17 +192,14 @@ def component_costs(sims: SimHost, chats: list[int], scale: float = 1.0) -> dict
         out[label] = {"cpu_ms": (process_cpu_seconds(me) - c0) * 1000 / n, "wall_ms": (time.monotonic() - w0) * 1000 / n}
 
     url = fresh_database(NAME)
-    for label, pooled in (("transaction_as_built", False), ("transaction_pooled", True)):
-        db = Database(url, application_name="kiebot-bench-probe")
-        if pooled:
-            keep_connections(db)
-        db.one("ping")
-        time.sleep(1.2)
-        tx0 = committed_transactions(url)
-        timed(label, lambda: db.one("ping"), 300)
-        db.close()
-        time.sleep(1.5)
-        out[label]["commits_per_tx"] = (committed_transactions(url) - tx0) / (max(10, int(300 * scale)) + 1)
+    db = Database(url, application_name="kiebot-bench-probe")
+    db.one("ping")
+    time.sleep(1.2)
+    tx0 = committed_transactions(url)
+    timed("transaction_as_built", lambda: db.one("ping"), 300)
+    db.close()
+    time.sleep(1.5)
+    out["transaction_as_built"]["commits_per_tx"] = (committed_transactions(url) - tx0) / (max(10, int(300 * scale)) + 1)
 
     class Once(pykka.ThreadingActor):
         def on_receive(self, message: Any) -> None:
