@@ -84,6 +84,7 @@ class Runtime:
                          confirm_callbacks=s.kie_confirm_callbacks, hmac_required=bool(s.kie_webhook_hmac_key),
                          delivery_policy=s.delivery_policy, poll_base_s=s.poll_base_s,
                          delivery_grace_s=s.delivery_grace_s, slots=WorkSlots(s.job_slots))
+        self.metrics.job_actors_waiting.set_function(lambda: ctx.slots.waiting)
         return JobSupervisor.start(ctx)
 
     def _observe_kie(self, method: str, result: str, seconds: float) -> None:

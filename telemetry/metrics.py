@@ -62,6 +62,9 @@ class Metrics:
             "kiebot_callback_to_delivery_seconds", "From a callback stored to the result delivered.",
             buckets=LATENCY_BUCKETS, registry=r)
         self.job_actors = Gauge("kiebot_job_actors", "JobActors alive on this instance.", registry=r)
+        self.job_actors_waiting = Gauge(
+            "kiebot_job_actors_waiting", "JobActors with a message waiting for a work slot (KIEBOT_JOB_SLOTS).",
+            registry=r)
         self.job_actor_restarts = Counter("kiebot_job_actor_restarts_total", "JobActors restarted after a crash.",
                                           registry=r)
         # deliveries
