@@ -25,6 +25,7 @@ GROUP_INTERVAL_S = 3.05
 GLOBAL_INTERVAL_S = 1 / 29
 MAX_INLINE_WAIT_S = 5.0     # longer waits go back to the caller as RetryAfter
 MAX_RETRIES = 3
+MAX_ON_WIRE = 32            # requests sent and not yet answered; the rest wait here, not in httpx
 UNPACED = frozenset({"sendChatAction", "getFile", "answerCallbackQuery"})   # not messages: no chat slot
 
 # Set by the sender bridge for the request it runs; FloodControl sets the Event when it sends.
@@ -47,6 +48,7 @@ class FloodControl(BaseRateLimiter[int]):
         self._chat_locks: dict[str | int, asyncio.Lock] = {}
         self._global_next = 0.0
         self._global_lock: asyncio.Lock | None = None
+        self._wire: asyncio.Semaphore | None = None
         self._queued = 0
         self._on_wait = on_wait or (lambda reason, seconds: None)
         self._on_queue = on_queue or (lambda depth: None)
@@ -54,6 +56,9 @@ class FloodControl(BaseRateLimiter[int]):
 
     async def initialize(self) -> None:
         self._global_lock = asyncio.Lock()
+        # Thousands of results at once (a leader adopting a backlog) would otherwise all reach
+        # httpcore's pool, whose bookkeeping scans every queued request on every change.
+        self._wire = asyncio.Semaphore(MAX_ON_WIRE)
 
     async def shutdown(self) -> None:
         self._chat_locks.clear()
@@ -107,17 +112,19 @@ class FloodControl(BaseRateLimiter[int]):
 
     async def _send(self, endpoint: str, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
                     kwargs: dict[str, Any]) -> Any:
-        marker = dispatch_marker.get()
-        if marker is not None:
-            marker.set()
-        started = time.monotonic()
-        try:
-            result = await callback(*args, **kwargs)
-        except Exception as exc:
-            self._on_request(endpoint, type(exc).__name__, time.monotonic() - started)
-            raise
-        self._on_request(endpoint, "ok", time.monotonic() - started)
-        return result
+        assert self._wire is not None, "FloodControl used before initialize()"
+        async with self._wire:
+            marker = dispatch_marker.get()
+            if marker is not None:
+                marker.set()
+            started = time.monotonic()
+            try:
+                result = await callback(*args, **kwargs)
+            except Exception as exc:
+                self._on_request(endpoint, type(exc).__name__, time.monotonic() - started)
+                raise
+            self._on_request(endpoint, "ok", time.monotonic() - started)
+            return result
 
 
 def _is_group(key: str | int) -> bool:

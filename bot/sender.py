@@ -12,7 +12,6 @@ import concurrent.futures
 import datetime as dt
 import logging
 import threading
-import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 import httpx
@@ -66,6 +65,20 @@ def classify_send_error(exc: BaseException) -> SendError:
     return SendError(SendOutcome.UNKNOWN, detail)
 
 
+class _Dispatch(threading.Event):
+    """The sender's wait: FloodControl calls set() when the request leaves (`sent`); the call
+    ending first (refused before leaving, cancelled) only wakes the waiter."""
+
+    sent = False
+
+    def set(self) -> None:
+        self.sent = True
+        super().set()
+
+    def wake(self) -> None:
+        super().set()
+
+
 class TelegramSender:
     """actors.ports.Sender over PTB, for threads other than the bot loop's."""
 
@@ -75,23 +88,23 @@ class TelegramSender:
     def _run(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
         """Run a PTB call on the bot loop. Waiting in FloodControl's queue is not the send:
         only once the request is dispatched does a timeout mean "outcome unknown"."""
-        dispatched = threading.Event()
+        dispatched = _Dispatch()
 
         async def call() -> T:
             dispatch_marker.set(dispatched)
             return await make()
 
         future = asyncio.run_coroutine_threadsafe(call(), self._loop)
-        queue_deadline = time.monotonic() + MAX_QUEUE_WAIT_S
-        while not dispatched.wait(0.1) and not future.done():
-            if time.monotonic() > queue_deadline:
-                future.cancel()
-                try:
-                    future.result(5)
-                except BaseException:  # noqa: BLE001 - only whether it left matters now
-                    pass
-                outcome = SendOutcome.UNKNOWN if dispatched.is_set() else SendOutcome.RETRY
-                raise SendError(outcome, "waited too long for a sending slot")
+        future.add_done_callback(lambda _: dispatched.wake())
+        # Blocks without polling: thousands of actors may be waiting here at once.
+        if not dispatched.wait(MAX_QUEUE_WAIT_S):
+            future.cancel()
+            try:
+                future.result(5)
+            except BaseException:  # noqa: BLE001 - only whether it left matters now
+                pass
+            outcome = SendOutcome.UNKNOWN if dispatched.sent else SendOutcome.RETRY
+            raise SendError(outcome, "waited too long for a sending slot")
         try:
             result = future.result(self._timeout)
         except BaseException as exc:  # noqa: BLE001 - every failure is classified, none escapes raw

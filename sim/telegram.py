@@ -64,6 +64,7 @@ class TelegramSim:
                                 lambda: (self.WEBHOOK_MAX_ATTEMPTS, self.WEBHOOK_BACKOFF_S))
         self._server: SimServer | None = None
         self._threads: list[threading.Thread] = []
+        self._in_flight = 0
         self._handlers: dict[str, Callable[[dict[str, Any], dict[str, Upload]], Any]] = {
             "getMe": self._get_me, "getUpdates": self._feed.get_updates,
             "setWebhook": self._feed.set_webhook, "deleteWebhook": self._feed.delete_webhook,
@@ -92,6 +93,7 @@ class TelegramSim:
         self._files = FileStore(random.Random(f"{self.seed}:files"))
         self._feed.reset()
         self._calls: list[Call] = []
+        self.peak_in_flight = 0     # most Bot API calls (long polls aside) being answered at once
         self._faults = Faults()
         self._limiter = FloodLimiter(self._clock)
         self._commands: dict[str, list[dict[str, Any]]] = {}
@@ -319,6 +321,11 @@ class TelegramSim:
         at = self._clock()
         method = self._spec.method_name(name)
         params: dict[str, Any] = dict(raw)
+        counted = method != "getUpdates"        # a long poll is always open; count the rest
+        if counted:
+            with self._lock:
+                self._in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
         try:
             if token != self.token:
                 raise ApiError(401, "Unauthorized")
@@ -335,6 +342,10 @@ class TelegramSim:
             status, body = 200, {"ok": True, "result": handler(params, uploads)}
         except ApiError as exc:
             status, body = exc.status, exc.payload()
+        finally:
+            if counted:
+                with self._lock:
+                    self._in_flight -= 1
         with self._changed:
             self._calls.append(Call(method or name, params, status, body, at))
             drop = method is not None and self._faults.take_drop(method)

@@ -61,3 +61,27 @@ def test_a_burst_of_1000_results_to_200_chats_gets_no_429(limited: TelegramSim, 
     for c in calls:
         per_chat.setdefault(int(c.params["chat_id"]), []).append(c.at)
     assert all(len(times) == 5 for times in per_chat.values())
+
+
+def test_a_backlog_of_results_waits_in_flood_control_not_on_the_wire(db: Database) -> None:
+    """A leader adopting a backlog releases many results at once; at most MAX_ON_WIRE of them
+    may be sent and unanswered, even with pacing off, and every one is still delivered."""
+    from bot.flood_control import MAX_ON_WIRE
+
+    with TelegramSim() as sim:
+        chats = list(range(200_000, 200_000 + 3 * MAX_ON_WIRE))
+        for chat in chats:
+            sim.user_sends(chat, "hi")
+        sim.slow("sendMessage", 0.2)
+        settings = Settings.from_env({"TELEGRAM_BOT_TOKEN": sim.token, "TELEGRAM_API_URL": sim.url,
+                                      "KIE_API_KEY": "unused", "KIEBOT_CLIENT_PACING": "off"})
+        gw = BotGateway(settings, db, load_catalogue(), Metrics(), notify_job=lambda job_id: None)
+        gw.start()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(chats)) as pool:
+                list(pool.map(lambda chat: gw.sender.send_text(chat, "result"), chats))
+        finally:
+            gw.stop()
+        delivered = sorted(c.params["chat_id"] for c in sim.calls("sendMessage") if c.status == 200)
+        assert delivered == chats
+        assert MAX_ON_WIRE // 2 <= sim.peak_in_flight <= MAX_ON_WIRE
