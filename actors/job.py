@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,7 @@ class JobActor(pykka.ThreadingActor):
         self._progress_text: str | None = None
         self._callback_at: dt.datetime | None = None
         self._uncertainty_counted = False
+        self._inbox_read_at = float("-inf")
 
     # --- pykka hooks ------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -115,8 +117,9 @@ class JobActor(pykka.ThreadingActor):
             case PollDue(generation=generation):
                 if generation == self._poll_generation:
                     self._poll()
-            case CallbacksPending():
-                self._handle_callbacks()
+            case CallbacksPending(at=at):
+                if at >= self._inbox_read_at:   # else a later read already saw it (sweeps repeat)
+                    self._handle_callbacks()
             case Cancel():
                 job = self._reload()
                 if job is not None and job.state == S.CREATED and self._move(job, S.CANCELLED):
@@ -263,6 +266,7 @@ class JobActor(pykka.ThreadingActor):
 
     # --- callbacks --------------------------------------------------------------------------
     def _handle_callbacks(self) -> None:
+        self._inbox_read_at = time.monotonic()
         for stored in inbox.pending_for_job(self.ctx.db, self.job_id):
             self._handle_callback(stored)
             if not inbox.mark_processed(self.ctx.db, stored.id, self.ctx.epoch):

@@ -72,24 +72,29 @@ class LeaderActor(pykka.ThreadingActor):
         self.supervisor: pykka.ActorRef[Any] | None = None
         self._conn: LockConnection | None = None
         self._last_confirmed = 0.0
-        self._tick_pending = threading.Event()
+        self._tick_idle = threading.Event()     # no Tick queued or being handled
+        self._tick_idle.set()
         self._stopping = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="kiebot-leader-ticker", daemon=True)
 
     # --- pykka hooks ------------------------------------------------------------------------
     def on_start(self) -> None:
-        """Leader thread. Starts the ticker; the first Tick tries the lock."""
+        """Leader thread. Tries the lock at once, then leaves the timing to the ticker."""
+        self._tick_idle.clear()
+        self.actor_ref.tell(Tick())
         self._ticker.start()
 
     def on_receive(self, message: Any) -> Any:
         """Leader thread. Errors are handled inside each state method; nothing escapes."""
         match message:
             case Tick():
-                self._tick_pending.clear()
-                if self.epoch is None:
-                    self._run_passive()
-                else:
-                    self._run_active()
+                try:
+                    if self.epoch is None:
+                        self._run_passive()
+                    else:
+                        self._run_active()
+                finally:
+                    self._tick_idle.set()
             case Resign():
                 self._resign()
             case ToSupervisor(message=inner):
@@ -210,16 +215,21 @@ class LeaderActor(pykka.ThreadingActor):
                 self._stopping.wait(ACQUIRE_RETRY_INTERVAL_S)
 
     def _tick_once(self) -> None:
-        """Wait one interval (passive: or until a NOTIFY), then tell one Tick if none is queued."""
-        conn = self._conn
+        """Wait one interval (passive: or until a NOTIFY), then tell one Tick if none is queued.
+
+        It first lets the last Tick finish (normally at once): a passive Tick drains the
+        NOTIFYs, so the socket is quiet again before the next wait; waiting blindly instead
+        would miss a resigning leader's NOTIFY half of the time."""
         interval = LOCK_CHECK_INTERVAL_S if self.epoch is not None else ACQUIRE_RETRY_INTERVAL_S
-        if conn is not None and self.epoch is None and not self._tick_pending.is_set():
+        self._tick_idle.wait(interval)
+        conn = self._conn
+        if conn is not None and self.epoch is None and self._tick_idle.is_set():
             conn.wait_readable(interval)
         else:
             self._stopping.wait(interval)
         self._watchdog()
-        if not self._tick_pending.is_set() and not self._stopping.is_set():
-            self._tick_pending.set()
+        if self._tick_idle.is_set() and not self._stopping.is_set():
+            self._tick_idle.clear()
             self.actor_ref.tell(Tick())
 
     def _watchdog(self) -> None:

@@ -1,7 +1,8 @@
 """Every message the actors exchange: small frozen dataclasses named by intent."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -42,7 +43,10 @@ class ProgressDue:
 
 @dataclass(frozen=True)
 class CallbacksPending:
-    """The inbox holds callbacks for this job; read and handle them."""
+    """The inbox holds callbacks for this job; read and handle them. Told only after the
+    callback was stored, so an inbox read that began after `at` has already seen it."""
+
+    at: float = field(default_factory=time.monotonic)
 
 
 # --- to the JobSupervisor -------------------------------------------------------------------

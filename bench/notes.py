@@ -106,14 +106,11 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
                          f"instance logged {f.get('pool_exhausted', 0):,} such errors and {f.get('actor_failed', 0):,} "
                          "JobActor crashes. ")
                 if f.get("leader_step_downs"):
-                    text += ("A database error inside the JobSupervisor (its `_route_callbacks` reads the job outside "
-                             "any `try`) stops the supervisor; the LeaderActor then steps down (\"supervisor "
-                             f"stopped\") and takes the lock again with a new epoch — {f['leader_step_downs']} "
-                             f"step-downs in {lat['setup']['seconds']:.0f} s. Every JobActor of the old epoch then "
-                             "loses its fenced writes; a result sent but not yet recorded as `delivered` stays "
-                             "claimed by the old epoch and is re-claimed after `KIEBOT_DELIVERY_GRACE_S` "
-                             f"(at_least_once) and sent again ({f.get('reclaimed', 0)} re-claims, "
-                             f"{main.get('duplicate_sends', 0)} duplicate results in this run). ")
+                    text += (f"The leader stepped down {f['leader_step_downs']} time(s) in "
+                             f"{lat['setup']['seconds']:.0f} s; every JobActor of the old epoch then loses its fenced "
+                             "writes, and a result sent but not yet recorded as `delivered` is re-claimed after "
+                             f"`KIEBOT_DELIVERY_GRACE_S` (at_least_once) and sent again ({f.get('reclaimed', 0)} "
+                             f"re-claims, {main.get('duplicate_sends', 0)} duplicate results in this run). ")
                 text += ("The supervisor gives a job up after three crashes of its actor and sends a failure notice "
                          "instead of the result.")
             diag.append(text)
@@ -176,14 +173,12 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
             f"median {_ms(s.get('p50'))}, p99 {_ms(s.get('p99'))} ({k.get('n', 0)} + {s.get('n', 0)} trials, idle "
             "instances).")
         diag.append(
-            "**Failover is bounded by the standby's retry interval.** A killed leader's Postgres session ends when "
-            "its socket closes, which releases the advisory lock at once; the standby notices on its next attempt "
-            "(every 0.5 s, `ACQUIRE_RETRY_INTERVAL_S`), so SIGKILL takeovers should spread over 0–0.5 s plus the "
-            f"epoch bump: measured {_ms(k.get('min'))}–{_ms(k.get('max'))}. After SIGTERM the leader resigns and "
-            "NOTIFYs, and the standby wakes on the NOTIFY, so the time is the old leader's own shutdown up to the "
-            "unlock (its main loop checks the stop flag every 0.5 s, then it stops its supervisor and intake): "
-            f"measured {_ms(s.get('min'))}–{_ms(s.get('max'))}, spread evenly like the SIGKILL times — consistent "
-            "with that 0.5 s wait, not the resign itself, setting the time.")
+            "**Failover.** A killed leader's Postgres session ends when its socket closes, which releases the "
+            "advisory lock at once; the standby notices on its next attempt (every 0.5 s, "
+            "`ACQUIRE_RETRY_INTERVAL_S`), so SIGKILL takeovers spread over 0–0.5 s plus the epoch bump: measured "
+            f"{_ms(k.get('min'))}–{_ms(k.get('max'))}. After SIGTERM the leader stops its supervisor and intake, "
+            "unlocks and NOTIFYs on its lock connection, and the standby, which waits on that connection's "
+            f"socket between attempts, wakes on the NOTIFY: measured {_ms(s.get('min'))}–{_ms(s.get('max'))}.")
     if t:
         diag.append(
             "**Side note on the Telegram simulator.** It answers a keep-alive request in two TCP writes (headers, "

@@ -126,3 +126,29 @@ def test_fifty_concurrent_leader_start_stops_leak_no_threads_locks_or_connection
 
 class _Idle(pykka.ThreadingActor):
     """A stand-in supervisor for the storm: it only has to start and stop."""
+
+
+def test_a_standby_takes_over_on_the_resigning_leaders_notify_not_on_its_retry_timer(
+        database_url: str, monkeypatch: Any) -> None:
+    """With the retry timer at 60 s, only the NOTIFY can wake a standby within the wait below."""
+    import actors.leader
+
+    monkeypatch.setattr(actors.leader, "ACQUIRE_RETRY_INTERVAL_S", 60.0)
+
+    def start(name: str) -> tuple[pykka.ActorRef[Any], LeadershipStatus]:
+        status = LeadershipStatus()
+        ref = LeaderActor.start(database_url, KEY, name, lambda epoch: _Idle.start(), [], Metrics(), status)
+        return ref, status
+
+    leader, leader_status = start("first")
+    wait_until(lambda: leader_status.active, timeout=10, what="the first instance leads")
+    for trial in range(5):
+        standby, standby_status = start(f"standby-{trial}")
+        wait_until(lambda: standby_status.db_ok, timeout=10, what="the standby made its first attempt")
+        assert not standby_status.active
+        leader.ask(Resign(), timeout=10)
+        leader.stop(timeout=10)
+        wait_until(lambda: standby_status.active, timeout=10, what=f"trial {trial}: the standby takes over")
+        leader, leader_status = standby, standby_status
+    leader.ask(Resign(), timeout=10)
+    leader.stop(timeout=10)
