@@ -270,7 +270,7 @@ def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str
                     return sum(v for k, v in counts_by_state(db).items()
                                if k in ("delivered", "delivery_unknown", "undeliverable", "cancelled"))
                 try:
-                    wait_progress(final, n, 30, 240, "every job final", interval=1.0)
+                    wait_progress(final, n, 30, 900, "every job final", interval=1.0)
                     timings["deliver_all_s"] = time.monotonic() - completed
                 except TimeoutError as exc:
                     problems.append(f"delivery: {exc}")

@@ -122,8 +122,13 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
             f"**In flight.** {big['jobs']:,} unfinished jobs: the first leader started "
             f"{_f(mem.get('threads_added'), ',.0f')} threads for them at {_f(mem.get('rss_per_job_kb'))} kB of RSS per job; "
             f"{'it works' if big['works'] else 'it broke'} — {big['delivery']['unique_tasks']:,} results, "
-            f"{big['delivery']['failure_notices']:,} failure notices, {big['delivery']['duplicates']:,} duplicates. "
-            f"Largest size that works end to end: {h['largest_n_that_works'] if h['largest_n_that_works'] else 'none of those tried'}.")
+            f"{big['delivery']['failure_notices']:,} failure notices, {big['delivery']['duplicates']:,} duplicates"
+            + (f", all delivered {big['timings']['deliver_all_s']:.0f} s after every task completed at once "
+               f"({big['delivery']['rate_per_s']:.0f} results/s)" if "deliver_all_s" in big["timings"]
+               and big["delivery"].get("rate_per_s") else "") + ". "
+            f"A new leader adopted all {big['jobs']:,} in {_f(big['timings'].get('first_all_actors_s'))} s "
+            "(one query for the rows; JobActors take one of KIEBOT_JOB_SLOTS = 16 work slots per message). "
+            f"Largest size that works end to end: {format(h['largest_n_that_works'], ',') if h['largest_n_that_works'] else 'none of those tried'}.")
         keys = ("pool_exhausted", "actor_failed", "leader_step_downs", "reclaimed", "leader_watchdog",
                 "tell_to_dead_supervisor")
         broken = [a for a in inf["attempts"] if not a["works"]]
