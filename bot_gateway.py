@@ -20,7 +20,7 @@ from telegram.request import HTTPXRequest
 
 from bot import dialogue
 from bot.context import Deps
-from bot.flood_control import FloodControl
+from bot.flood_control import MAX_ON_WIRE, FloodControl
 from bot.sender import TelegramSender, run_on_loop
 from config.catalogue import Catalogue
 from config.settings import Settings
@@ -65,7 +65,8 @@ class BotGateway:
                 .rate_limiter(FloodControl(on_wait=self._observe_wait, on_queue=self.metrics.telegram_queue.set,
                                            on_request=self._observe_request,
                                            pacing=self.settings.client_pacing))
-                .request(HTTPXRequest(connection_pool_size=64, connect_timeout=5, read_timeout=30,
+                # FloodControl keeps MAX_ON_WIRE requests in flight; file downloads bypass it.
+                .request(HTTPXRequest(connection_pool_size=2 * MAX_ON_WIRE, connect_timeout=5, read_timeout=30,
                                       write_timeout=30, media_write_timeout=60))
                 .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=LONG_POLL_TIMEOUT_S + 10))
                 .build())
