@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import RUNS_DIR, SimHost, fresh_database, log_findings, log_to_file, quiet_logging, summarize
-from bench.pipeline import Driver, KiebotPipeline
+from bench.common import RUNS_DIR, SimHost, fresh_database, log_findings, quiet_logging, summarize
+from bench.pipeline import Driver, logged_kiebot_pipeline
 
 NAME = "latency"
 TITLE = "Callback → Telegram latency at a steady rate"
@@ -36,9 +36,7 @@ def measure(sims: SimHost, chats: list[int], rate: float, seconds: float, *, lab
     url = fresh_database(NAME)
     sims.reset()
     log_path = RUNS_DIR / f"{NAME}-{label.replace(' ', '-')}-{rate:.0f}.log"
-    log_path.unlink(missing_ok=True)
-    log_to_file(log_path)
-    pipeline = KiebotPipeline(url, sims.env(), chats=chats, log_name=f"{NAME}-{label.replace(' ', '-')}")
+    pipeline = logged_kiebot_pipeline(url, sims.env(), chats, log_path, f"{NAME}-{label.replace(' ', '-')}")
     pipeline.start()
     time.sleep(0.5)
     driver = Driver(pipeline)

@@ -21,6 +21,7 @@ import concurrent.futures
 import json
 import threading
 import time
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
@@ -28,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from actors.job_state import JobState as S
-from bench.common import LOCAL, RUNS_DIR, free_port, instance_env, wait_for
+from bench.common import LOCAL, RUNS_DIR, free_port, instance_env, log_to_file, wait_for
 from storage import inbox
 from storage.db import Database
 from storage.jobs import Moved, NewJob, create_job, get_job, transition
@@ -108,6 +109,14 @@ class KiebotPipeline:
     def stop(self) -> None:
         self.runtime.stop()
         self.db.close()
+
+
+def logged_kiebot_pipeline(url: str, sims: dict[str, str], chats: list[int], log_path: Path,
+                           log_name: str) -> KiebotPipeline:
+    """A KiebotPipeline whose instance logs to `log_path`, a fresh file (log_findings reads it)."""
+    log_path.unlink(missing_ok=True)
+    log_to_file(log_path)
+    return KiebotPipeline(url, sims, chats=chats, log_name=log_name)
 
 
 class FloorPipeline:

@@ -15,10 +15,10 @@ import os
 import time
 from typing import Any
 
-from bench.common import (RUNS_DIR, SimHost, ThreadCpu, committed_transactions, fresh_database, log_findings, log_to_file,
+from bench.common import (RUNS_DIR, SimHost, ThreadCpu, committed_transactions, fresh_database, log_findings,
                           machine_cpu_seconds, median, postgres_cpu_seconds, process_cpu_seconds, quiet_logging,
                           summarize)
-from bench.pipeline import Driver, FloorPipeline, KiebotPipeline, take_epoch
+from bench.pipeline import Driver, FloorPipeline, logged_kiebot_pipeline, take_epoch
 
 NAME = "throughput"
 TITLE = "Pipeline throughput and overhead"
@@ -45,9 +45,7 @@ def run_segment(kind: str, concurrency: int, sims: SimHost, chats: list[int], wa
                                       epoch=take_epoch(url, "bench-floor"))
     else:
         log_path = RUNS_DIR / f"{NAME}-{kind}-c{concurrency}-{tag}.log"
-        log_path.unlink(missing_ok=True)
-        log_to_file(log_path)
-        pipeline = KiebotPipeline(url, sims.env(), chats=chats, log_name=f"{NAME}-{tag}")
+        pipeline = logged_kiebot_pipeline(url, sims.env(), chats, log_path, f"{NAME}-{tag}")
     pipeline.start()
     time.sleep(0.5)
     tx0 = committed_transactions(url)
