@@ -162,6 +162,16 @@ def _started(inst: KiebotProcess, baseline_threads: int, n: int) -> bool:
     return (inst.metric("kiebot_job_actors", 1.0) or 0) >= n
 
 
+def _time_adoption(inst: KiebotProcess, baseline_threads: int, n: int, since: float, timeout: float, key: str,
+                   phase: str, timings: dict[str, float], problems: list[str]) -> None:
+    """timings[key] = seconds from `since` until all n JobActors run on `inst`; a timeout is a problem."""
+    try:
+        wait_for(lambda: _started(inst, baseline_threads, n), timeout, f"{n} JobActors ({phase})", 0.25)
+        timings[key] = time.monotonic() - since
+    except TimeoutError as exc:
+        problems.append(f"{phase}: {exc}")
+
+
 def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str, Any]:
     """One attempt with `n` jobs; returns what was measured and whether it worked."""
     from config.settings import DEFAULT_LEADER_LOCK_KEY
@@ -222,12 +232,8 @@ def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str
             timings["first_active_s"] = time.monotonic() - released
             other = next(i for i in instances if i is not first)
             base = {i.name: memory["passive"][i.name].get("Threads", 0) for i in instances}
-            try:
-                wait_for(lambda: _started(first, base[first.name], n), phase_timeout,
-                         f"{n} JobActors on the first leader", 0.25)
-                timings["first_all_actors_s"] = time.monotonic() - released
-            except TimeoutError as exc:
-                problems.append(f"adoption: {exc}")
+            _time_adoption(first, base[first.name], n, released, phase_timeout, "first_all_actors_s", "adoption",
+                           timings, problems)
             time.sleep(1.0)
             memory["leader"] = first.status()
             memory["leader_job_actors"] = first.metric("kiebot_job_actors", 10.0)
@@ -246,12 +252,8 @@ def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str
             first.proc.wait(timeout=10)
             wait_for(other.active, 60, "the standby to take over", interval=0.02)
             timings["takeover_active_s"] = time.monotonic() - killed
-            try:
-                wait_for(lambda: _started(other, base[other.name], n), phase_timeout, f"{n} JobActors on the survivor",
-                         0.25)
-                timings["takeover_all_actors_s"] = time.monotonic() - killed
-            except TimeoutError as exc:
-                problems.append(f"takeover: {exc}")
+            _time_adoption(other, base[other.name], n, killed, phase_timeout, "takeover_all_actors_s", "takeover",
+                           timings, problems)
             time.sleep(1.0)
             memory["survivor"] = other.status()
             memory["survivor_job_actors"] = other.metric("kiebot_job_actors", 10.0)
