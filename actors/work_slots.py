@@ -15,11 +15,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-DEFAULT_SLOTS = 16      # half the database pool (storage.db.POOL_MAX): the rest is for the gateways
+from config.settings import DEFAULT_JOB_SLOTS
 
 
 class WorkSlots:
-    def __init__(self, size: int = DEFAULT_SLOTS) -> None:
+    def __init__(self, size: int = DEFAULT_JOB_SLOTS) -> None:
         if size < 1:
             raise ValueError("WorkSlots needs at least one slot")
         self.size = size

@@ -13,6 +13,7 @@ from typing import Mapping
 from urllib.parse import urlparse
 
 DEFAULT_LEADER_LOCK_KEY = 7_246_001_001  # int64: the leadership advisory lock
+DEFAULT_JOB_SLOTS = 16     # half the database pool (storage.db.POOL_MAX): the rest is for the gateways
 
 
 class ConfigError(Exception):
@@ -48,7 +49,7 @@ class Settings:
     poll_base_s: float = 1.0
     delivery_grace_s: float = 30.0
     max_active_jobs: int = 1
-    job_slots: int = 16             # JobActors handling a message at once (actors/work_slots.py)
+    job_slots: int = DEFAULT_JOB_SLOTS  # JobActors handling a message at once (actors/work_slots.py)
     client_pacing: bool = True      # KIEBOT_CLIENT_PACING=off: benchmarks against limitless simulators only
 
     @classmethod
@@ -126,10 +127,10 @@ class Settings:
         if max_active is None or max_active < 1:
             problems.append("KIEBOT_MAX_ACTIVE_JOBS must be a whole number of at least 1")
             max_active = 1
-        job_slots = _parse_int(get("KIEBOT_JOB_SLOTS", "16"))
+        job_slots = _parse_int(get("KIEBOT_JOB_SLOTS", str(DEFAULT_JOB_SLOTS)))
         if job_slots is None or not 1 <= job_slots <= 1024:
             problems.append("KIEBOT_JOB_SLOTS must be a whole number from 1 to 1024")
-            job_slots = 16
+            job_slots = DEFAULT_JOB_SLOTS
         pacing = get("KIEBOT_CLIENT_PACING", "on").lower()
         if pacing not in ("on", "off"):
             problems.append(f"KIEBOT_CLIENT_PACING must be on or off, got {pacing!r}")
