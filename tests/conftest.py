@@ -22,7 +22,8 @@ from storage.db import Database, connect  # noqa: E402
 from storage.migrate import migrate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = "kiebot_template"
+# One template per test session, so that concurrent sessions on one server do not drop each other's.
+TEMPLATE = f"kiebot_template_{os.getpid()}"
 
 
 def with_database(url: str, name: str) -> str:
@@ -60,12 +61,13 @@ def drop_database(admin_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_url(pg_admin_url: str) -> str:
+def template_url(pg_admin_url: str) -> Iterator[str]:
     drop_database(pg_admin_url, TEMPLATE)
     _admin(pg_admin_url, f'CREATE DATABASE "{TEMPLATE}"')
     url = with_database(pg_admin_url, TEMPLATE)
     migrate(url)
-    return url
+    yield url
+    drop_database(pg_admin_url, TEMPLATE)
 
 
 @pytest.fixture
