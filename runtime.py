@@ -72,7 +72,8 @@ class Runtime:
         self.timers = Timers()
         self.leader = LeaderActor.start(
             self.database_url, self.settings.leader_lock_key, self.settings.instance_id,
-            self._start_supervisor, [self.bot.set_epoch], self.metrics, self.status)
+            self._start_supervisor, [self.bot.set_epoch], self.metrics, self.status,
+            lock_silence_s=self.settings.lock_silence_s)
         log.info("instance %s started; http on port %d", self.settings.instance_id, self.http.port,
                  extra={"action": "started"})
 

@@ -62,9 +62,10 @@ LeadershipListener = Callable[[int | None], None]
 class LeaderActor(pykka.ThreadingActor):
     def __init__(self, dsn: str, key: int, instance_id: str, start_supervisor: SupervisorFactory,
                  listeners: list[LeadershipListener], metrics: Metrics,
-                 status: LeadershipStatus | None = None) -> None:
+                 status: LeadershipStatus | None = None, lock_silence_s: float = 15.0) -> None:
         super().__init__()
         self.dsn, self.key, self.instance_id = dsn, key, instance_id
+        self.lock_silence_s = lock_silence_s
         self.start_supervisor = start_supervisor
         self.listeners = listeners
         self.metrics = metrics
@@ -184,7 +185,8 @@ class LeaderActor(pykka.ThreadingActor):
     # --- helpers ----------------------------------------------------------------------------
     def _connection(self) -> LockConnection:
         if self._conn is None:
-            self._conn = LockConnection(self.dsn, self.key, application_name=f"kiebot-leader-{self.instance_id}")
+            self._conn = LockConnection(self.dsn, self.key, application_name=f"kiebot-leader-{self.instance_id}",
+                                        silence_s=self.lock_silence_s)
             self._conn.listen()
         return self._conn
 

@@ -51,6 +51,7 @@ class Settings:
     max_active_jobs: int = 1
     job_slots: int = DEFAULT_JOB_SLOTS  # JobActors handling a message at once (actors/work_slots.py)
     client_pacing: bool = True      # KIEBOT_CLIENT_PACING=off: benchmarks against limitless simulators only
+    lock_silence_s: float = 15.0    # the server ends a lock session silent this long (a partitioned leader)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_secrets: bool = True) -> Settings:
@@ -131,6 +132,10 @@ class Settings:
         if job_slots is None or not 1 <= job_slots <= 1024:
             problems.append("KIEBOT_JOB_SLOTS must be a whole number from 1 to 1024")
             job_slots = DEFAULT_JOB_SLOTS
+        silence = _parse_float(get("KIEBOT_LOCK_SILENCE_S", "15"))
+        if silence is None or not 1 <= silence <= 600:
+            problems.append("KIEBOT_LOCK_SILENCE_S must be a number of seconds from 1 to 600")
+            silence = 15.0
         pacing = get("KIEBOT_CLIENT_PACING", "on").lower()
         if pacing not in ("on", "off"):
             problems.append(f"KIEBOT_CLIENT_PACING must be on or off, got {pacing!r}")
@@ -151,7 +156,7 @@ class Settings:
             instance_id=get("INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}",
             admin_ids=frozenset(admin_ids), log_level=log_level, log_format=log_format,
             leader_lock_key=lock_key, poll_base_s=poll_base, delivery_grace_s=grace, max_active_jobs=max_active,
-            job_slots=job_slots, client_pacing=pacing != "off")
+            job_slots=job_slots, client_pacing=pacing != "off", lock_silence_s=silence)
 
 
 def _is_http_url(value: str) -> bool:

@@ -14,7 +14,8 @@ from storage.db import QUERIES, DatabaseUnavailable, connect, socket_of, transla
 
 
 class LockConnection:
-    def __init__(self, dsn: str, key: int, application_name: str = "kiebot-leader") -> None:
+    def __init__(self, dsn: str, key: int, application_name: str = "kiebot-leader", *,
+                 silence_s: float = 15.0) -> None:
         if not -(2**63) <= key < 2**63:
             raise ValueError("leader lock key must be an int64")
         self.key = key
