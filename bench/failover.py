@@ -1,10 +1,16 @@
-"""Scenario 5 — failover: takeover time after SIGKILL and after SIGTERM of the leader.
+"""Scenario 5 — failover: takeover time after SIGKILL and SIGTERM of the leader, and after a
+silent partition of its database traffic.
 
 Two `kiebot run` processes (as built, default settings) on a fresh database against the
 simulators, idle (no jobs in flight). Per trial: signal the leader, poll the standby's /health
 every 5 ms until it reports `"active": true`; takeover = signal → that answer. The old leader's
 exit is awaited, a fresh process is started as the new standby, and the next trial begins once
 it answers /health. SIGKILL and SIGTERM trials alternate, 20 of each.
+
+Silent partition (5 trials, 2 with --quick, KIEBOT_LOCK_SILENCE_S at its default): per trial a
+fresh pair, the leader reaching Postgres through a TCP proxy, the standby directly; the proxy is
+frozen (no byte passes, every socket stays open) and takeover = freeze → the standby's /health
+says active. Nothing on the wire tells anyone; the server's idle_session_timeout ends it.
 """
 from __future__ import annotations
 
@@ -17,10 +23,15 @@ import requests
 
 from bench.common import (LOCAL, RUNS_DIR, KiebotProcess, fresh_database, free_port, instance_env, spawn_kiebot,
                           summarize, wait_for)
+from config.settings import Settings
+
+SILENCE_S = Settings.lock_silence_s     # the default: these trials set no knob
 
 NAME = "failover"
 TITLE = "Failover: takeover after SIGKILL / SIGTERM of the leader"
 POLL_S = 0.005
+PARTITION_TRIALS = 5
+PARTITION = "silent partition"
 
 
 def _health(port: int) -> dict[str, Any] | None:
@@ -90,16 +101,19 @@ def run(quick: bool = False) -> dict[str, Any]:
         finally:
             for p in procs:
                 p.stop(timeout=30)
+    samples[PARTITION] = run_partition(2 if quick else PARTITION_TRIALS, problems)
     kill, term = summarize(samples["SIGKILL"]), summarize(samples["SIGTERM"])
+    part = summarize(samples[PARTITION])
     return {
         "name": NAME, "title": TITLE, "quick": quick,
         "setup": {"trials_each": trials, "health_poll_s": POLL_S, "jobs_in_flight": 0,
                   "kiebot_env": "defaults (leader lock checked every 0.5 s, passive retry every 0.5 s, NOTIFY on resign)"},
-        "SIGKILL": kill, "SIGTERM": term, "samples": samples,
+        "SIGKILL": kill, "SIGTERM": term, PARTITION: part, "samples": samples,
         "sigterm_exit_s": summarize(exits), "epochs_seen": epochs, "problems": problems,
         "headline": {"sigkill_p50_s": kill.get("p50"), "sigkill_p99_s": kill.get("p99"), "sigkill_max_s": kill.get("max"),
                      "sigterm_p50_s": term.get("p50"), "sigterm_p99_s": term.get("p99"),
-                     "sigterm_max_s": term.get("max")},
+                     "sigterm_max_s": term.get("max"), "partition_p50_s": part.get("p50"),
+                     "partition_p99_s": part.get("p99")},
         "targets": [
             {"what": "takeover after SIGKILL, p50 / p99", "value": [kill.get("p50"), kill.get("p99")],
              "target": "p99 ≤ 1 s (README: a standby takes over within a second)",
@@ -109,8 +123,66 @@ def run(quick: bool = False) -> dict[str, Any]:
              "target": "p99 ≤ 1 s (resign + NOTIFY: at once)",
              "pass": bool(term.get("n")) and term["p99"] <= 1.0,
              "format": "s_pair"},
+            {"what": "takeover after a silent partition of the leader, p50 / p99", "value": [part.get("p50"), part.get("p99")],
+             "target": f"p99 ≤ 30 s (the server ends a lock session silent for KIEBOT_LOCK_SILENCE_S = {SILENCE_S:g} s)",
+             "pass": bool(part.get("n")) and part["p99"] <= 30.0,
+             "format": "s_pair"},
             {"what": "trials without takeover", "value": len(problems), "target": "0", "pass": not problems,
              "format": "int"},
         ],
     }
 
+
+
+def run_partition(trials: int, problems: list[str]) -> list[float]:
+    """Seconds from freezing the leader's database traffic to the standby reporting active."""
+    from sim.kie import KieSim
+    from sim.telegram import TelegramSim
+    from tests.support.tcp_proxy import PgProxy     # the tests' proxy: one freeze, not a second copy
+
+    url = fresh_database(f"{NAME}_partition")
+    rng = random.Random(21)
+    took_s: list[float] = []
+    with KieSim() as kie, TelegramSim() as telegram:
+        sims = {"kie_url": kie.url, "kie_upload_url": kie.upload_url, "kie_key": kie.api_key,
+                "telegram_url": telegram.url, "telegram_token": telegram.token}
+        for trial in range(trials):
+            proxy = PgProxy(url)
+            pair: list[KiebotProcess] = []
+            try:
+                for role, db_url in (("leader", proxy.url), ("standby", url)):
+                    name, port = f"{NAME}-partition-{trial + 1}-{role}", free_port()
+                    (RUNS_DIR / f"{name}.log").unlink(missing_ok=True)
+                    pair.append(spawn_kiebot(name, instance_env(db_url, port=port, instance_id=name,
+                                                                public_url=None, **sims)))
+                    if role == "leader":
+                        wait_for(pair[0].active, 60, "the proxied instance to lead")
+                leader, standby = pair
+                wait_for(lambda: (h := standby.health()) is not None and not h["active"], 60, "a passive standby")
+                time.sleep(0.3 + rng.random() * 0.5)    # no phase-lock with the 0.5 s lock cycles
+                sent = time.monotonic()
+                proxy.freeze()
+                took = _seconds_until_active(standby, sent, timeout=120)
+                if took is None:
+                    problems.append(f"partition trial {trial + 1}: no takeover within 120 s")
+                else:
+                    took_s.append(took)
+                print(f"    trial {trial + 1:>2} partition takeover {took if took is not None else float('nan'):.3f}s",
+                      flush=True)
+            finally:
+                proxy.thaw()
+                for proc in pair:
+                    proc.stop(timeout=30)
+                proxy.close()
+    return took_s
+
+
+def _seconds_until_active(proc: KiebotProcess, since: float, timeout: float) -> float | None:
+    """Seconds from `since` (monotonic) to `proc` reporting active, polling every POLL_S; None
+    if it does not within `timeout`."""
+    while time.monotonic() < since + timeout:
+        h = _health(proc.port)
+        if h and h.get("active"):
+            return time.monotonic() - since
+        time.sleep(POLL_S)
+    return None

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from config.catalogue import load_catalogue
 from config.settings import ConfigError, Settings
-from storage.db import DatabaseUnavailable
+from storage.db import DatabaseUnavailable, scrub
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"kiebot: configuration error: {problem}", file=sys.stderr)
         code = 2
     except DatabaseUnavailable as exc:
-        print(f"kiebot: database unavailable: {exc}", file=sys.stderr)
+        print(f"kiebot: database unavailable: {scrub(str(exc))}", file=sys.stderr)
         code = 3
     raise SystemExit(code)
 
@@ -48,9 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from telemetry import logs
 
     settings = Settings.from_env()
-    logs.configure(settings.log_level, settings.log_format, settings.instance_id,
-                   [settings.telegram_bot_token, settings.kie_api_key, settings.telegram_webhook_secret,
-                    settings.kie_webhook_hmac_key])
+    logs.configure(settings.log_level, settings.log_format, settings.instance_id, settings.secrets())
     Runtime(settings, resolve_database_url(settings)).run_until_signalled()
     return 0
 

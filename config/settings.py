@@ -6,11 +6,12 @@ what is wrong, so an operator fixes them all at once. Secrets are kept out of `r
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 DEFAULT_LEADER_LOCK_KEY = 7_246_001_001  # int64: the leadership advisory lock
 DEFAULT_JOB_SLOTS = 16     # half the database pool (storage.db.POOL_MAX): the rest is for the gateways
@@ -110,8 +111,8 @@ class Settings:
             else:
                 admin_ids.add(value)
         database_url = get("DATABASE_URL")
-        if database_url and not database_url.startswith(("postgres://", "postgresql://")):
-            problems.append("DATABASE_URL must be a postgresql:// URL")
+        if database_url:
+            problems.extend(_database_url_problems(database_url))
         lock_key = _parse_int(get("KIEBOT_LEADER_LOCK_KEY", str(DEFAULT_LEADER_LOCK_KEY)))
         if lock_key is None or not -(2**63) <= lock_key < 2**63:
             problems.append("KIEBOT_LEADER_LOCK_KEY must be an int64")
@@ -157,6 +158,42 @@ class Settings:
             admin_ids=frozenset(admin_ids), log_level=log_level, log_format=log_format,
             leader_lock_key=lock_key, poll_base_s=poll_base, delivery_grace_s=grace, max_active_jobs=max_active,
             job_slots=job_slots, client_pacing=pacing != "off", lock_silence_s=silence)
+
+
+    def secrets(self) -> list[str]:
+        """Every secret this configuration holds, for the log redaction net."""
+        found = [self.telegram_bot_token, self.kie_api_key, self.telegram_webhook_secret,
+                 self.kie_webhook_hmac_key, *database_passwords(self.database_url)]
+        return [s for s in found if s]
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _database_url_problems(url: str) -> list[str]:
+    """What is wrong with a DATABASE_URL, in lines that never quote it (it may hold a password)."""
+    if not url.startswith(("postgres://", "postgresql://")):
+        return ["DATABASE_URL must be a postgresql:// URL"]
+    if _BAD_ESCAPE.search(url):
+        return ["DATABASE_URL has a % that does not start a %XX escape (write a literal % in the "
+                "password as %25)"]
+    try:
+        urlsplit(url).port
+    except ValueError:
+        return ["DATABASE_URL has an invalid port"]
+    return []
+
+
+def database_passwords(url: str | None) -> list[str]:
+    """The password in a postgresql:// URL, as written and decoded (user:pass@ or ?password=)."""
+    if not url:
+        return []
+    try:
+        parts = urlsplit(url)
+        written = [parts.password or "", *parse_qs(parts.query).get("password", [])]
+    except ValueError:
+        return []
+    return sorted({form for pw in written if pw for form in (pw, unquote(pw))}, key=len, reverse=True)
 
 
 def _is_http_url(value: str) -> bool:

@@ -3,14 +3,36 @@
 `LockConnection` is the dedicated, non-pooled, autocommit connection (with TCP keepalives)
 that only actors/leader.py uses: one non-blocking lock attempt, a check that the lock is still
 held, the epoch bump, graceful release with NOTIFY, and LISTEN for standbys.
+
+A leader that goes silent (partitioned, hung, behind a proxy that keeps the sockets open) must
+not keep the lock: the server ends this session once it has been idle for `silence_s`
+(idle_session_timeout, PostgreSQL >= 14), which releases the lock. Its owner talks to it every
+half second, so a live owner never gets there. Server and client TCP timeouts catch a dead
+network sooner, and no query waits on the server for more than LOCK_ANSWER_S.
 """
 from __future__ import annotations
 
+import math
 import select
 import time
 from typing import Any
 
-from storage.db import QUERIES, DatabaseUnavailable, connect, socket_of, translate_errors
+from storage.db import QUERIES, DatabaseUnavailable, connect, session_options, socket_of, translate_errors
+
+LOCK_STATEMENT_TIMEOUT_S = 5.0  # lock queries are instant; a slow one means trouble
+LOCK_ANSWER_S = LOCK_STATEMENT_TIMEOUT_S + 1.0  # the client gives up just after the server would
+
+
+def lock_session_options(silence_s: float) -> str:
+    """Server settings that end the session (and free the lock) once it is silent for `silence_s`."""
+    silence_ms = max(1, round(silence_s * 1000))
+    return session_options(
+        idle_session_timeout=silence_ms,
+        statement_timeout=round(LOCK_STATEMENT_TIMEOUT_S * 1000),
+        # Probe an idle peer after a third of the budget, then every second, 3 times.
+        tcp_keepalives_idle=max(1, math.floor(silence_s / 3)), tcp_keepalives_interval=1,
+        tcp_keepalives_count=3,
+        tcp_user_timeout=silence_ms)   # data the leader never acknowledges
 
 
 class LockConnection:
@@ -18,8 +40,11 @@ class LockConnection:
                  silence_s: float = 15.0) -> None:
         if not -(2**63) <= key < 2**63:
             raise ValueError("leader lock key must be an int64")
+        if silence_s <= 0:
+            raise ValueError("silence_s must be positive")
         self.key = key
-        self._conn = connect(dsn, autocommit=True, application_name=application_name)
+        self._conn = connect(dsn, autocommit=True, application_name=application_name,
+                             options=lock_session_options(silence_s), answer_timeout_s=LOCK_ANSWER_S)
         with translate_errors():
             self._pid = int(self._fetch("SELECT pg_backend_pid() AS pid")["pid"])
 

@@ -1,5 +1,8 @@
-"""A TCP forwarder to Postgres that a test can cut and restore: the database "goes away"
-for the instances behind it (connections reset, new ones refused) without touching the server."""
+"""A TCP forwarder to Postgres that a test can cut, freeze and restore.
+
+cut(): the database "goes away" for the instances behind it (connections reset, new ones
+refused) without touching the server. freeze(): a silent partition, where no byte passes in
+either direction but every socket stays open, so neither side's kernel notices anything."""
 from __future__ import annotations
 
 import socket
@@ -30,6 +33,8 @@ class PgProxy:
         self.url = urlunsplit(("postgresql", f"{user}@127.0.0.1:{self.port}", parts.path, "", ""))
         self._open = threading.Event()
         self._open.set()
+        self._flowing = threading.Event()   # cleared while frozen
+        self._flowing.set()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._closed = False
@@ -50,8 +55,16 @@ class PgProxy:
     def restore(self) -> None:
         self._open.set()
 
+    def freeze(self) -> None:
+        """Stop forwarding in both directions, keeping every socket open, until thaw()."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
         self._closed = True
+        self._flowing.set()
         self.cut()
         self._listener.close()
 
@@ -61,7 +74,8 @@ class PgProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            if not self._open.is_set():
+            self._flowing.wait()    # frozen: the new client waits, connected to nothing
+            if not self._open.is_set() or self._closed:
                 client.close()
                 continue
             upstream = socket.socket(self.family, socket.SOCK_STREAM)
@@ -79,6 +93,7 @@ class PgProxy:
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()    # frozen: hold the bytes, keep both sockets open
                 dst.sendall(data)
         except OSError:
             pass
