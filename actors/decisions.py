@@ -1,6 +1,8 @@
 """Pure decisions the JobActor applies: what a KIE record means, and when to poll next.
 
-Only an explicit failure is terminal; every other state, spelled any way, means keep waiting.
+Only an explicit failure or a finished task is terminal; every other state, spelled any way,
+means keep waiting. A task KIE calls finished but that carries neither result URLs nor a
+result text is a failure: nothing will ever arrive, and waiting would only run out the deadline.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from kie.records import TaskRecord
 SUCCESS_STATES = frozenset({"success", "succeeded", "completed"})
 FAIL_STATES = frozenset({"fail", "failed", "failure", "error"})
 POLL_CAP_S = 15.0
+NO_RESULT = "the model finished without a result"
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def decide_after_record(record: TaskRecord | None) -> Next:
     if state in SUCCESS_STATES:
         if record.result_urls or record.result_text:
             return Succeeded(record.result_urls, record.result_text)
-        return KeepWaiting("success without result URLs yet")
+        return Failed(NO_RESULT)
     return KeepWaiting(f"state {record.state!r}")
 
 

@@ -1,10 +1,21 @@
 """Sending results by media type, URL first: when Telegram will not fetch a URL (or it is too
 big for URL sending) the bytes are downloaded and uploaded instead; past the upload limit the
 caller gets `TooLarge` and sends a link. One async implementation, used by handlers directly
-and by the actors through bot/sender.py."""
+and by the actors through bot/sender.py.
+
+Result URLs can come from a callback body nobody confirmed (KIE_CONFIRM_CALLBACKS=false), so a
+download never goes anywhere but KIE's result hosts and the configured KIE hosts
+(`allow_result_hosts`, host and port), follows at most MAX_REDIRECTS redirects, each checked the same way, and
+never reaches a private address other than a configured host's; anything else is `NotAllowed`.
+"""
 from __future__ import annotations
 
-from typing import Any, Sequence
+import asyncio
+import ipaddress
+import socket
+import threading
+from typing import Any, Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 from telegram import (Bot, InputFile, InputMediaAudio, InputMediaDocument, InputMediaPhoto, InputMediaVideo,
@@ -16,6 +27,10 @@ from telegram.error import BadRequest
 UPLOAD_LIMIT_BYTES = {"photo": 10 * 1024 * 1024}
 DEFAULT_UPLOAD_LIMIT_BYTES = 50 * 1024 * 1024
 DOWNLOAD_TIMEOUT_S = 60.0
+MAX_REDIRECTS = 3
+# Where KIE's results are served from (reference/kie-api.md §3.4); a leading dot allows subdomains.
+KIE_RESULT_HOSTS = ("tempfile.aiquickdraw.com", "file.aiquickdraw.com", ".redpandaai.co")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 ALBUM_MAX = 10
 _URL_REFUSED = ("failed to get http url content", "wrong type of the web page content", "wrong file identifier",
                 "wrong remote file", "webpage_media_empty", "webpage_curl_failed", "file is too big")
@@ -27,6 +42,70 @@ UPLOAD_ACTION = {"photo": ChatAction.UPLOAD_PHOTO, "video": ChatAction.UPLOAD_VI
 
 class TooLarge(Exception):
     """The file is bigger than Telegram lets a bot upload."""
+
+
+class NotAllowed(httpx.HTTPError):
+    """The result URL is not one we download from: not http(s), a host off the allow-list, a
+    private address, or too many redirects. An httpx.HTTPError, so callers that already treat a
+    failed download as "rejected" (bot/sender.py classify_send_error) treat this one the same."""
+
+
+_configured: set[tuple[str, int]] = set()
+_configured_lock = threading.Lock()
+
+
+def allow_result_hosts(*urls: str) -> None:
+    """Also download from the host and port of each of these URLs (KIE_API_URL and
+    KIE_UPLOAD_URL: the simulators serve results there), even on a private address. Called at
+    start-up; adding the same URL again changes nothing."""
+    with _configured_lock:
+        _configured.update(filter(None, (_host_port(url) for url in urls)))
+
+
+def _host_port(url: str) -> tuple[str, int] | None:
+    """(host, port) of an http(s) URL, the port filled in from the scheme; None if it has neither."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:              # a port that is not a number
+        return None
+    host = (parts.hostname or "").lower().rstrip(".")
+    return (host, port) if host and port and parts.scheme in DEFAULT_PORTS else None
+
+
+def _on_kie_list(host: str) -> bool:
+    return any(host == allowed or (allowed.startswith(".") and host.endswith(allowed))
+               for allowed in KIE_RESULT_HOSTS)
+
+
+async def check_result_url(url: str) -> None:
+    """Raise NotAllowed unless `url` may be downloaded: http(s), a configured host, or one of
+    KIE's result hosts that resolves only to public addresses."""
+    target = _host_port(url)
+    if target is None:
+        raise NotAllowed("only http(s) result URLs are downloaded")
+    with _configured_lock:
+        if target in _configured:
+            return
+    host, port = target
+    if not _on_kie_list(host):
+        raise NotAllowed(f"{host} is not a KIE result host")
+    for address in await resolve(host, port):
+        if not ipaddress.ip_address(address.split("%", 1)[0]).is_global:
+            raise NotAllowed(f"{host} resolves to a private address")
+
+
+async def _resolve_with_os(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to; NotAllowed when it does not resolve."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise NotAllowed(f"{host} does not resolve") from exc
+    return [str(info[4][0]) for info in infos]
+
+
+# The resolver check_result_url asks; tests replace it to point KIE's host names at chosen addresses.
+resolve: Callable[[str, int], Awaitable[list[str]]] = _resolve_with_os
 
 
 def file_id_of(message: Message) -> str | None:
@@ -47,18 +126,30 @@ def _is_url(source: str) -> bool:
 
 
 async def download(url: str, limit: int) -> bytes:
-    """The bytes at `url`, refusing anything over `limit`."""
-    async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_S, follow_redirects=True) as client:
-        async with client.stream("GET", url) as resp:
-            resp.raise_for_status()
-            if int(resp.headers.get("content-length") or 0) > limit:
-                raise TooLarge(f"{resp.headers['content-length']} bytes")
-            chunks, size = [], 0
-            async for chunk in resp.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"over {limit} bytes")
-                chunks.append(chunk)
+    """The bytes at `url`, refusing anything over `limit` (TooLarge) and any URL, including a
+    redirect's target, that check_result_url refuses (NotAllowed)."""
+    async with httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_S, follow_redirects=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            await check_result_url(url)
+            async with client.stream("GET", url) as resp:
+                if resp.is_redirect:
+                    url = str(resp.url.join(resp.headers.get("location", "")))
+                    continue
+                resp.raise_for_status()
+                return await _read_limited(resp, limit)
+    raise NotAllowed(f"more than {MAX_REDIRECTS} redirects")
+
+
+async def _read_limited(resp: httpx.Response, limit: int) -> bytes:
+    announced = resp.headers.get("content-length") or "0"
+    if announced.isdigit() and int(announced) > limit:
+        raise TooLarge(f"{resp.headers['content-length']} bytes")
+    chunks, size = [], 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"over {limit} bytes")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

@@ -3,6 +3,7 @@ commands that look back (/history) or change the user's settings (/lang)."""
 from __future__ import annotations
 
 
+import httpx
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -88,8 +89,8 @@ async def job_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: 
 async def send_or_link(context: ContextTypes.DEFAULT_TYPE, chat_id: int, kind: str, source: str) -> None:
     try:
         await media.send_media(context.bot, chat_id, kind, source)
-    except (TelegramError, media.TooLarge):
-        if source.startswith(("http://", "https://")):
+    except (TelegramError, media.TooLarge, httpx.HTTPError) as exc:
+        if source.startswith(("http://", "https://")) and not isinstance(exc, media.NotAllowed):
             await context.bot.send_message(chat_id, source)
         else:
             raise

@@ -1,7 +1,8 @@
-"""The one KIE client: createTask, recordInfo, credit, through one requests.Session.
+"""The one KIE client: createTask, recordInfo, upload, credit, through one requests.Session.
 
-The body `code` is the real status (HTTP may be 200 on failure); every answer is mapped to a
-result or to an error class in kie/errors.py that says what to do. Calls are paced below KIE's
+The body `code` is the real status (HTTP may be 200 on failure); every answer, readable or not,
+and every transport failure is mapped (by kie/answers.py) to a result or to one of the action
+classes in kie/errors.py; nothing else escapes, and redirects are never followed. Calls are paced below KIE's
 limits (20 createTask per 10 s, 10 recordInfo per s) by blocking the calling thread. The API
 key is sent in a header only and never appears in an exception or a log line.
 """
@@ -16,7 +17,8 @@ from typing import Any, Callable
 
 import requests
 
-from kie.errors import KieAlert, KieError, KieJobFailed, KieRetryLater, KieSubmitOutcomeUnknown
+from kie import answers
+from kie.errors import KieRetryLater, KieSubmitOutcomeUnknown
 from kie.records import TaskRecord, parse_record
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,6 @@ CONNECT_TIMEOUT_S = 3.05
 READ_TIMEOUT_S = 20.0
 CREATE_LIMIT = (20, 10.25)      # calls per window seconds, per account, a little under KIE's
 RECORD_LIMIT = (10, 1.05)
-RETRY_LATER_CODES = {429, 455, 500, 502, 503, 504, 408}
-ALERT_CODES = {401, 402, 433}
 RECORD_IS_NULL = "recordinfo is null"
 
 
@@ -89,7 +89,9 @@ class KieClient:
         return resp
 
     def create_task(self, model: str, input: dict[str, Any], callback_url: str | None = None) -> str:
-        """Submit a task and return its taskId. Never retried here: createTask is not idempotent."""
+        """Submit a task and return its taskId. Never retried here: createTask is not idempotent.
+        Raises KieRetryLater only when KIE cannot have the task, KieSubmitOutcomeUnknown when it
+        may (kie/answers.py says which answer is which), KieJobFailed or KieAlert when KIE says so."""
         body: dict[str, Any] = {"model": model, "input": input}
         if callback_url:
             body["callBackUrl"] = callback_url
@@ -97,98 +99,93 @@ class KieClient:
             self._create_window.acquire()
         try:
             resp = self._request("createTask", lambda: self._session.post(
-                f"{self.base_url}/api/v1/jobs/createTask", json=body, timeout=self._timeout))
-        except (requests.ConnectTimeout, requests.exceptions.SSLError) as exc:
-            raise KieRetryLater(f"createTask could not connect: {type(exc).__name__}") from None
-        except requests.ConnectionError as exc:
-            if _never_sent(exc):
-                raise KieRetryLater("createTask could not connect") from None
-            raise KieSubmitOutcomeUnknown(f"createTask connection broke: {type(exc).__name__}") from None
-        except requests.Timeout:
-            raise KieSubmitOutcomeUnknown("createTask timed out after the request was sent") from None
-        code, msg, data = self._envelope(resp, "createTask")
-        if code == 200 and isinstance(data, dict) and isinstance(data.get("taskId"), str):
-            return data["taskId"]
-        if code == 200:
-            raise KieSubmitOutcomeUnknown("createTask answered 200 without a taskId")
-        raise self._error(code, msg, "createTask")
+                f"{self.base_url}/api/v1/jobs/createTask", json=body, timeout=self._timeout,
+                allow_redirects=False))
+        except requests.RequestException as exc:
+            raise answers.create_transport_error(exc) from None
+        match answers.read(resp):
+            case answers.Unreadable() as odd:
+                raise answers.unreadable_create_error(odd)
+            case answers.Envelope(code=200, data={"taskId": str(task_id)}) if task_id:
+                return task_id
+            case answers.Envelope(code=200):
+                raise KieSubmitOutcomeUnknown("createTask answered 200 without a taskId", code=200)
+            case answers.Envelope(code=code, msg=msg):
+                raise answers.error_for(code, msg, "createTask")
 
     def record_info(self, task_id: str) -> TaskRecord | None:
-        """The task's record, or None while KIE answers `recordInfo is null` (not visible yet)."""
+        """The task's record, or None while KIE answers `recordInfo is null` (not visible yet).
+        Any answer without a record is KieRetryLater, KieJobFailed or KieAlert: never a decision."""
         if self._record_window is not None:
             self._record_window.acquire()
-        try:
-            resp = self._request("recordInfo", lambda: self._session.get(
-                f"{self.base_url}/api/v1/jobs/recordInfo", params={"taskId": task_id}, timeout=self._timeout))
-        except requests.RequestException as exc:
-            raise KieRetryLater(f"recordInfo failed: {type(exc).__name__}") from None
-        code, msg, data = self._envelope(resp, "recordInfo")
-        if code == 200 and isinstance(data, dict):
-            return parse_record(data)
-        if code == 422 and RECORD_IS_NULL in msg.lower():
-            return None
-        raise self._error(code, msg, "recordInfo")
+        resp = self._get("recordInfo", f"{self.base_url}/api/v1/jobs/recordInfo", {"taskId": task_id})
+        match answers.read(resp):
+            case answers.Unreadable() as odd:
+                raise answers.unreadable_error(odd, "recordInfo")
+            case answers.Envelope(code=200, data=dict(data)):
+                return parse_record(data)
+            case answers.Envelope(code=200):
+                raise KieRetryLater("recordInfo answered 200 without a record", code=200)
+            case answers.Envelope(code=422, msg=msg) if RECORD_IS_NULL in msg.lower():
+                return None
+            case answers.Envelope(code=code, msg=msg):
+                raise answers.error_for(code, msg, "recordInfo")
 
     def upload_file(self, data: bytes, file_name: str, upload_path: str = "kiebot") -> str:
         """Put a user's file on KIE's upload host (kept about 3 days); return its download URL."""
         try:
             resp = self._request("upload", lambda: self._session.post(
                 f"{self.upload_url}/api/file-stream-upload", files={"file": (file_name, data)},
-                data={"uploadPath": upload_path, "fileName": file_name}, timeout=(CONNECT_TIMEOUT_S, 120)))
+                data={"uploadPath": upload_path, "fileName": file_name}, timeout=(CONNECT_TIMEOUT_S, 120),
+                allow_redirects=False))
         except requests.RequestException as exc:
-            raise KieRetryLater(f"upload failed: {type(exc).__name__}") from None
-        code, msg, data_out = self._envelope(resp, "upload")
-        url = (data_out or {}).get("downloadUrl") or (data_out or {}).get("fileUrl") if isinstance(data_out, dict) else None
-        if code == 200 and isinstance(url, str):
-            return url
-        if code == 200:
-            raise KieRetryLater("upload answered 200 without a URL")
-        raise self._error(code, msg, "upload")
+            raise answers.transport_error(exc, "upload") from None
+        match answers.read(resp):
+            case answers.Unreadable() as odd:
+                raise answers.unreadable_error(odd, "upload")
+            case answers.Envelope(code=0 | 200, data=out):     # the upload host's success may be 0
+                url = _upload_url_of(out)
+                if url is None:
+                    raise KieRetryLater("upload answered success without a URL")
+                return url
+            case answers.Envelope(code=code, msg=msg):
+                raise answers.error_for(code, msg, "upload")
 
     def credit(self) -> Decimal:
+        """The account's balance in KIE credits (fractional)."""
+        resp = self._get("credit", f"{self.base_url}/api/v1/chat/credit", None)
+        match answers.read(resp):
+            case answers.Unreadable() as odd:
+                raise answers.unreadable_error(odd, "credit")
+            case answers.Envelope(code=200, data=data):
+                return _credits(data)
+            case answers.Envelope(code=code, msg=msg):
+                raise answers.error_for(code, msg, "credit")
+
+    def _get(self, method: str, url: str, params: dict[str, str] | None) -> requests.Response:
+        """A read-only call: any transport failure is KieRetryLater (or KieAlert for bad config)."""
         try:
-            resp = self._request("credit", lambda: self._session.get(
-                f"{self.base_url}/api/v1/chat/credit", timeout=self._timeout))
+            return self._request(method, lambda: self._session.get(
+                url, params=params, timeout=self._timeout, allow_redirects=False))
         except requests.RequestException as exc:
-            raise KieRetryLater(f"credit failed: {type(exc).__name__}") from None
-        code, msg, data = self._envelope(resp, "credit")
-        if code != 200:
-            raise self._error(code, msg, "credit")
+            raise answers.transport_error(exc, method) from None
+
+
+def _upload_url_of(data: Any) -> str | None:
+    """Where the upload host says the file is; its answers differ, so either name is read."""
+    if not isinstance(data, dict):
+        return None
+    url = data.get("downloadUrl") or data.get("fileUrl")
+    return url if isinstance(url, str) and url else None
+
+
+def _credits(data: Any) -> Decimal:
+    """KIE's balance as a Decimal; documented as an integer, seen fractional (812.5)."""
+    if isinstance(data, (int, float, str)) and not isinstance(data, bool):
         try:
-            return Decimal(str(data))
+            value = Decimal(str(data))
         except InvalidOperation:
-            raise KieRetryLater(f"credit answered a non-number: {data!r}") from None
-
-    def _envelope(self, resp: requests.Response, call: str) -> tuple[int, str, Any]:
-        try:
-            body = resp.json()
-        except ValueError:
-            if resp.status_code >= 500 or resp.status_code == 429:
-                raise KieRetryLater(f"{call}: HTTP {resp.status_code}", code=resp.status_code) from None
-            raise KieError(f"{call}: HTTP {resp.status_code} with a body that is not JSON",
-                           code=resp.status_code) from None
-        if not isinstance(body, dict):
-            raise KieError(f"{call}: unexpected body type {type(body).__name__}")
-        code = body.get("code", resp.status_code)
-        try:
-            code = int(code)
-        except (TypeError, ValueError):
-            code = resp.status_code
-        msg = str(body.get("msg") or body.get("message") or "")
-        return code, msg, body.get("data")
-
-    @staticmethod
-    def _error(code: int, msg: str, call: str) -> KieError:
-        text = f"{call}: {code} {msg}".strip()
-        if code in RETRY_LATER_CODES:
-            return KieRetryLater(text, code=code)
-        if code in ALERT_CODES:
-            return KieAlert(text, code=code)
-        return KieJobFailed(msg or f"error {code}", code=code)
-
-
-def _never_sent(exc: requests.ConnectionError) -> bool:
-    """True when the connection failed before the request could have reached KIE."""
-    text = repr(exc)
-    return any(s in text for s in ("NewConnectionError", "Connection refused", "Name or service not known",
-                                   "Failed to establish"))
+            value = Decimal("NaN")
+        if value.is_finite():
+            return value
+    raise KieRetryLater(f"credit answered a non-number ({type(data).__name__})")

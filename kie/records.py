@@ -29,7 +29,7 @@ def _loads_maybe(value: Any) -> Any:
     if isinstance(value, str) and value.strip():
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return None
 
@@ -45,23 +45,34 @@ def task_id_of(body: Any) -> str | None:
     return None
 
 
+def _urls(value: Any) -> tuple[str, ...]:
+    """Result URLs: a list of http(s) strings; a lone string counts as a list of one. Anything
+    else in the list (null, a number, a nested object) is left out, never turned into a URL."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(u.strip() for u in items if isinstance(u, str) and u.strip().startswith(("https://", "http://")))
+
+
+def _text(value: Any) -> str | None:
+    """A text model's `resultObject` as text: a string as is, an object as JSON; empty is None."""
+    if value is None or value == "" or value == {} or value == []:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def parse_record(data: dict[str, Any]) -> TaskRecord:
     """Normalise a recordInfo `data` object or a callback's `data`."""
     task_id = task_id_of({"data": data}) or ""
     result = _loads_maybe(data.get("resultJson"))
     result = result if isinstance(result, dict) else {}
-    urls = result.get("resultUrls") or result.get("result_urls") or []
-    obj = result.get("resultObject")
-    result_text = (obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)) if obj else None
     param = _loads_maybe(data.get("param")) or {}
     callback_url = param.get("callBackUrl") if isinstance(param, dict) else None
     return TaskRecord(
         task_id=task_id,
         state=str(data.get("state") or ""),
-        result_urls=tuple(u for u in urls if isinstance(u, str)),
+        result_urls=_urls(result.get("resultUrls") or result.get("result_urls")),
         fail_code=str(data["failCode"]) if data.get("failCode") not in (None, "") else None,
         fail_msg=str(data["failMsg"]) if data.get("failMsg") not in (None, "") else None,
         callback_url=callback_url if isinstance(callback_url, str) else None,
-        result_text=result_text,
+        result_text=_text(result.get("resultObject")),
         raw=data,
     )

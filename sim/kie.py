@@ -13,17 +13,15 @@ import json
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 from config.catalogue import Catalogue, load_catalogue
+from sim.kie_http import FORCE_MODES, Forced, Reply, Request, Server, fault_reply, make_handler
 from sim.kie_tasks import CallbackSender, Fate, Scheduler, Task, TaskBook, WorkerPool, number
 from sim.kie_upload import UploadHost
 
-__all__ = ["Fate", "KieSim"]
+__all__ = ["Fate", "KieSim", "Reply", "Request"]
 
 DEFAULT_PRICE = Decimal(1)  # credits, for catalogue models without a known price
 DOWNLOAD_URL_TTL_S = 20 * 60
@@ -44,82 +42,6 @@ API_ROUTES = {  # (method, path) -> endpoint name used by force_next and calls()
     ("GET", "/api/v1/chat/credit"): "credit",
     ("POST", "/api/v1/common/download-url"): "download-url",
 }
-
-
-@dataclass
-class Request:
-    """One HTTP request as the sim's routing sees it."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    logged_body: Any = None
-
-    def json(self) -> Any:
-        """The body as JSON, or None when it is empty or not JSON."""
-        try:
-            return json.loads(self.body or b"null")
-        except ValueError:
-            return None
-
-
-@dataclass
-class Reply:
-    """What to write back: a status, a body and its headers."""
-
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    code: int | None = None  # the envelope code, for the call log
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class Server(ThreadingHTTPServer):
-    """A threading server with a deep accept queue: the default of 5 resets connections as soon
-    as a bot fires a burst of concurrent requests."""
-
-    request_queue_size = 256
-    daemon_threads = True
-
-
-def make_handler(route: Callable[[Request], Reply]) -> type[BaseHTTPRequestHandler]:
-    """A request handler class that hands every request to `route`; shared by both hosts."""
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "kie-sim/1.0"
-        timeout = 30
-
-        def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-            pass
-
-        def _serve(self, method: str) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            reply = route(Request(method, parts.path, query, headers, body))
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(reply.body)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            if method != "HEAD":
-                self.wfile.write(reply.body)
-
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-        def do_HEAD(self) -> None:
-            self._serve("HEAD")
-
-    return Handler
 
 
 class KieSim:
@@ -209,7 +131,7 @@ class KieSim:
             self._maintenance = False
             self._next_fates: collections.deque[Fate] = collections.deque()
             self._prompt_fates: list[tuple[str, Fate]] = []
-            self._forced: dict[str, collections.deque[tuple[int, str]]] = collections.defaultdict(collections.deque)
+            self._forced: dict[str, collections.deque[Forced]] = collections.defaultdict(collections.deque)
             self._calls: list[dict[str, Any]] = []
             self._peak_in_flight = 0
             self._attempts: list[dict[str, Any]] = []
@@ -241,10 +163,19 @@ class KieSim:
         with self._lock:
             self._prompt_fates.append((keyword.lower(), fate))
 
-    def force_next(self, endpoint: str, n: int, code: int, msg: str = "") -> None:
-        """The next `n` calls to `endpoint` answer `code` before any other check."""
+    def force_next(self, endpoint: str, n: int, code: int, msg: str = "", *, mode: str = "envelope",
+                   body: str = "") -> None:
+        """The next `n` calls to `endpoint` answer before any other check (nothing is created):
+        "envelope": KIE's {code,msg} (the HTTP status per error_mode); "html": a proxy's HTML
+        error page with HTTP status `code`; "empty": HTTP `code` and no body; "raw": HTTP `code`
+        and `body` as given (e.g. "[]", '{"code": 200}', half a JSON object); "truncated": a
+        success envelope whose connection closes halfway through; "reset": the connection is
+        reset after the request was read, with no answer."""
+        if mode not in FORCE_MODES:
+            raise ValueError(f"mode must be one of {FORCE_MODES}")
+        forced = Forced(code, msg or DEFAULT_MSG.get(code, "error"), mode, body)
         with self._lock:
-            self._forced[endpoint].extend([(code, msg or DEFAULT_MSG.get(code, "error"))] * n)
+            self._forced[endpoint].extend([forced] * n)
 
     def set_maintenance(self, on: bool) -> None:
         with self._lock:
@@ -317,8 +248,7 @@ class KieSim:
         with self._lock:
             forced = self._forced.get(endpoint)
             if forced:
-                code, msg = forced.popleft()
-                return self.envelope(code, msg, None, extra)
+                return self._forced_reply(forced.popleft(), extra)
         auth = req.headers.get("authorization", "")
         if not hmac.compare_digest(auth.encode(), f"Bearer {self.api_key}".encode()):
             return self.envelope(401, DEFAULT_MSG[401], None, extra)
@@ -337,6 +267,14 @@ class KieSim:
             if self.server_error_rate and self._error_rng.random() < self.server_error_rate:
                 return self.envelope(500, DEFAULT_MSG[500], None, extra)
         return None
+
+    def _forced_reply(self, forced: Forced, extra: dict[str, Any] | None) -> Reply:
+        if forced.mode == "envelope":
+            return self.envelope(forced.code, forced.msg, None, extra)
+        if forced.mode == "truncated":
+            whole = self.envelope(200, "success", {"taskId": "0" * 32, "note": "x" * 64}, extra)
+            return Reply(200, whole.body, code=200, abort="truncated")
+        return fault_reply(forced)
 
     def log_call(self, endpoint: str, req: Request, reply: Reply) -> None:
         logged = req.logged_body if req.logged_body is not None else req.json()
@@ -504,8 +442,10 @@ class KieSim:
                     self.script_next(fate, int(body.get("count", 1)))
                 return ok()
             if action == "force":
-                self.force_next(str(body["endpoint"]), int(body.get("n", 1)), int(body["code"]),
-                                str(body.get("msg") or ""))
+                mode = str(body.get("mode") or "envelope")
+                code = int(body["code"]) if mode not in ("truncated", "reset") else int(body.get("code", 200))
+                self.force_next(str(body["endpoint"]), int(body.get("n", 1)), code, str(body.get("msg") or ""),
+                                mode=mode, body=str(body.get("body") or ""))
                 return ok()
             if action == "reset":
                 self.reset()

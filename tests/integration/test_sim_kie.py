@@ -146,9 +146,13 @@ def create_id(sim: KieSim, **kwargs: Any) -> str:
     return reply["data"]["taskId"]
 
 
-def record(sim: KieSim, task_id: str) -> dict[str, Any]:
+def record_response(sim: KieSim, task_id: str) -> requests.Response:
     return requests.get(f"{sim.url}/api/v1/jobs/recordInfo", params={"taskId": task_id},
-                        headers=AUTH, timeout=10).json()
+                        headers=AUTH, timeout=10)
+
+
+def record(sim: KieSim, task_id: str) -> dict[str, Any]:
+    return record_response(sim, task_id).json()
 
 
 def wait_terminal(sim: KieSim, task_id: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -356,6 +360,52 @@ def test_force_next_answers_the_forced_code_for_exactly_n_calls(sim: KieSim) -> 
     assert len(sim.tasks()) == 1
     sim.force_next("recordInfo", 1, 429)
     assert record(sim, "x")["code"] == 429
+
+
+def test_forced_html_pages_come_with_their_http_status_n_times_then_kie_answers_again(sim: KieSim) -> None:
+    ctl = f"{sim.url}/__sim"
+    forced = requests.post(f"{ctl}/force", json={"endpoint": "recordInfo", "n": 2, "code": 403, "mode": "html"},
+                           timeout=10)
+    assert forced.json()["ok"]
+    pages = [record_response(sim, "x") for _ in range(3)]
+    assert [p.status_code for p in pages] == [403, 403, 200]
+    assert pages[0].headers["content-type"] == "text/html" and "<title>403 Forbidden</title>" in pages[0].text
+    assert pages[2].json()["code"] == 422
+    sim.force_next("createTask", 1, 502, mode="html")
+    assert create(sim).status_code == 502 and sim.tasks() == {}
+
+
+@pytest.mark.parametrize(("mode", "code", "body", "expected"), [
+    ("empty", 200, "", b""),
+    ("raw", 200, "[]", b"[]"),
+    ("raw", 200, '{"code": 200}', b'{"code": 200}'),
+    ("raw", 200, '{"code":200,"data":{"taskId"', b'{"code":200,"data":{"taskId"'),
+])
+def test_forced_raw_bodies_are_written_exactly_as_given(sim: KieSim, mode: str, code: int, body: str,
+                                                         expected: bytes) -> None:
+    requests.post(f"{sim.url}/__sim/force", json={"endpoint": "createTask", "mode": mode, "code": code, "body": body},
+                  timeout=10)
+    answer = create(sim)
+    assert (answer.status_code, answer.content) == (code, expected) and sim.tasks() == {}
+
+
+def test_a_forced_cut_off_answer_closes_the_connection_halfway_through_the_body(sim: KieSim) -> None:
+    sim.force_next("recordInfo", 1, 200, mode="truncated")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        record_response(sim, "x")
+
+
+def test_a_forced_reset_drops_the_connection_without_an_answer(sim: KieSim) -> None:
+    requests.post(f"{sim.url}/__sim/force", json={"endpoint": "createTask", "mode": "reset"}, timeout=10)
+    with pytest.raises(requests.ConnectionError):
+        create(sim)
+    assert sim.tasks() == {} and create(sim).json()["code"] == 200
+
+
+def test_an_unknown_force_mode_is_refused(sim: KieSim) -> None:
+    answer = requests.post(f"{sim.url}/__sim/force", json={"endpoint": "createTask", "code": 403, "mode": "xml"},
+                           timeout=10)
+    assert answer.status_code == 400
 
 
 def test_calls_records_every_api_call_with_its_answer(sim: KieSim) -> None:

@@ -9,6 +9,7 @@ from actors.decisions import Failed, KeepWaiting, Succeeded, decide_after_record
 from kie.records import parse_record, task_id_of
 
 URL = "https://tempfile.aiquickdraw.com/a.png"
+URL2 = "https://file.aiquickdraw.com/b.mp4"
 
 
 def record(state: str, **fields: object) -> dict[str, object]:
@@ -28,12 +29,46 @@ def record(state: str, **fields: object) -> dict[str, object]:
     (record("Generating"), KeepWaiting("state 'Generating'")),
     (record("something-new"), KeepWaiting("state 'something-new'")),
     (record(""), KeepWaiting("state ''")),
-    (record("success", resultJson=""), KeepWaiting("success without result URLs yet")),
-    (record("success", resultJson="{not json"), KeepWaiting("success without result URLs yet")),
 ], ids=["success", "upper-case", "object-result", "fail", "fail-code-only", "waiting", "queuing",
-        "odd-case", "unknown", "empty", "success-no-urls", "bad-json"])
-def test_only_explicit_failure_is_terminal(data: dict[str, object], expected: object) -> None:
+        "odd-case", "unknown", "empty"])
+def test_only_explicit_failure_or_a_finished_task_is_terminal(data: dict[str, object], expected: object) -> None:
     assert decide_after_record(parse_record(data)) == expected
+
+
+TEXT = {"taskId": "e989621f54392584b05867f87b160672", "text": "Hello there"}
+
+
+@pytest.mark.parametrize(("result_json", "expected"), [
+    # media models: resultJson is a JSON string with resultUrls (reference/kie-api.md §2.2)
+    (json.dumps({"resultUrls": [URL, URL2]}), Succeeded((URL, URL2))),
+    # Seedance variants add frame URLs beside the results; they are not results
+    (json.dumps({"resultUrls": [URL], "firstFrameUrl": URL2, "lastFrameUrl": URL2}), Succeeded((URL,))),
+    # the snake_case spelling (§7.7)
+    (json.dumps({"result_urls": [URL]}), Succeeded((URL,))),
+    # a lone string where a list belongs is one URL, not a URL per character
+    (json.dumps({"resultUrls": URL}), Succeeded((URL,))),
+    # junk inside the list is left out
+    (json.dumps({"resultUrls": [None, 7, {"url": URL}, "", URL]}), Succeeded((URL,))),
+    # text models answer resultObject instead of URLs (§2.2): still a success
+    (json.dumps({"resultObject": TEXT}), Succeeded((), json.dumps(TEXT, ensure_ascii=False))),
+    (json.dumps({"resultObject": "just text"}), Succeeded((), "just text")),
+    # resultJson as an object, not a string (C1, C7)
+    ({"resultObject": "just text"}, Succeeded((), "just text")),
+], ids=["urls", "seedance-frames", "snake-case", "lone-string", "junk-in-list", "text-object", "text-string",
+        "object-not-string"])
+def test_every_result_shape_kie_documents_is_a_success(result_json: object, expected: Succeeded) -> None:
+    assert decide_after_record(parse_record(record("success", resultJson=result_json))) == expected
+
+
+@pytest.mark.parametrize("result_json", [
+    "", None, "{not json", "[]", json.dumps({}), json.dumps({"resultUrls": []}), json.dumps({"resultUrls": None}),
+    json.dumps({"resultUrls": 7}), json.dumps({"resultUrls": ["", None]}), json.dumps({"resultUrls": ["ftp://x/a.png"]}),
+    json.dumps({"resultObject": {}}), json.dumps({"resultObject": ""}), "[" * 100_000,
+], ids=["empty", "null", "bad-json", "list", "no-keys", "no-urls", "null-urls", "number", "blank-urls",
+        "not-http", "empty-object", "empty-text", "deeply-nested"])
+def test_a_finished_task_without_urls_or_text_fails_at_once_with_a_plain_reason(result_json: object) -> None:
+    assert decide_after_record(parse_record(record("success", resultJson=result_json))) == \
+        Failed("the model finished without a result")
 
 
 def test_record_is_null_means_keep_waiting() -> None:
