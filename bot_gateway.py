@@ -5,10 +5,16 @@ bridge for the actors. Intake: every update is written to Postgres (unique updat
 it is confirmed to Telegram, then processed from there and marked processed, fenced by the
 epoch, only after its handler finished. Long polling runs only while this instance leads;
 in webhook mode http_gateway stores updates and the leader processes them the same way.
+
+A sweep of the store (every INBOX_SWEEP_S, and at once when woken) hands each update to its
+chat's lane (bot.chat_lanes): one chat's updates are handled in order, different chats at
+once, so one busy chat cannot stall the others. An update that cannot be decoded or handled
+is set aside as failed with a short reason and never blocks the ones after it.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from typing import Any, Callable
@@ -18,7 +24,8 @@ from telegram.error import Conflict, NetworkError, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
-from bot import dialogue
+from bot import dialogue, flood_control, media
+from bot.chat_lanes import ChatLanes
 from bot.context import Deps
 from bot.flood_control import MAX_ON_WIRE, FloodControl
 from bot.sender import TelegramSender, run_on_loop
@@ -33,7 +40,10 @@ log = logging.getLogger(__name__)
 LONG_POLL_TIMEOUT_S = 10
 POLL_ERROR_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 INBOX_SWEEP_S = 1.0
+SWEEP_BATCH = 100            # stored updates read per query
+FAILURE_TEXT_MAX = 300       # characters of an update's failure reason kept
 START_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 25.0      # below the default delivery grace period (30 s)
 BOT_COMMANDS = [("start", "Menu"), ("imagine", "Generate from one line"), ("cancel", "Leave the current step"),
                 ("help", "Help")]
 
@@ -44,12 +54,16 @@ class FencedOut(Exception):
 
 class BotGateway:
     def __init__(self, settings: Settings, db: Database, catalogue: Catalogue, metrics: Metrics,
-                 notify_job: Callable[[int], None], cancel_job: Callable[[int], None] = lambda job_id: None) -> None:
+                 notify_job: Callable[[int], None], cancel_job: Callable[[int], None] = lambda job_id: None,
+                 holds_epoch: Callable[[int], bool] = lambda epoch: True) -> None:
         self.settings, self.db, self.metrics = settings, db, metrics
+        self._holds_epoch = holds_epoch
         self.loop = asyncio.new_event_loop()
         self.app = self._build_application()
         dialogue.install(self.app, Deps(db, catalogue, metrics, notify_job, cancel_job,
                                         max_active_jobs=settings.max_active_jobs, admin_ids=settings.admin_ids))
+        # Result downloads go only to KIE's result hosts and to these (the simulators serve results there).
+        media.allow_result_hosts(settings.kie_api_url, settings.kie_upload_url)
         self.sender = TelegramSender(self.app.bot, self.loop)
         self._thread = threading.Thread(target=self.loop.run_forever, name="kiebot-telegram", daemon=True)
         self._intake: asyncio.Task[None] | None = None
@@ -57,14 +71,15 @@ class BotGateway:
 
     def _build_application(self) -> Application[Any, Any, Any, Any, Any, Any]:
         base = self.settings.telegram_api_url
+        self.flood_control = FloodControl(on_wait=self._observe_wait, on_queue=self.metrics.telegram_queue.set,
+                                          on_request=self._observe_request, pacing=self.settings.client_pacing,
+                                          holds_epoch=self._holds_epoch)
         return (ApplicationBuilder()
                 .token(self.settings.telegram_bot_token)
                 .base_url(f"{base}/bot")
                 .base_file_url(f"{base}/file/bot")
                 .updater(None)
-                .rate_limiter(FloodControl(on_wait=self._observe_wait, on_queue=self.metrics.telegram_queue.set,
-                                           on_request=self._observe_request,
-                                           pacing=self.settings.client_pacing))
+                .rate_limiter(self.flood_control)
                 # FloodControl keeps MAX_ON_WIRE requests in flight; file downloads bypass it.
                 .request(HTTPXRequest(connection_pool_size=2 * MAX_ON_WIRE, connect_timeout=5, read_timeout=30,
                                       write_timeout=30, media_write_timeout=60))
@@ -89,6 +104,10 @@ class BotGateway:
         if not self._thread.is_alive():
             return
         self.set_epoch(None)
+        # Never abort a request Telegram may be executing: wait for it (bounded), so its
+        # sender learns the outcome and records it.
+        if not self.flood_control.drain(DRAIN_TIMEOUT_S):
+            log.warning("stopping with Telegram requests still on the wire", extra={"action": "drain_timeout"})
         try:
             run_on_loop(self.loop, self.app.shutdown(), 10)
         except Exception:  # noqa: BLE001 - shutting down; nothing left to protect
@@ -115,17 +134,19 @@ class BotGateway:
             run_on_loop(self.loop, switch(), 15)
 
     def wake(self) -> None:
-        """Stored updates are waiting (webhook): process them soon. Thread-safe."""
+        """Stored updates are waiting: sweep the store now instead of at the next tick. Thread-safe."""
         self.loop.call_soon_threadsafe(self._wake.set)
 
     # --- intake (on the bot loop) -----------------------------------------------------------
     async def _run_intake(self, epoch: int) -> None:
-        """Intake for one epoch; an unexpected error is logged and the intake starts over."""
+        """Intake for one epoch; an unexpected error is logged and the intake starts over. The
+        chat lanes live as long as the epoch, so a restart does not cut other chats short."""
         log.info("telegram intake started (%s)", self.settings.bot_mode, extra={"action": "intake_start", "epoch": epoch})
+        lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch))
         try:
             while True:
                 try:
-                    await self._intake_once(epoch)
+                    await self._intake_once(epoch, lanes)
                 except (asyncio.CancelledError, FencedOut):
                     raise
                 except Exception:  # noqa: BLE001 - the intake boundary: log, count, start over
@@ -135,20 +156,25 @@ class BotGateway:
         except FencedOut:
             log.warning("epoch %s is stale; intake stops", epoch, extra={"action": "intake_fenced"})
         finally:
+            await lanes.close()
             log.info("telegram intake stopped", extra={"action": "intake_stop", "epoch": epoch})
 
-    async def _intake_once(self, epoch: int) -> None:
+    async def _intake_once(self, epoch: int, lanes: ChatLanes[Update]) -> None:
+        """Register, then sweep the store, poll Telegram (polling mode) and watch the lanes, all
+        at once: the sweep never waits for getUpdates to return. The first error ends all three."""
         await self._register_intake()
-        await self._process_stored(epoch)
+        parts = [self._sweep(epoch, lanes), self._watch_lanes(lanes)]
         if self.settings.bot_mode == "polling":
-            await self._poll(epoch)
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), INBOX_SWEEP_S)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
-            await self._process_stored(epoch)
+            parts.append(self._poll())
+        tasks = [asyncio.create_task(part) for part in parts]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _register_intake(self) -> None:
         """Tell Telegram where updates go: our webhook (with its secret), or nowhere (polling).
@@ -168,7 +194,8 @@ class BotGateway:
                 log.warning("could not register the intake: %s", type(exc).__name__, extra={"action": "intake_register"})
                 await asyncio.sleep(POLL_ERROR_BACKOFF_S[min(failures, len(POLL_ERROR_BACKOFF_S)) - 1])
 
-    async def _poll(self, epoch: int) -> None:
+    async def _poll(self) -> None:
+        """Long polling: store each batch, then wake the sweep; the next getUpdates confirms it."""
         offset: int | None = None
         failures = 0
         while True:
@@ -182,13 +209,13 @@ class BotGateway:
                 await asyncio.sleep(POLL_ERROR_BACKOFF_S[min(failures, len(POLL_ERROR_BACKOFF_S)) - 1])
                 continue
             for update in batch:
-                stored = await asyncio.to_thread(self._store, update.update_id, update.to_dict())
-                if stored is None:
-                    return          # database gone: the leader will step down and restart us
+                if await asyncio.to_thread(self._store, update.update_id, update.to_dict()) is None:
+                    # Database gone: confirm nothing; the intake restarts (or the leader steps down).
+                    raise DatabaseUnavailable("could not store a polled update")
             if batch:
                 # The next getUpdates confirms this batch: only now that every update is stored.
                 offset = batch[-1].update_id + 1
-                await self._process_stored(epoch)
+                self._wake.set()
 
     def _store(self, update_id: int, body: dict[str, Any]) -> bool | None:
         try:
@@ -201,21 +228,77 @@ class BotGateway:
             self.metrics.duplicates_suppressed.labels("update").inc()
         return new
 
-    async def _process_stored(self, epoch: int) -> None:
-        """Handle every stored, unprocessed update in update_id order."""
+    async def _sweep(self, epoch: int, lanes: ChatLanes[Update]) -> None:
+        """Hand stored updates to their chat lanes every INBOX_SWEEP_S, and at once on a wake."""
         while True:
-            rows = await asyncio.to_thread(update_inbox.unprocessed, self.db, 100)
-            if not rows:
-                return
+            await self._process_stored(epoch, lanes)
+            try:
+                await asyncio.wait_for(self._wake.wait(), INBOX_SWEEP_S)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _process_stored(self, epoch: int, lanes: ChatLanes[Update]) -> None:
+        """Queue every stored, unprocessed update that is not in flight, in update_id order, on
+        its chat's lane. One that cannot be decoded is set aside as failed here."""
+        while lanes.has_room():
+            rows = await asyncio.to_thread(update_inbox.unprocessed, self.db, SWEEP_BATCH, lanes.in_flight())
             for update_id, body in rows:
                 try:
                     update = Update.de_json(body, self.app.bot)
-                    await self.app.process_update(update)
-                    result = "processed"
-                except TelegramError as exc:
-                    # A malformed update must not block the inbox; PTB already reported handler errors.
-                    log.error("update %s could not be processed: %s", update_id, exc, extra={"action": "update_failed"})
-                    result = "failed"
-                if not await asyncio.to_thread(update_inbox.mark_processed, self.db, update_id, epoch):
-                    raise FencedOut(epoch)
-                self.metrics.telegram_updates.labels(result).inc()
+                    key = lane_key(update)
+                except Exception as exc:  # noqa: BLE001 - PTB raises KeyError, TypeError, ...: all mean "undecodable"
+                    await self._set_aside(epoch, update_id, exc)
+                    continue
+                lanes.submit(key, update_id, update)
+            if len(rows) < SWEEP_BATCH:
+                return
+
+    async def _watch_lanes(self, lanes: ChatLanes[Update]) -> None:
+        """Raise the errors lanes let through, FencedOut first (it stops the intake); the others
+        restart it once, however many lanes met them."""
+        errors = [await lanes.errors.get()]
+        while not lanes.errors.empty():
+            errors.append(lanes.errors.get_nowait())
+        raise next((e for e in errors if isinstance(e, FencedOut)), errors[0])
+
+    async def _handle_stored(self, epoch: int, update_id: int, update: Update) -> None:
+        """One update, in its chat's lane: handle it, then mark it processed (fenced). Anything
+        that escapes PTB sets the update aside as failed, so the chat's next update follows."""
+        # Every request the handler makes is sent for this epoch, or not at all (see FloodControl).
+        flood_control.send_epoch.set(epoch)
+        try:
+            await self.app.process_update(update)
+        except Exception as exc:  # noqa: BLE001 - one bad update must not stop the ones after it
+            await self._set_aside(epoch, update_id, exc)
+            return
+        if not await asyncio.to_thread(update_inbox.mark_processed, self.db, update_id, epoch):
+            raise FencedOut(epoch)
+        self.metrics.telegram_updates.labels("processed").inc()
+
+    async def _set_aside(self, epoch: int, update_id: int, exc: Exception) -> None:
+        """Mark an update failed (fenced), count it and log it once."""
+        failure = self._failure_text(exc)
+        if not await asyncio.to_thread(update_inbox.mark_failed, self.db, update_id, epoch, failure):
+            raise FencedOut(epoch)
+        self.metrics.telegram_updates.labels("failed").inc()
+        log.error("update %s set aside: %s", update_id, failure, extra={"action": "update_failed"})
+
+    def _failure_text(self, exc: BaseException) -> str:
+        """A short reason for the store and the log, with every configured secret masked."""
+        text = f"{type(exc).__name__}: {exc}"
+        for secret in (self.settings.telegram_bot_token, self.settings.kie_api_key,
+                       self.settings.telegram_webhook_secret, self.settings.kie_webhook_hmac_key):
+            if secret:
+                text = text.replace(secret, "***")
+        return text[:FAILURE_TEXT_MAX]      # cut after masking: a cut must not leave half a secret
+
+
+def lane_key(update: Update) -> int | None:
+    """The lane an update waits in: its chat, or its user for updates without a chat (inline
+    queries, pre-checkout queries); None for the rare update with neither."""
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    if update.effective_user is not None:
+        return update.effective_user.id
+    return None

@@ -3,7 +3,9 @@
 Where a user is (`step`) and what they chose live in Postgres (storage.conversations), so a
 restart or a new leader continues the conversation. Handlers never call KIE: they validate,
 create the job through storage (committed), tell the supervisor, and reply. Every button press
-is answered first; a double tap creates one job (the draft id is the idempotency key).
+is answered first, best effort (bot.button_answer: a late or repeated answer is refused by
+Telegram, and the press still counts); a double tap creates one job (the draft id is the
+idempotency key).
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot import callback_data as cd
 from bot import admin, results, wizard
+from bot.button_answer import answer_button
 from bot.launch import start_job
 from bot.context import Deps, deps_of, who
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
+from kie.uploads import TelegramFile
 from storage import conversations
 from storage.conversations import Conversation
 from storage.jobs import active_jobs, find_job
@@ -86,10 +90,10 @@ async def not_understood(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Every inline button: answer the query first, then route by its data."""
+    """Every inline button: answer the query first (best effort), then route by its data."""
     query = update.callback_query
     assert query is not None
-    await query.answer()
+    await answer_button(query)
     deps = deps_of(context)
     chat_id, user_id, lang = who(update, deps)
     data = cd.parse(query.data)
@@ -190,7 +194,7 @@ async def receive_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         what = text(lang, wizard.MEDIA_WORD.get(wanted, "media_file"))
         await context.bot.send_message(chat_id, text(lang, "wrong_media", field=wizard.label(spec, field), what=what))
         return
-    value: Any = f"tg:{file_id}"
+    value: Any = TelegramFile(file_id).to_json()
     if field.type == "array-of-url":
         value = list(conv.data["input"].get(field.name) or []) + [value]
     await accept_answer(context, chat_id, user_id, lang, spec, conv, field.name, value)

@@ -1,8 +1,10 @@
 """The Telegram update inbox: every update is stored (unique update_id) before it is confirmed,
-and marked processed only after its handler finished, fenced by the leader's epoch."""
+and marked processed only after its handler finished, fenced by the leader's epoch. An update
+that cannot be decoded or handled is marked failed with a short reason, so it never blocks the
+ones after it."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 from storage.db import Database, json_param
 
@@ -25,12 +27,24 @@ def storable(value: Any) -> Any:
     return value
 
 
-def unprocessed(db: Database, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
-    return [(r["update_id"], r["body"]) for r in db.all("unprocessed_updates", limit=limit)]
+def unprocessed(db: Database, limit: int = 100, skip: Collection[int] = ()) -> list[tuple[int, dict[str, Any]]]:
+    """Stored updates not handled yet, in update_id order, leaving out `skip` (those in flight)."""
+    return [(r["update_id"], r["body"])
+            for r in db.all("unprocessed_updates", limit=limit, skip=list(skip))]
 
 
 def mark_processed(db: Database, update_id: int, epoch: int) -> bool:
     return db.one("mark_update_processed", update_id=update_id, epoch=epoch) is not None
+
+
+def mark_failed(db: Database, update_id: int, epoch: int, failure: str) -> bool:
+    """Set an update aside as handled-with-failure (`failure` must hold no secret); fenced."""
+    return db.one("mark_update_failed", update_id=update_id, epoch=epoch, failure=failure) is not None
+
+
+def failed(db: Database) -> list[tuple[int, str]]:
+    """Updates set aside as failed, with their reasons, in update_id order."""
+    return [(r["update_id"], r["failure"]) for r in db.all("failed_updates")]
 
 
 def backlog(db: Database) -> int:

@@ -1,0 +1,88 @@
+"""Chat lanes: the updates of one chat are handled one after another, different chats at once.
+
+A reply waits inside its handler for the chat's send slot (about a second in a private chat,
+three in a group), so handling every update in one line would let one busy chat stall all the
+others. Each chat key (the chat id, or the user id for updates without a chat) gets its own
+lane: a queue and one asyncio worker that drains it in order. At most `max_chats` workers
+handle updates at once; the others wait for a turn.
+
+The lanes also remember which updates are in flight, so the intake's next sweep of the stored
+updates does not hand them out twice. An error the handler lets through abandons the rest of
+that chat's queue (those updates go back to the store and come again, still in order) and is
+reported on `errors` for the intake to act on.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Awaitable, Callable, Generic, Hashable, TypeVar
+
+T = TypeVar("T")
+
+MAX_CHATS_AT_ONCE = 256     # workers handling an update at the same moment; more chats wait
+MAX_IN_FLIGHT = 2000        # updates taken from the store and not finished; the sweep stops there
+
+Handler = Callable[[int, T], Awaitable[None]]
+
+
+class ChatLanes(Generic[T]):
+    """Per-chat queues of (update_id, item), each drained in order by its own worker task."""
+
+    def __init__(self, handle: Handler[T], max_chats: int = MAX_CHATS_AT_ONCE,
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        self._handle = handle
+        self._slots = asyncio.Semaphore(max_chats)
+        self._max_in_flight = max_in_flight
+        self._lanes: dict[Hashable, collections.deque[tuple[int, T]]] = {}
+        self._workers: dict[Hashable, asyncio.Task[None]] = {}
+        self._in_flight: set[int] = set()
+        self.errors: asyncio.Queue[Exception] = asyncio.Queue()
+
+    def in_flight(self) -> list[int]:
+        """The update_ids taken and not finished (a copy: the store is asked to skip them)."""
+        return list(self._in_flight)
+
+    def has_room(self) -> bool:
+        return len(self._in_flight) < self._max_in_flight
+
+    def submit(self, key: Hashable, update_id: int, item: T) -> bool:
+        """Queue an update on its chat's lane; False when it is already in flight."""
+        if update_id in self._in_flight:
+            return False
+        self._in_flight.add(update_id)
+        self._lanes.setdefault(key, collections.deque()).append((update_id, item))
+        if key not in self._workers:
+            self._workers[key] = asyncio.create_task(self._drain(key), name=f"chat-lane-{key}")
+        return True
+
+    async def close(self) -> None:
+        """Cancel every worker (a handler stopped midway leaves its update in the store)."""
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
+        self._lanes.clear()
+        self._in_flight.clear()
+
+    async def _drain(self, key: Hashable) -> None:
+        lane = self._lanes[key]
+        async with self._slots:
+            while lane:
+                update_id, item = lane[0]
+                try:
+                    await self._handle(update_id, item)
+                except Exception as exc:  # noqa: BLE001 - reported to the intake, which decides
+                    self._abandon(key)
+                    self.errors.put_nowait(exc)
+                    return
+                lane.popleft()
+                self._in_flight.discard(update_id)
+            # No await between the empty check and here: nothing can join this lane meanwhile.
+            del self._workers[key], self._lanes[key]
+
+    def _abandon(self, key: Hashable) -> None:
+        """Give the chat's unfinished updates back to the store; a later sweep takes them again."""
+        for update_id, _ in self._lanes.pop(key):
+            self._in_flight.discard(update_id)
+        del self._workers[key]

@@ -1,0 +1,72 @@
+"""Chat lanes: one chat's updates in order, chats at once up to a bound, and an error that
+escapes a handler gives the rest of that chat's queue back without touching other chats."""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+from bot.chat_lanes import ChatLanes
+
+
+async def settle(condition: Callable[[], bool], turns: int = 1000) -> None:
+    """Let the loop run until `condition` holds (yields to other tasks, never waits on time)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the lanes did not get there")
+
+
+def test_each_chat_is_handled_in_order_and_an_error_gives_the_rest_of_that_chat_back() -> None:
+    async def scenario() -> None:
+        seen: list[tuple[str, int]] = []
+
+        async def handle(update_id: int, chat: str) -> None:
+            seen.append((chat, update_id))
+            if update_id == 3:
+                raise RuntimeError("the database went away")
+
+        lanes: ChatLanes[str] = ChatLanes(handle)
+        for chat, update_id in (("a", 1), ("b", 2), ("a", 3), ("b", 4), ("a", 5), ("b", 6)):
+            assert lanes.submit(chat, update_id, chat)
+        assert not lanes.submit("a", 5, "a")          # already in flight: not handed out twice
+        error = await asyncio.wait_for(lanes.errors.get(), 5)
+        await settle(lambda: not lanes.in_flight())
+
+        assert isinstance(error, RuntimeError)
+        assert [u for c, u in seen if c == "a"] == [1, 3]      # 5 was given back, not handled
+        assert [u for c, u in seen if c == "b"] == [2, 4, 6]
+        assert lanes.submit("a", 5, "a")              # a later sweep hands it out again
+        await settle(lambda: not lanes.in_flight())
+        assert seen[-1] == ("a", 5)
+        await lanes.close()
+
+    asyncio.run(scenario())
+
+
+def test_no_more_chats_than_the_bound_are_handled_at_once_and_close_cancels_the_rest() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        running: list[int] = []
+        peak = 0
+
+        async def handle(update_id: int, item: None) -> None:
+            nonlocal peak
+            running.append(update_id)
+            peak = max(peak, len(running))
+            await gate.wait()
+            running.remove(update_id)
+
+        lanes: ChatLanes[None] = ChatLanes(handle, max_chats=2)
+        for chat in range(5):
+            lanes.submit(chat, chat, None)
+        await settle(lambda: len(running) == 2)
+        for _ in range(50):                            # give the other three every chance to start
+            await asyncio.sleep(0)
+        assert peak == 2
+
+        await lanes.close()
+        assert lanes.in_flight() == []
+        assert [t for t in asyncio.all_tasks() if t.get_name().startswith("chat-lane-")] == []
+
+    asyncio.run(scenario())
