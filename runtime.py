@@ -15,7 +15,7 @@ from typing import Any
 import pykka
 
 from actors.job import JobContext
-from actors.leader import LeaderActor, LeadershipStatus
+from actors.leader import SUPERVISOR_STOP_TIMEOUT_S, LeaderActor, LeadershipStatus
 from actors.messages import CallbackStored, CancelJob, JobCreated, Resign, ToSupervisor
 from actors.supervisor import JobSupervisor
 from actors.timers import Timers
@@ -53,7 +53,7 @@ class Runtime:
         self.timers: Timers | None = None
         self.leader: pykka.ActorRef[Any] | None = None
         self.bot = BotGateway(settings, self.db, self.catalogue, self.metrics, self._to_supervisor_job,
-                              lambda job_id: self._tell_supervisor(CancelJob(job_id)))
+                              lambda job_id: self._tell_supervisor(CancelJob(job_id)), holds_epoch=self.status.holds)
         self.http = HttpGateway(settings.http_host, settings.http_port, self.db, self.metrics, GatewayHooks(
             status=self.health, ready=self.ready,
             callback_stored=lambda job_id: self._tell_supervisor(CallbackStored(job_id)),
@@ -80,7 +80,7 @@ class Runtime:
     def _start_supervisor(self, epoch: int) -> pykka.ActorRef[Any]:
         assert self.timers is not None
         s = self.settings
-        ctx = JobContext(db=self.db, kie=self.kie, sender=self.bot.sender, timers=self.timers,
+        ctx = JobContext(db=self.db, kie=self.kie, sender=self.bot.sender.for_epoch(epoch), timers=self.timers,
                          catalogue=self.catalogue, metrics=self.metrics, epoch=epoch, public_url=s.public_url,
                          confirm_callbacks=s.kie_confirm_callbacks, hmac_required=bool(s.kie_webhook_hmac_key),
                          delivery_policy=s.delivery_policy, poll_base_s=s.poll_base_s,
@@ -119,11 +119,12 @@ class Runtime:
         self._stopped.set()
         if self.leader is not None:
             try:
-                self.leader.ask(Resign(), timeout=15)
+                # Releases the lock at once, then waits for sends on the wire to be recorded.
+                self.leader.ask(Resign(), timeout=SUPERVISOR_STOP_TIMEOUT_S + 10)
                 self.leader.stop(timeout=15)
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
-        self.bot.stop()
+        self.bot.stop()     # waits (bounded) for any request still on the wire
         self.http.stop()
         if self.timers is not None:
             self.timers.stop()

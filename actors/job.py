@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import pykka
 
@@ -30,18 +30,26 @@ from faults import crashpoint
 from kie.client import KieClient
 from kie.errors import KieAlert, KieJobFailed, KieRetryLater, KieSubmitOutcomeUnknown
 from kie.records import parse_record, task_id_of
+from kie.uploads import TelegramFile
 from storage import inbox
-from storage.db import Database
-from storage.jobs import Job, LostRace, Moved, get_job, transition
+from storage.db import Database, DatabaseUnavailable
+from storage.jobs import Job, LostRace, Moved, get_job, record_delivery_parts, transition
 from telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SUBMIT_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 SEND_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+RECORD_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)   # ~19 s for the database to come back
 PROGRESS_PRIVATE_S = 5.0
 CALLBACK_POLL_FACTOR = 5.0      # poll this much less often when KIE calls back (10 recordInfo/s per key)
 PROGRESS_GROUP_S = 15.0
+CALLBACK_RECHECK_S = 5.0        # a callback kept for a `submitting` job is confirmed again this often
+
+
+class UploadRefused(Exception):
+    """Telegram will not give us a file the user sent (getFile refused): asking again won't help."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,8 @@ class JobActor(pykka.ThreadingActor):
         self._callback_at: dt.datetime | None = None
         self._uncertainty_counted = False
         self._inbox_read_at = float("-inf")
+        self._claimed = False           # this actor holds the job's delivery claim
+        self._claim_clean = False       # …and nothing of it is on the wire or unrecorded
 
     # --- pykka hooks ------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -112,7 +122,8 @@ class JobActor(pykka.ThreadingActor):
             case RetrySend():
                 # The earlier send certainly did not happen: send again under our own claim.
                 job = self._reload()
-                if job is not None and job.state == S.DELIVERING and job.claim_epoch == self.ctx.epoch:
+                if job is not None and job.state == S.DELIVERING and job.claim_epoch == self.ctx.epoch \
+                        and not job.claim_released:
                     self._send(job)
             case PollDue(generation=generation):
                 if generation == self._poll_generation:
@@ -132,6 +143,18 @@ class JobActor(pykka.ThreadingActor):
                     self._later(self._progress_interval(job), ProgressDue())
             case _:
                 raise TypeError(f"JobActor got an unknown message: {message!r}")
+
+    def on_stop(self) -> None:
+        """Actor thread. Stopped (leadership ended) while holding a delivery claim with nothing
+        on the wire, e.g. waiting to retry after a 429: hand the claim back so the next leader
+        resumes from the first part not sent, at once and without guessing."""
+        job = self.job
+        if self._claimed and self._claim_clean and job is not None and job.state == S.DELIVERING \
+                and job.claim_epoch == self.ctx.epoch and not job.claim_released:
+            try:
+                self._release_claim(job)
+            except Exception:  # noqa: BLE001 - stopping; the next leader falls back to the grace period
+                log.exception("job %s: could not release its claim", self.job_id)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         """Actor thread, after on_receive raised: the supervisor restarts us from the row."""
@@ -172,11 +195,16 @@ class JobActor(pykka.ThreadingActor):
 
     def _submit(self, job: Job) -> None:
         try:
-            job_input = self._resolve_uploads(job.input)
+            job_input = self._resolve_uploads(job)
+        except UploadRefused as exc:
+            self._note("upload_refused", str(exc), level=logging.WARNING)
+            return self._fail(job, text(job.lang, "reason_upload_refused"))
         except (KieRetryLater, SendError) as exc:
             return self._retry_submit_later(job, str(exc), moved_back=True)
         except KieJobFailed as exc:
             return self._fail(job, text(job.lang, "reason_kie", detail=exc.reason))
+        except KieAlert as exc:
+            return self._kie_alert(job, exc)
         moved = self._move(job, S.SUBMITTING)
         if moved is None:
             return
@@ -188,10 +216,7 @@ class JobActor(pykka.ThreadingActor):
         except KieJobFailed as exc:
             return self._fail(moved, text(job.lang, "reason_kie", detail=exc.reason))
         except KieAlert as exc:
-            log.error("KIE account needs an operator: %s", exc,
-                      extra={"action": "kie_alert", "job_id": job.id})
-            self.ctx.metrics.kie_alerts.inc()
-            return self._fail(moved, text(job.lang, "reason_unavailable"))
+            return self._kie_alert(moved, exc)
         except KieSubmitOutcomeUnknown as exc:
             self._note("submit_outcome_unknown", str(exc), level=logging.WARNING)
             self._later(self._seconds_to_deadline(moved), Resume())
@@ -206,6 +231,11 @@ class JobActor(pykka.ThreadingActor):
         if self.job and self.job.state == S.SUBMITTED:
             self._schedule_poll()
 
+    def _kie_alert(self, job: Job, exc: KieAlert) -> None:
+        log.error("KIE account needs an operator: %s", exc, extra={"action": "kie_alert", "job_id": job.id})
+        self.ctx.metrics.kie_alerts.inc()
+        self._fail(job, text(job.lang, "reason_unavailable"))
+
     def _retry_submit_later(self, job: Job, why: str, *, moved_back: bool) -> None:
         """Nothing reached KIE: try again later from `created`."""
         self._note("submit_retry_later", why)
@@ -214,18 +244,31 @@ class JobActor(pykka.ThreadingActor):
             self._submit_attempt += 1
             self._later(delay, Resume())
 
-    def _resolve_uploads(self, job_input: dict[str, Any]) -> dict[str, Any]:
-        """Files users sent ("tg:<file_id>") go to KIE's upload host; KIE gets their URLs."""
-        def resolve(value: Any) -> Any:
-            if isinstance(value, list):
-                return [resolve(v) for v in value]
-            if isinstance(value, str) and value.startswith("tg:"):
-                with self.ctx.slots.outside():
-                    data, name = self.ctx.sender.download_file(value[3:])
-                return self.ctx.kie.upload_file(data, name)
-            return value
+    def _resolve_uploads(self, job: Job) -> dict[str, Any]:
+        """Files users sent (kie.uploads.TelegramFile) go to KIE's upload host; KIE gets their
+        URLs. Telegram refusing the file for good (getFile 400) fails the job at once."""
+        spec = self.ctx.catalogue.get(job.model)
 
-        return {key: resolve(value) for key, value in job_input.items()}
+        def resolve(value: Any, legacy: bool) -> Any:
+            if isinstance(value, list):
+                return [resolve(v, legacy) for v in value]
+            upload = TelegramFile.from_json(value, legacy=legacy)
+            if upload is None:
+                return value
+            try:
+                with self.ctx.slots.outside():
+                    data, name = self.ctx.sender.download_file(upload.file_id)
+            except SendError as exc:
+                if exc.outcome in (SendOutcome.REJECTED, SendOutcome.UNDELIVERABLE):
+                    raise UploadRefused(exc.detail) from exc
+                raise
+            return self.ctx.kie.upload_file(data, name)
+
+        def takes_files(name: str) -> bool:
+            field = spec.field(name) if spec else None
+            return bool(field is not None and field.media)
+
+        return {key: resolve(value, takes_files(key)) for key, value in job.input.items()}
 
     def _poll(self) -> None:
         job = self.job
@@ -268,26 +311,30 @@ class JobActor(pykka.ThreadingActor):
     def _handle_callbacks(self) -> None:
         self._inbox_read_at = time.monotonic()
         for stored in inbox.pending_for_job(self.ctx.db, self.job_id):
-            self._handle_callback(stored)
+            if not self._handle_callback(stored):
+                continue        # kept in the inbox; read again after CALLBACK_RECHECK_S
             if not inbox.mark_processed(self.ctx.db, stored.id, self.ctx.epoch):
                 return self._stop_stale("callback consumption refused")
 
-    def _handle_callback(self, stored: inbox.StoredCallback) -> None:
+    def _handle_callback(self, stored: inbox.StoredCallback) -> bool:
+        """Handle one stored callback; False when it must stay in the inbox: while the job is
+        `submitting` its callback is the only news of the task, and it is adopted only once
+        recordInfo confirms the task exists (null or an error means "ask again later")."""
         job = self._reload()
         if job is None or job.state not in (S.SUBMITTING, S.SUBMITTED):
             self.ctx.metrics.callbacks.labels("duplicate").inc()
             self.ctx.metrics.duplicates_suppressed.labels("callback").inc()
-            return
+            return True
         body_task = task_id_of(stored.body)
         if (self.ctx.hmac_required and stored.signature_ok is not True) or (
                 job.kie_task_id and body_task != job.kie_task_id):
             self.ctx.metrics.callbacks.labels("forged").inc()
             self._note("callback_rejected", "signature or task id does not match", level=logging.WARNING)
-            return
+            return True
         task_id = job.kie_task_id or body_task
         if not task_id:
             self.ctx.metrics.callbacks.labels("forged").inc()
-            return
+            return True
         if self.ctx.confirm_callbacks:
             try:
                 record = self.ctx.kie.record_info(task_id)
@@ -295,10 +342,16 @@ class JobActor(pykka.ThreadingActor):
                 self._note("confirm_error", str(exc), level=logging.WARNING)
                 if job.state == S.SUBMITTED:
                     self._schedule_poll()
-                return
+                    return True
+                self._later(CALLBACK_RECHECK_S, CallbacksPending())
+                return False
+            if job.kie_task_id is None and record is None:
+                self._note("callback_unconfirmed", "recordInfo does not know the task yet", level=logging.INFO)
+                self._later(CALLBACK_RECHECK_S, CallbacksPending())
+                return False
             if record is not None and job.kie_task_id is None and record.callback_url != self.ctx.callback_url(job):
                 self.ctx.metrics.callbacks.labels("forged").inc()
-                return
+                return True
         else:
             data = stored.body.get("data") if isinstance(stored.body, dict) else None
             record = parse_record(data) if isinstance(data, dict) else None
@@ -306,18 +359,27 @@ class JobActor(pykka.ThreadingActor):
         self._callback_at = stored.received_at
         self._apply(job, decide_after_record(record), source="callback",
                     task_id=task_id if job.kie_task_id is None else None)
+        return True
 
     # --- delivery ---------------------------------------------------------------------------
     def _deliver(self, job: Job) -> None:
         claimed = self._move(job, S.DELIVERING)
         if claimed:
+            self._claimed = True
             self._note("claimed", f"epoch {self.ctx.epoch}")
             crashpoint("after_claim")
             self._send(claimed)
 
     def _resume_delivery(self, job: Job) -> None:
         """A claim whose send may or may not have happened (ours after an unknown outcome, or
-        an earlier incarnation's). Counted once per claim."""
+        an earlier incarnation's). Counted once per claim. A released claim is certain: its
+        holder recorded every part it sent, so it is taken over at once."""
+        if job.claim_released:
+            reclaimed = self._move(job, S.DELIVERING, expected_claim_epoch=job.claim_epoch)
+            if reclaimed:
+                self._note("reclaimed", f"released by epoch {job.claim_epoch}")
+                self._send(reclaimed)
+            return None
         if not self._uncertainty_counted:
             self.ctx.metrics.uncertain_deliveries.inc()
             self._uncertainty_counted = True
@@ -338,27 +400,68 @@ class JobActor(pykka.ThreadingActor):
             self._send(reclaimed)
 
     def _send(self, job: Job) -> None:
+        """Send the parts of the delivery not yet recorded as sent, recording each before the
+        next (claim-fenced), then `delivered` with every message id."""
         spec = self.ctx.catalogue.get(job.model)
-        file_ids: list[str] | None = None
-        try:
-            with self.ctx.slots.outside():      # FloodControl may hold a send back for seconds
-                if job.outcome == "success":
-                    sent = delivery.send_result(self.ctx.sender, job, spec)
-                    message_ids, file_ids = list(sent.message_ids), list(sent.file_ids)
-                else:
-                    message_ids = delivery.send_failure(self.ctx.sender, job, spec)
-        except SendError as exc:
-            return self._send_failed(job, exc)
-        crashpoint("after_send")
-        delivered = self._move(job, S.DELIVERED, delivered_message_ids=message_ids, result_file_ids=file_ids)
-        if delivered:
+        parts = delivery.plan(job, spec)
+        done = [delivery.DeliveryPart.from_json(p) for p in job.delivery_parts]
+        self._claimed = True
+        for index in range(len(done), len(parts)):
+            self._claim_clean = False      # from here until recorded, this part may be in the chat
+            try:
+                with self.ctx.slots.outside():      # FloodControl may hold a send back for seconds
+                    sent = delivery.send_part(self.ctx.sender, job.chat_id, parts[index])
+            except SendError as exc:
+                self._claim_clean = exc.outcome != SendOutcome.UNKNOWN
+                return self._send_failed(job, exc, done)
+            crashpoint("after_send")
+            done.append(delivery.DeliveryPart(sent.message_ids, sent.file_ids))
+            if index < len(parts) - 1:
+                recorded = self._record(lambda: record_delivery_parts(
+                    self.ctx.db, job.id, self.ctx.epoch, [p.to_json() for p in done]))
+                if recorded is None:
+                    return self._stop_stale("delivery claim taken over")
+                job = self.job = recorded
+                self._claim_clean = True
+        self._delivered(job, done)
+
+    def _delivered(self, job: Job, done: list[delivery.DeliveryPart]) -> None:
+        """Record the known outcome; a database error is retried, never turned into "unknown"."""
+        message_ids = [m for part in done for m in part.message_ids]
+        file_ids = [f for part in done for f in part.file_ids]
+        result = self._record(lambda: transition(
+            self.ctx.db, job.id, S.DELIVERING, S.DELIVERED, self.ctx.epoch, claim_fenced=True,
+            delivered_message_ids=message_ids, result_file_ids=file_ids or None,
+            delivery_parts=[p.to_json() for p in done]))
+        if isinstance(result, Moved):
+            self.job = delivered = result.job
+            self._claim_clean = True
             crashpoint("after_record")
             self.ctx.metrics.deliveries.labels(job.outcome or "unknown").inc()
             self._count_finished(delivered, job.outcome or "unknown")
             self._note("delivered", f"messages {message_ids}")
             if job.outcome == "success":
                 self._edit_progress(delivered, "progress_done")
+        elif result is not None:
+            self._note("lost_race", "delivered write refused: the claim was taken over", level=logging.WARNING)
         self._finish()
+
+    def _record(self, write: Callable[[], T]) -> T | None:
+        """Run a write that records a known send outcome, retrying database errors with backoff
+        (outside the work slot); None when the database stayed away. The caller keeps what it
+        knows until then: a known outcome is never downgraded to unknown by a failed write."""
+        for attempt, delay in enumerate((*RECORD_RETRY_S, None)):
+            try:
+                return write()
+            except DatabaseUnavailable as exc:
+                self._note("record_retry", f"attempt {attempt + 1}: {exc}", level=logging.WARNING)
+                if delay is None:
+                    break
+                with self.ctx.slots.outside():
+                    time.sleep(delay)
+        log.error("job %s: could not record a send's outcome; the next leader treats it as unknown", self.job_id,
+                  extra={"action": "record_failed", "job_id": self.job_id})
+        return None
 
     def _count_finished(self, job: Job, outcome: str) -> None:
         now = dt.datetime.now(dt.timezone.utc)
@@ -367,7 +470,7 @@ class JobActor(pykka.ThreadingActor):
         if self._callback_at is not None and outcome in ("success", "failure"):
             self.ctx.metrics.callback_to_delivery.observe((now - self._callback_at).total_seconds())
 
-    def _send_failed(self, job: Job, exc: SendError) -> None:
+    def _send_failed(self, job: Job, exc: SendError, done: list[delivery.DeliveryPart]) -> None:
         self._note("send_error", str(exc), level=logging.WARNING)
         self.ctx.metrics.delivery_errors.labels(exc.outcome.value).inc()
         match exc.outcome:
@@ -375,17 +478,30 @@ class JobActor(pykka.ThreadingActor):
                 delay = max(exc.retry_after, SEND_RETRY_S[min(self._send_attempt, len(SEND_RETRY_S) - 1)])
                 self._send_attempt += 1
                 self._later(delay, RetrySend())
-            case SendOutcome.UNKNOWN if job.outcome != "success":
-                # The failure notice is an edit of the progress message: repeating it is harmless.
-                self._later(SEND_RETRY_S[0], RetrySend())
+            case SendOutcome.DEPOSED:
+                # Nothing of this part left: hand the claim back so the next leader resumes at once.
+                self._release_claim(job, done)
+                self._finish()
             case SendOutcome.UNKNOWN:
                 # The claim stays; _resume_delivery counts it and applies DELIVERY_POLICY after
-                # the grace period.
+                # the grace period (the parts before this one are recorded).
                 self._later(0.0, Resume())
             case SendOutcome.UNDELIVERABLE | SendOutcome.REJECTED:
-                if self._move(job, S.UNDELIVERABLE):
+                result = self._record(lambda: transition(
+                    self.ctx.db, job.id, S.DELIVERING, S.UNDELIVERABLE, self.ctx.epoch, claim_fenced=True,
+                    delivery_parts=[p.to_json() for p in done]))
+                if isinstance(result, Moved):
+                    self._claim_clean = True
                     self._count_finished(job, "undeliverable")
                 self._finish()
+
+    def _release_claim(self, job: Job, done: list[delivery.DeliveryPart] | None = None) -> None:
+        """Our claim, with nothing of it on the wire: record its parts and release it."""
+        if done is None:
+            done = [delivery.DeliveryPart.from_json(p) for p in job.delivery_parts]
+        if self._record(lambda: record_delivery_parts(self.ctx.db, job.id, self.ctx.epoch,
+                                                      [p.to_json() for p in done], release=True)) is not None:
+            self._note("claim_released", f"after {len(done)} parts")
 
     # --- helpers ----------------------------------------------------------------------------
     def _move(self, job: Job, new: S, **fields: Any) -> Job | None:

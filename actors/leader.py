@@ -40,19 +40,24 @@ log = logging.getLogger(__name__)
 LOCK_CHECK_INTERVAL_S = 0.5
 ACQUIRE_RETRY_INTERVAL_S = 0.5
 LOCK_TRUST_S = 2.0
-SUPERVISOR_STOP_TIMEOUT_S = 10.0
+SUPERVISOR_STOP_TIMEOUT_S = 30.0     # its JobActors may be finishing a send on the wire
 
 class LeadershipStatus:
     """What /health and /ready read from other threads; written only by the LeaderActor."""
 
     def __init__(self) -> None:
         self.epoch: int | None = None
+        self.distrusted = False         # the watchdog gave up on this epoch's lock
         self.db_ok = False
         self.last_error: str | None = None
 
     @property
     def active(self) -> bool:
-        return self.epoch is not None
+        return self.epoch is not None and not self.distrusted
+
+    def holds(self, epoch: int) -> bool:
+        """May this instance still act (send) for `epoch`? Read by FloodControl at dispatch."""
+        return self.epoch == epoch and not self.distrusted
 
 
 SupervisorFactory = Callable[[int], pykka.ActorRef[Any]]
@@ -123,6 +128,7 @@ class LeaderActor(pykka.ThreadingActor):
             return self._lose_connection(exc)
         self.status.db_ok = True
         self._last_confirmed = time.monotonic()
+        self.status.distrusted = False
         self.epoch = epoch
         log.info("became leader with epoch %d", epoch, extra={"action": "leader_active", "epoch": epoch})
         self.metrics.leader_active.set(1)
@@ -143,15 +149,20 @@ class LeaderActor(pykka.ThreadingActor):
             return self._lose_connection(exc)
         if not held:
             return self._step_down("lock no longer held")
+        if self.status.distrusted:
+            return self._step_down("the watchdog stopped this term's work", release=True)
         if self.supervisor is not None and not self.supervisor.is_alive():
             return self._step_down("supervisor stopped", release=True)
         self._last_confirmed = time.monotonic()
         self.status.db_ok = True
 
     def _step_down(self, why: str, *, release: bool = False) -> None:
+        """In this order: stop trusting the epoch (/health says passive, and every send queued
+        for it is refused at dispatch), stop the Telegram intake, release the lock when asked
+        (a standby takes over at once), then stop the supervisor, whose JobActors finish any
+        send already on the wire and record it under their own claim."""
         epoch = self.epoch
         log.warning("stepping down from epoch %s: %s", epoch, why, extra={"action": "leader_passive", "epoch": epoch})
-        self._stop_supervisor()
         self.epoch = None
         self.metrics.leader_active.set(0)
         self.metrics.leader_epoch.set(0)
@@ -162,6 +173,7 @@ class LeaderActor(pykka.ThreadingActor):
                 self._conn.release_and_notify(self.instance_id)
             except DatabaseError as exc:
                 self._lose_connection(exc)
+        self._stop_supervisor()
 
     def _resign(self) -> None:
         """Graceful: stop work first, then release the lock and wake the standbys."""
@@ -235,12 +247,19 @@ class LeaderActor(pykka.ThreadingActor):
             self.actor_ref.tell(Tick())
 
     def _watchdog(self) -> None:
+        """Ticker thread: the lock check is stuck (a silent network), so the lock is no longer
+        trusted: stop sending for the epoch, stop the intake and the supervisor, without
+        waiting for the actor; its next check steps down for good."""
         supervisor = self.supervisor
-        if self.epoch is not None and supervisor is not None \
+        epoch = self.epoch
+        if epoch is not None and not self.status.distrusted \
                 and time.monotonic() - self._last_confirmed > LOCK_TRUST_S:
             log.warning("lock not confirmed for %.1fs; stopping work", LOCK_TRUST_S,
                         extra={"action": "leader_watchdog"})
-            supervisor.stop(block=False)
+            self.status.distrusted = True
+            self._notify(None)
+            if supervisor is not None:
+                supervisor.stop(block=False)
 
     @property
     def epoch(self) -> int | None:

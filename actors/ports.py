@@ -18,6 +18,7 @@ class SendOutcome(enum.Enum):
     UNKNOWN = "unknown"                # may have been delivered; never resend blindly
     UNDELIVERABLE = "undeliverable"    # blocked, chat gone: final
     REJECTED = "rejected"              # Telegram refused this content (bad request): final
+    DEPOSED = "deposed"                # not sent: this instance no longer leads the epoch it was for
 
 
 class SendError(Exception):

@@ -21,13 +21,14 @@ from actors.messages import (CallbackStored, CallbacksPending, Cancel, CancelJob
 from config.texts import text
 from storage import inbox
 from storage.db import DatabaseUnavailable
-from storage.jobs import Job, get_job, transition, unfinished_jobs
+from storage.jobs import Job, Moved, get_job, transition, unfinished_jobs
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 1.0
 MAX_RESTARTS = 3
 RESTART_BACKOFF_S = (0.1, 0.5, 2.0)
+STOP_WAIT_S = 25.0      # below the default delivery grace period (30 s)
 
 
 class JobSupervisor(pykka.ThreadingActor):
@@ -96,7 +97,9 @@ class JobSupervisor(pykka.ThreadingActor):
         refs = list(self.children.values())
         for ref in refs:
             ref.stop(block=False)
-        deadline = time.monotonic() + 5.0
+        # A JobActor with a send on the wire finishes it and records the outcome under its own
+        # claim before it stops; queued sends are refused at dispatch, so this is short.
+        deadline = time.monotonic() + STOP_WAIT_S
         for ref in refs:
             ref.actor_stopped.wait(max(0.0, deadline - time.monotonic()))
         self.children.clear()
@@ -161,5 +164,15 @@ class JobSupervisor(pykka.ThreadingActor):
             self.restarts[job_id] = MAX_RESTARTS - 1   # one more life to deliver the notice
             self.ctx.timers.later(RESTART_BACKOFF_S[-1], self.actor_ref, Respawn(job_id))
         else:
-            log.error("job %s left in %s after repeated crashes", job_id, job.state.value,
+            # The outcome is known but delivering it crashes every time: end it, or the sweep
+            # would respawn it every second for ever. (Only `delivering` may become final.)
+            if job.state != S.DELIVERING:
+                moved = transition(self.ctx.db, job_id, job.state, S.DELIVERING, self.ctx.epoch)
+                if not isinstance(moved, Moved):
+                    return
+                job = moved.job
+            transition(self.ctx.db, job_id, S.DELIVERING, S.UNDELIVERABLE, self.ctx.epoch,
+                       expected_claim_epoch=job.claim_epoch)
+            self.ctx.metrics.jobs_finished.labels(job.model, "undeliverable").inc()
+            log.error("job %s ended undeliverable after repeated crashes while delivering", job_id,
                       extra={"action": "job_abandoned", "job_id": job_id})

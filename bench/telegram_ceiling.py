@@ -2,7 +2,7 @@
 
 1,000 results to 200 chats (5 each) through the bot's real sending path — BotGateway's PTB
 application with FloodControl (pacing on, as shipped) and the TelegramSender bridge, called
-the way a JobActor delivers (`actors.delivery.send_result`: sendPhoto by URL with caption and
+the way a JobActor delivers (`actors.delivery.plan` and `send_part`: sendPhoto by URL with caption and
 buttons) from 200 threads at once — against `TelegramSim(enforce_limits=True)`, whose token
 buckets answer 429 like Telegram (30 messages/s per bot, 1/s per private chat with a burst of 3).
 Sustained rate = (results − 1) / (last send − first send) as seen by the simulator.
@@ -100,7 +100,8 @@ def run(quick: bool = False) -> dict[str, Any]:
 
         def deliver(job: Any) -> None:
             try:
-                delivery.send_result(gateway.sender, job, spec)
+                for part in delivery.plan(job, spec):
+                    delivery.send_part(gateway.sender, job.chat_id, part)
             except SendError as exc:
                 errors.append(f"job {job.id}: {exc}")
 

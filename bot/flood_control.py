@@ -6,7 +6,12 @@ and across the bot one per GLOBAL_INTERVAL_S (~30/s): evenly spaced slots, no bu
 obeyed: a short `retry_after` is waited out and the request retried (it was not executed); a
 long one is raised to the caller, who reschedules. A request is marked "dispatched" (see
 `dispatch_marker`) only when it really leaves, so a caller that gives up before then knows
-nothing was sent.
+nothing was sent. An album of N items counts as N messages toward both limits.
+
+Fencing of sends: a request made for a leader epoch (`send_epoch`, set by the actors' sender
+and by the intake's workers) is checked at dispatch, the last moment before it leaves; if this
+instance no longer holds that epoch it raises `Deposed` and nothing is sent. A request already
+on the wire is never cancelled by us: `drain` lets shutdown wait for it.
 """
 from __future__ import annotations
 
@@ -34,6 +39,16 @@ UNPACED = frozenset({"sendChatAction", "getFile", "answerCallbackQuery"})   # no
 # Set by the sender bridge for the request it runs; FloodControl sets the Event when it sends.
 dispatch_marker: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
     "dispatch_marker", default=None)
+# The leader epoch a request is sent for; None: not on behalf of leadership (e.g. getUpdates).
+send_epoch: contextvars.ContextVar[int | None] = contextvars.ContextVar("send_epoch", default=None)
+
+
+class Deposed(Exception):
+    """The request was made for an epoch this instance no longer holds: it was not sent."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"not sent: epoch {epoch} is no longer held by this instance")
+        self.epoch = epoch
 
 
 def _seconds(value: Any) -> float:
@@ -43,10 +58,14 @@ def _seconds(value: Any) -> float:
 class FloodControl(BaseRateLimiter[int]):
     def __init__(self, on_wait: Callable[[str, float], None] | None = None,
                  on_queue: Callable[[int], None] | None = None,
-                 on_request: Callable[[str, str, float], None] | None = None, pacing: bool = True) -> None:
+                 on_request: Callable[[str, str, float], None] | None = None, pacing: bool = True,
+                 holds_epoch: Callable[[int], bool] = lambda epoch: True) -> None:
         # pacing=False (KIEBOT_CLIENT_PACING=off): no spacing of sends, for benchmarks against a
         # simulator without limits; a 429's retry_after is still obeyed.
         self._pacing = pacing
+        self._holds_epoch = holds_epoch
+        self._on_wire = 0
+        self._wire_idle = threading.Condition()
         self._chat_next: dict[str | int, float] = {}
         self._chat_locks: dict[str | int, asyncio.Lock] = {}
         self._global_next = 0.0
@@ -73,13 +92,14 @@ class FloodControl(BaseRateLimiter[int]):
         if chat is None or endpoint in UNPACED:   # getUpdates, answerCallbackQuery, chat actions, …
             return await self._send(endpoint, callback, args, kwargs)
         key: str | int = chat if isinstance(chat, (int, str)) else str(chat)
+        weight = max(1, len(data.get("media") or ())) if endpoint == "sendMediaGroup" else 1
         lock = self._chat_locks.setdefault(key, asyncio.Lock())
         self._queued += 1
         self._on_queue(self._queued)
         try:
             async with lock:
                 for attempt in range(MAX_RETRIES + 1):
-                    await self._wait_for_slot(key)
+                    await self._wait_for_slot(key, weight)
                     try:
                         return await self._send(endpoint, callback, args, kwargs)
                     except RetryAfter as exc:
@@ -93,8 +113,10 @@ class FloodControl(BaseRateLimiter[int]):
             self._queued -= 1
             self._on_queue(self._queued)
 
-    async def _wait_for_slot(self, key: str | int) -> None:
-        interval = (GROUP_INTERVAL_S if _is_group(key) else CHAT_INTERVAL_S) if self._pacing else 0.0
+    async def _wait_for_slot(self, key: str | int, weight: int = 1) -> None:
+        """Wait for the chat's next slot and `weight` global slots; the chat's next slot is then
+        `weight` intervals away (an album of ten is ten messages to Telegram)."""
+        interval = (GROUP_INTERVAL_S if _is_group(key) else CHAT_INTERVAL_S) * weight if self._pacing else 0.0
         wait = self._chat_next.get(key, 0.0) - time.monotonic()
         if wait > MAX_INLINE_WAIT_S:
             raise RetryAfter(int(wait) + 1)
@@ -108,7 +130,7 @@ class FloodControl(BaseRateLimiter[int]):
         async with self._global_lock:
             now = time.monotonic()
             slot = max(now, self._global_next)
-            self._global_next = slot + GLOBAL_INTERVAL_S
+            self._global_next = slot + GLOBAL_INTERVAL_S * weight
         if slot > now:
             await asyncio.sleep(slot - now)
         self._chat_next[key] = time.monotonic() + interval
@@ -117,17 +139,38 @@ class FloodControl(BaseRateLimiter[int]):
                     kwargs: dict[str, Any]) -> Any:
         assert self._wire is not None, "FloodControl used before initialize()"
         async with self._wire:
+            epoch = send_epoch.get()
+            if epoch is not None and not self._holds_epoch(epoch):
+                self._on_request(endpoint, "deposed", 0.0)
+                raise Deposed(epoch)
             marker = dispatch_marker.get()
             if marker is not None:
                 marker.set()
             started = time.monotonic()
+            # Shielded: cancelling the caller (our own shutdown, a sender's timeout) must not
+            # abort a request Telegram may already be executing; `drain` waits for it.
+            request = asyncio.ensure_future(callback(*args, **kwargs))
+            self._wire_change(+1)
+            request.add_done_callback(lambda _: self._wire_change(-1))
             try:
-                result = await callback(*args, **kwargs)
+                result = await asyncio.shield(request)
             except Exception as exc:
                 self._on_request(endpoint, type(exc).__name__, time.monotonic() - started)
                 raise
             self._on_request(endpoint, "ok", time.monotonic() - started)
             return result
+
+    def _wire_change(self, delta: int) -> None:
+        with self._wire_idle:
+            self._on_wire += delta
+            if self._on_wire == 0:
+                self._wire_idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Block (from another thread) until no request is on the wire, up to `timeout` s.
+        True when none is left; requests not yet dispatched are not waited for."""
+        with self._wire_idle:
+            return self._wire_idle.wait_for(lambda: self._on_wire == 0, timeout)
 
 
 def _is_group(key: str | int) -> bool:

@@ -3,7 +3,10 @@ become delivery outcomes (`classify_send_error`).
 
 Actors call `TelegramSender` synchronously; it schedules the PTB coroutine on the gateway's loop
 with `run_coroutine_threadsafe` and waits with a timeout. A timeout after the request was
-written means the outcome is unknown, never "failed".
+written means the outcome is unknown, never "failed". A sender made `for_epoch` sends only
+while this instance holds that epoch (checked by FloodControl at dispatch). Every text and
+caption is cut to Telegram's limits here, so no message is refused for its length. A group
+that became a supergroup (ChatMigrated: nothing was sent) gets the message in its new chat.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from actors.ports import Buttons, SendError, SendOutcome, Sent
 from bot import media
-from bot.flood_control import dispatch_marker
+from bot.flood_control import Deposed, dispatch_marker, send_epoch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,6 +31,33 @@ T = TypeVar("T")
 SEND_TIMEOUT_S = 90.0        # from dispatch to answer
 MAX_QUEUE_WAIT_S = 300.0     # in FloodControl's queue, before we give up (nothing sent)
 _NOT_SENT_MARKERS = ("ConnectError", "Connection refused", "ConnectTimeout")
+TEXT_LIMIT = 4096            # Telegram's limits, in UTF-16 code units
+CAPTION_LIMIT = 1024
+ELLIPSIS = "…"
+
+
+def fit(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-16 code units (as Telegram counts), ending with "…"."""
+    if _utf16_len(text) <= limit:
+        return text
+    budget = limit - _utf16_len(ELLIPSIS)
+    cut: list[str] = []
+    used = 0
+    for char in text:
+        size = _utf16_len(char)
+        if used + size > budget:
+            break
+        cut.append(char)
+        used += size
+    return "".join(cut) + ELLIPSIS
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _caption(caption: str | None) -> str | None:
+    return fit(caption, CAPTION_LIMIT) if caption is not None else None
 
 
 def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
@@ -40,11 +70,13 @@ def classify_send_error(exc: BaseException) -> SendError:
     """Map PTB's error hierarchy to what the sender's caller must do."""
     detail = f"{type(exc).__name__}: {exc}"
     match exc:
+        case Deposed():
+            return SendError(SendOutcome.DEPOSED, detail)
         case RetryAfter():
             wait = exc.retry_after
             seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
             return SendError(SendOutcome.RETRY_AFTER, detail, retry_after=seconds)
-        case Forbidden() | ChatMigrated():
+        case Forbidden() | ChatMigrated():      # ChatMigrated: only when the new chat refused too
             return SendError(SendOutcome.UNDELIVERABLE, detail)
         case BadRequest() if "chat not found" in str(exc).lower():
             return SendError(SendOutcome.UNDELIVERABLE, detail)
@@ -82,16 +114,23 @@ class _Dispatch(threading.Event):
 class TelegramSender:
     """actors.ports.Sender over PTB, for threads other than the bot loop's."""
 
-    def __init__(self, bot: Bot, loop: asyncio.AbstractEventLoop, timeout: float = SEND_TIMEOUT_S) -> None:
-        self._bot, self._loop, self._timeout = bot, loop, timeout
+    def __init__(self, bot: Bot, loop: asyncio.AbstractEventLoop, timeout: float = SEND_TIMEOUT_S,
+                 epoch: int | None = None) -> None:
+        self._bot, self._loop, self._timeout, self._epoch = bot, loop, timeout, epoch
+
+    def for_epoch(self, epoch: int) -> TelegramSender:
+        """The same sender, whose requests leave only while this instance holds `epoch`."""
+        return TelegramSender(self._bot, self._loop, self._timeout, epoch)
 
     def _run(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
         """Run a PTB call on the bot loop. Waiting in FloodControl's queue is not the send:
         only once the request is dispatched does a timeout mean "outcome unknown"."""
         dispatched = _Dispatch()
+        epoch = self._epoch
 
         async def call() -> T:
             dispatch_marker.set(dispatched)
+            send_epoch.set(epoch)
             return await make()
 
         future = asyncio.run_coroutine_threadsafe(call(), self._loop)
@@ -114,30 +153,42 @@ class TelegramSender:
 
     def send_media(self, chat_id: int, kind: str, source: str, caption: str | None,
                    buttons: Buttons | None) -> Sent:
-        msg = self._run(f"send_{kind}", lambda: media.send_media(self._bot, chat_id, kind, source, caption,
-                                                                   keyboard(buttons)))
+        msg = self._run(f"send_{kind}", lambda: _to_migrated(chat_id, lambda chat: media.send_media(
+            self._bot, chat, kind, source, _caption(caption), keyboard(buttons))))
         return Sent((msg.message_id,), tuple(filter(None, [media.file_id_of(msg)])))
 
     def send_album(self, chat_id: int, kind: str, sources: list[str], caption: str | None) -> Sent:
-        msgs = self._run("send_album", lambda: media.send_album(self._bot, chat_id, kind, sources, caption))
+        msgs = self._run("send_album", lambda: _to_migrated(chat_id, lambda chat: media.send_album(
+            self._bot, chat, kind, sources, _caption(caption))))
         return Sent(tuple(m.message_id for m in msgs), tuple(filter(None, (media.file_id_of(m) for m in msgs))))
 
     def download_file(self, file_id: str) -> tuple[bytes, str]:
         return self._run("getFile", lambda: media.download_telegram_file(self._bot, file_id))
 
     def send_text(self, chat_id: int, text: str, buttons: Buttons | None = None) -> Sent:
-        msg: Message = self._run("sendMessage", lambda: self._bot.send_message(
-            chat_id, text, reply_markup=keyboard(buttons)))
+        msg: Message = self._run("sendMessage", lambda: _to_migrated(chat_id, lambda chat: self._bot.send_message(
+            chat, fit(text, TEXT_LIMIT), reply_markup=keyboard(buttons))))
         return Sent((msg.message_id,))
 
     def edit_text(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None) -> None:
         try:
             self._run("editMessageText", lambda: self._bot.edit_message_text(
-                text, chat_id=chat_id, message_id=message_id, reply_markup=keyboard(buttons)))
+                fit(text, TEXT_LIMIT), chat_id=chat_id, message_id=message_id, reply_markup=keyboard(buttons)))
         except SendError as exc:
             if "not modified" in exc.detail.lower():
                 return          # the same text again: already done
             raise
+
+
+async def _to_migrated(chat_id: int, send: Callable[[int], Awaitable[T]]) -> T:
+    """Send to `chat_id`; if Telegram says the group became a supergroup (nothing was sent),
+    send once to the new chat."""
+    try:
+        return await send(chat_id)
+    except ChatMigrated as exc:
+        log.info("chat %s migrated to %s; sending there", chat_id, exc.new_chat_id,
+                 extra={"action": "chat_migrated"})
+        return await send(exc.new_chat_id)
 
 
 def run_on_loop(loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], timeout: float) -> Any:

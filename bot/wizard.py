@@ -20,6 +20,7 @@ from bot import callback_data as cd
 from bot.context import Deps, deps_of
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
+from kie.uploads import is_upload
 from storage import conversations
 from storage.conversations import Conversation
 
@@ -206,11 +207,11 @@ def parse_answer(lang: str, spec: ModelSpec, f: InputField, raw: str, current: A
 
 
 def draft_problems(spec: ModelSpec, answers: dict[str, Any]) -> list[str]:
-    """spec.validate, with uploads not yet on KIE ("tg:<file_id>") standing in as URLs."""
+    """spec.validate, with uploads not yet on KIE (kie.uploads.TelegramFile) standing in as URLs."""
     def stand_in(value: Any) -> Any:
         if isinstance(value, list):
             return [stand_in(v) for v in value]
-        return "https://upload.invalid/pending" if isinstance(value, str) and value.startswith("tg:") else value
+        return "https://upload.invalid/pending" if is_upload(value) else value
 
     return spec.validate({k: stand_in(v) for k, v in answers.items()})
 
@@ -232,7 +233,7 @@ def _choice_label(lang: str, value: Any) -> str:
 def _show(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_show(v) for v in value)
-    shown = "📎" if isinstance(value, str) and value.startswith("tg:") else str(value)
+    shown = "📎" if is_upload(value) else str(value)
     return shown if len(shown) <= 200 else shown[:199] + "…"
 
 

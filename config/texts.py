@@ -50,6 +50,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "The generation service is unavailable right now. Please try again later.",
         "ru": "Сервис генерации сейчас недоступен. Попробуйте позже.",
     },
+    "reason_upload_refused": {
+        "en": "Telegram would not give me the file you sent. Please send it again.",
+        "ru": "Telegram не отдал мне файл, который вы прислали. Пришлите его ещё раз.",
+    },
     "reason_internal": {
         "en": "Something went wrong on our side. Please try again.",
         "ru": "Что-то пошло не так на нашей стороне. Попробуйте ещё раз.",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors.job_state import TERMINAL, JobState, check_transition
@@ -43,6 +43,8 @@ class Job:
     delivered_at: dt.datetime | None
     result_file_ids: list[str] | None = None
     result_text: str | None = None
+    delivery_parts: list[dict[str, Any]] = field(default_factory=list)   # see DeliveryPart
+    claim_released: bool = False
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -113,8 +115,12 @@ def transition(db: Database, job_id: int, expected: JobState, new: JobState, epo
                outcome: str | None = None, kie_task_id: str | None = None,
                result_urls: list[str] | None = None, failure_reason: str | None = None,
                delivered_message_ids: list[int] | None = None, result_file_ids: list[str] | None = None,
-               result_text: str | None = None, expected_claim_epoch: int | None = None) -> TransitionResult:
-    """One fenced conditional UPDATE from `expected` to `new` under `epoch`."""
+               result_text: str | None = None, expected_claim_epoch: int | None = None,
+               delivery_parts: list[dict[str, Any]] | None = None, claim_fenced: bool = False) -> TransitionResult:
+    """One fenced conditional UPDATE from `expected` to `new` under `epoch`.
+
+    `claim_fenced`: a move out of `delivering` by the epoch holding the delivery claim, allowed
+    even after that epoch's term ended (it records what that claim's own send did)."""
     check_transition(expected, new)
     row = db.one(
         "transition_job", job_id=job_id, expected=expected.value, new=new.value, epoch=epoch,
@@ -123,10 +129,21 @@ def transition(db: Database, job_id: int, expected: JobState, new: JobState, epo
         failure_reason=failure_reason,
         delivered_message_ids=json_param(delivered_message_ids) if delivered_message_ids is not None else None,
         result_file_ids=json_param(result_file_ids) if result_file_ids is not None else None,
-        result_text=result_text, expected_claim_epoch=expected_claim_epoch)
+        result_text=result_text, expected_claim_epoch=expected_claim_epoch,
+        delivery_parts=json_param(delivery_parts) if delivery_parts is not None else None,
+        claim_fenced=claim_fenced)
     if row is None:
         return LostRace(job_id, expected, epoch)
     return Moved(Job.from_row(row))
+
+
+def record_delivery_parts(db: Database, job_id: int, claim_epoch: int, parts: list[dict[str, Any]], *,
+                          release: bool = False) -> Job | None:
+    """Record the parts sent so far under `claim_epoch`'s claim (and release it); None when
+    the claim is no longer that epoch's."""
+    row = db.one("record_delivery_parts", job_id=job_id, epoch=claim_epoch, parts=json_param(parts),
+                 release=release)
+    return Job.from_row(row) if row else None
 
 
 def unfinished_job_ids(db: Database) -> list[int]:

@@ -72,13 +72,28 @@ UPDATE jobs SET
     claimed_at = CASE WHEN %(new)s = 'delivering' THEN now() ELSE claimed_at END,
     submitted_at = CASE WHEN %(new)s = 'submitted' THEN now() ELSE submitted_at END,
     finished_at = CASE WHEN %(new)s IN ('succeeded', 'failed') THEN now() ELSE finished_at END,
-    delivered_at = CASE WHEN %(new)s = 'delivered' THEN now() ELSE delivered_at END
+    delivered_at = CASE WHEN %(new)s = 'delivered' THEN now() ELSE delivered_at END,
+    delivery_parts = COALESCE(%(delivery_parts)s, delivery_parts),
+    claim_released = CASE WHEN %(new)s = 'delivering' THEN false ELSE claim_released END
 FROM term
 WHERE jobs.id = %(job_id)s
   AND jobs.state = %(expected)s::job_state
-  AND term.epoch = %(epoch)s
+  AND (term.epoch = %(epoch)s
+       -- claim-fenced: the holder of a delivery claim may record what it sent even after its
+       -- term ended, as long as nobody re-claimed the delivery and it did not release it.
+       OR (%(claim_fenced)s AND jobs.state = 'delivering' AND jobs.claim_epoch = %(epoch)s
+           AND NOT jobs.claim_released))
   AND (%(expected_claim_epoch)s::bigint IS NULL OR jobs.claim_epoch = %(expected_claim_epoch)s::bigint)
 RETURNING jobs.*
+
+-- name: record_delivery_parts
+-- The parts of a delivery sent so far, recorded under the claim that sent them (claim-fenced,
+-- like the delivered write); with release = true the claim is also handed back: nothing of it
+-- is on the wire, so the next leader may resume at once.
+UPDATE jobs SET delivery_parts = %(parts)s, updated_at = now(),
+    claim_released = %(release)s
+WHERE id = %(job_id)s AND state = 'delivering' AND claim_epoch = %(epoch)s AND NOT claim_released
+RETURNING *
 
 -- name: unfinished_job_ids
 -- Every job that is not in a final state, oldest first.
@@ -135,8 +150,9 @@ ON CONFLICT (update_id) DO NOTHING
 RETURNING update_id
 
 -- name: unprocessed_updates
--- Stored updates whose handlers have not finished, in update_id order.
+-- Stored updates whose handlers have not finished, in update_id order, except those in flight.
 SELECT update_id, body FROM telegram_updates WHERE processed_at IS NULL
+  AND NOT (update_id = ANY(%(skip)s::bigint[]))
 ORDER BY update_id LIMIT %(limit)s
 
 -- name: mark_update_processed
@@ -210,3 +226,18 @@ SELECT pg_backend_pid() AS pid
 -- name: ping_slow
 -- A ping that holds its connection for a moment (tests of the pool).
 SELECT 1 AS ok FROM pg_sleep(0.05)
+
+-- Telegram update intake
+
+-- name: mark_update_failed
+-- An update that could not be decoded or handled: done, with a reason (no secrets); fenced.
+WITH term AS (SELECT epoch FROM leader_term WHERE id = 1 FOR SHARE)
+UPDATE telegram_updates SET processed_at = now(), processed_epoch = %(epoch)s, failure = %(failure)s
+FROM term
+WHERE telegram_updates.update_id = %(update_id)s AND telegram_updates.processed_at IS NULL
+  AND term.epoch = %(epoch)s
+RETURNING telegram_updates.update_id
+
+-- name: failed_updates
+-- Updates set aside as failed, with their reasons.
+SELECT update_id, failure FROM telegram_updates WHERE failure IS NOT NULL ORDER BY update_id
