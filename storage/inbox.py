@@ -2,6 +2,7 @@
 
 A callback is marked processed only after its JobActor handled it, with the epoch checked in
 the same statement, so a crash between the two handles it again (handling is idempotent).
+Bodies are stored with NUL and lone surrogates replaced (storage.jsonb), never refused for them.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Database, json_param
+from storage.jsonb import storable
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,8 @@ class StoredCallback:
 
 def store_callback(db: Database, job_id: int, body: Any, signature_ok: bool | None,
                    received_by: str) -> int:
-    row = db.one("insert_callback", job_id=job_id, body=json_param(body),
+    """Store one callback body as received, made storable; its inbox row id."""
+    row = db.one("insert_callback", job_id=job_id, body=json_param(storable(body)),
                  signature_ok=signature_ok, received_by=received_by)
     assert row is not None
     return int(row["id"])

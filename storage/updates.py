@@ -7,24 +7,13 @@ from __future__ import annotations
 from typing import Any, Collection
 
 from storage.db import Database, json_param
+from storage.jsonb import storable
 
 
 def store_update(db: Database, update_id: int, body: dict[str, Any], received_by: str) -> bool:
     """True when the update is new; False for a redelivery."""
     return db.one("insert_update", update_id=update_id, body=json_param(storable(body)),
                   received_by=received_by) is not None
-
-
-def storable(value: Any) -> Any:
-    """NUL characters (which jsonb cannot hold) replaced, so every update can be stored, and
-    therefore acknowledged, whatever a user typed."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [storable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: storable(v) for k, v in value.items()}
-    return value
 
 
 def unprocessed(db: Database, limit: int = 100, skip: Collection[int] = ()) -> list[tuple[int, dict[str, Any]]]:

@@ -1,14 +1,20 @@
-"""/health, /ready and /metrics: fast and honest, the database down included."""
+"""/health, /ready and /metrics: fast and honest, the database down included; HEAD like GET;
+stalled connections cost no thread and cannot starve /health."""
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from typing import Callable, Iterator
 
 import pytest
 import requests
 
+from http_gateway import HttpGateway
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
+from storage.db import Database
+from tests.support.edge import closed_by_server, connect, exchange, exchange_at, running_gateway, url
 from tests.support.harness import Instance, start_instance
 from tests.support.tcp_proxy import PgProxy
 from tests.support.waiting import wait_until
@@ -61,3 +67,71 @@ def test_with_the_database_down_health_stays_fast_and_says_so_and_leadership_end
     assert "kiebot_leader_active 0.0" in inst.get("/metrics").text
     proxy.restore()
     wait_until(lambda: inst.get("/health").json()["active"], timeout=10, what="leadership re-won")
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+def test_head_answers_like_get_without_a_body(bot: Instance, path: str) -> None:
+    got = bot.get(path)
+    answer = exchange_at(bot.port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {got.status_code} ".encode())
+    assert f"Content-Type: {got.headers['Content-Type']}".encode() in head
+    assert body == b""
+
+
+STALLED = 200
+WORKERS = 4
+
+
+def stall(gateway: HttpGateway, n: int) -> list[socket.socket]:
+    """n connections that never finish their request: half send nothing, half stop mid-body."""
+    half_sent = (b"POST /telegram/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n{\"update_id\":")
+    return [connect(gateway, half_sent if i % 2 else b"") for i in range(n)]
+
+
+def test_stalled_connections_take_no_thread_and_are_closed_after_the_read_timeout(db: Database) -> None:
+    with running_gateway(db, read_timeout_s=1.0, max_workers=WORKERS) as gateway:
+        assert requests.get(url(gateway, "/health"), timeout=1).status_code == 200
+        threads_before = threading.active_count()
+        sockets = stall(gateway, STALLED)
+        try:
+            # Healthy while every stalled connection is still open (they stay open for 1 s at least).
+            assert requests.get(url(gateway, "/health"), timeout=1).status_code == 200
+            assert threading.active_count() <= threads_before + WORKERS
+            answers = {sock: bytearray() for sock in sockets}
+            wait_until(lambda: all(closed_by_server(s, answers[s]) for s in sockets), timeout=10,
+                       what="the gateway closes every stalled connection")
+            assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers.values())
+            assert threading.active_count() <= threads_before + WORKERS
+            assert requests.get(url(gateway, "/health"), timeout=1).status_code == 200
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def test_health_answers_while_many_stalled_connections_are_open(db: Database) -> None:
+    with running_gateway(db, max_workers=WORKERS) as gateway:       # the default 10 s read timeout
+        threads_before = threading.active_count()
+        sockets = stall(gateway, STALLED)
+        try:
+            for _ in range(5):
+                assert requests.get(url(gateway, "/health"), timeout=1).status_code == 200
+            assert threading.active_count() <= threads_before + WORKERS
+        finally:
+            for sock in sockets:
+                sock.close()
+
+
+def test_a_connection_beyond_the_cap_is_answered_503_at_once(db: Database) -> None:
+    with running_gateway(db, max_connections=5, read_timeout_s=60) as gateway:
+        sockets = stall(gateway, 5)
+        try:
+            answer = exchange(gateway, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 503 ") and b"too many connections" in answer
+            sockets.pop().close()        # a slot frees up once the gateway sees the close
+            wait_until(lambda: exchange(gateway, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                       .startswith(b"HTTP/1.1 200 "), what="a freed slot serves /health")
+        finally:
+            for sock in sockets:
+                sock.close()
