@@ -45,7 +45,8 @@ RECORD_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)   # ~19 s for the database to c
 PROGRESS_PRIVATE_S = 5.0
 CALLBACK_POLL_FACTOR = 5.0      # poll this much less often when KIE calls back (10 recordInfo/s per key)
 PROGRESS_GROUP_S = 15.0
-CALLBACK_RECHECK_S = 5.0        # a callback kept for a `submitting` job is confirmed again this often
+CALLBACK_RECHECK_S = 5.0
+CLAIM_RECHECK_S = 1.0           # another epoch's open claim is read again this often        # a callback kept for a `submitting` job is confirmed again this often
 
 
 class UploadRefused(Exception):
@@ -158,7 +159,8 @@ class JobActor(pykka.ThreadingActor):
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         """Actor thread, after on_receive raised: the supervisor restarts us from the row."""
-        self._tell_supervisor(ChildFailed(self.job_id, repr(exception_value)))
+        self._tell_supervisor(ChildFailed(self.job_id, repr(exception_value),
+                                          transient=isinstance(exception_value, DatabaseUnavailable)))
 
     # --- steps ------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -392,7 +394,9 @@ class JobActor(pykka.ThreadingActor):
         claimed_at = job.claimed_at or dt.datetime.now(dt.timezone.utc)
         wait = (claimed_at - dt.datetime.now(dt.timezone.utc)).total_seconds() + self.ctx.delivery_grace_s
         if wait > 0:
-            return self._later(wait, Resume())
+            # Look again within a second: the holder may release its claim meanwhile (it was
+            # deposed with nothing on the wire), and then there is nothing to wait for.
+            return self._later(min(wait, CLAIM_RECHECK_S), Resume())
         reclaimed = self._move(job, S.DELIVERING, expected_claim_epoch=job.claim_epoch)
         if reclaimed:
             self._uncertainty_counted = False

@@ -81,6 +81,7 @@ class LeaderActor(pykka.ThreadingActor):
         self._tick_idle = threading.Event()     # no Tick queued or being handled
         self._tick_idle.set()
         self._stopping = threading.Event()
+        self._resigned = False
         self._ticker = threading.Thread(target=self._tick_loop, name="kiebot-leader-ticker", daemon=True)
 
     # --- pykka hooks ------------------------------------------------------------------------
@@ -117,6 +118,8 @@ class LeaderActor(pykka.ThreadingActor):
 
     # --- states -----------------------------------------------------------------------------
     def _run_passive(self) -> None:
+        if self._resigned:
+            return
         try:
             conn = self._connection()
             conn.wait_for_notify(0)          # drain any NOTIFY that woke us
@@ -176,7 +179,9 @@ class LeaderActor(pykka.ThreadingActor):
         self._stop_supervisor()
 
     def _resign(self) -> None:
-        """Graceful: stop work first, then release the lock and wake the standbys."""
+        """Graceful: stop work first, then release the lock and wake the standbys. A resigned
+        instance never takes the lock again (it is shutting down)."""
+        self._resigned = True
         if self.epoch is not None:
             self._step_down("resigning", release=True)
         if self._conn is not None:

@@ -74,6 +74,7 @@ class ChildFinished:
 class ChildFailed:
     job_id: int
     error: str
+    transient: bool = False     # the database was away: not the job's fault, no restart counted
 
 
 @dataclass(frozen=True)

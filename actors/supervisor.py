@@ -72,8 +72,8 @@ class JobSupervisor(pykka.ThreadingActor):
             case ChildFinished(job_id=job_id):
                 self.children.pop(job_id, None)
                 self.restarts.pop(job_id, None)
-            case ChildFailed(job_id=job_id, error=error):
-                self._child_failed(job_id, error)
+            case ChildFailed(job_id=job_id, error=error, transient=transient):
+                self._child_failed(job_id, error, transient=transient)
             case Respawn(job_id=job_id):
                 self._spawn(job_id)
             case CancelJob(job_id=job_id):
@@ -140,10 +140,18 @@ class JobSupervisor(pykka.ThreadingActor):
         finally:
             self.ctx.timers.later(self.reconciler.config.interval_s, self.actor_ref, Sweep())
 
-    def _child_failed(self, job_id: int, error: str) -> None:
+    def _child_failed(self, job_id: int, error: str, *, transient: bool = False) -> None:
+        """Restart a crashed JobActor from its row, with backoff; after MAX_RESTARTS crashes of
+        its own, give up. A database outage is nobody's fault: restarted, never counted."""
         self.children.pop(job_id, None)
-        count = self.restarts.get(job_id, 0) + 1
+        count = self.restarts.get(job_id, 0) + (0 if transient else 1)
         self.restarts[job_id] = count
+        if transient:
+            self.ctx.metrics.job_actor_restarts.inc()
+            self.ctx.timers.later(RESTART_BACKOFF_S[-1], self.actor_ref, Respawn(job_id))
+            log.warning("job actor %s stopped by a database error; restarting: %s", job_id, error,
+                        extra={"action": "child_failed_transient", "job_id": job_id})
+            return
         log.error("job actor %s failed (%d/%d): %s", job_id, count, MAX_RESTARTS, error,
                   extra={"action": "child_failed", "job_id": job_id})
         if count <= MAX_RESTARTS:
