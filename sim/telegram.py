@@ -93,6 +93,7 @@ class TelegramSim:
         self._files = FileStore(random.Random(f"{self.seed}:files"))
         self._feed.reset()
         self._calls: list[Call] = []
+        self._arrivals: list[str] = []    # methods in the order their requests reached us
         self.peak_in_flight = 0     # most Bot API calls (long polls aside) being answered at once
         self._faults = Faults()
         self._limiter = FloodLimiter(self._clock)
@@ -214,6 +215,13 @@ class TelegramSim:
             wanted = self._canonical(method)
             return [c for c in self._calls if wanted is None or c.method == wanted]
 
+    def wait_for_arrival(self, method: str, count: int = 1, timeout: float = 5.0) -> None:
+        """Block until `count` requests of `method` reached the simulator, answered or not (a
+        slowed call is on the wire from here until calls() records it)."""
+        wanted = self._canonical(method)
+        self._wait(lambda: True if self._arrivals.count(wanted or "") >= count else None, timeout,
+                   f"{count} {wanted} request(s) to arrive", lambda: f"arrived: {self._arrivals[-8:]}")
+
     def webhook_deliveries(self) -> list[WebhookDelivery]:
         """Every attempt to POST an update to the webhook, in order."""
         with self._lock:
@@ -305,6 +313,28 @@ class TelegramSim:
         with self._lock:
             self._faults.drops[self._canonical(method) or method] += n
 
+    def migrate_chat(self, chat_id: int, new_chat_id: int) -> None:
+        """Group `chat_id` becomes supergroup `new_chat_id` (<= -10**12): from now on every send
+        to the old id is refused with 400 and `parameters.migrate_to_chat_id`, as Telegram does."""
+        if chat_id >= 0 or new_chat_id > -1_000_000_000_000:
+            raise ValueError("a group (negative id) migrates to a supergroup id <= -10**12")
+        with self._changed:
+            self._world.chat_of(self.bot_user, new_chat_id)
+            self._faults.migrated[chat_id] = new_chat_id
+            self._changed.notify_all()
+
+    def reset_next(self, method: str, n: int = 1, *, performed: bool = False) -> None:
+        """The next `n` calls of `method` end in a TCP reset with no answer: before they are
+        performed, or (`performed`) after, like a crashed proxy in front of Telegram."""
+        with self._lock:
+            self._faults.resets[self._canonical(method) or method].extend([performed] * n)
+
+    def spare_next(self, method: str, n: int = 1) -> None:
+        """The next `n` calls of `method` pass untouched by the faults scripted for it (delays
+        still apply), so that a fault hits a later call: the second album, say."""
+        with self._lock:
+            self._faults.spares[self._canonical(method) or method] += n
+
     def slow(self, method: str, seconds: float) -> None:
         """Every call of `method` waits `seconds` before it is performed (0 turns this off)."""
         with self._lock:
@@ -313,8 +343,9 @@ class TelegramSim:
     # ------------------------------------------------------------ the request pipeline
 
     def handle_api(self, token: str, name: str, raw: dict[str, Any], uploads: dict[str, Upload],
-                   refused: ApiError | None = None) -> tuple[int, dict[str, Any], bool]:
-        """Answer one Bot API request: (HTTP status, JSON body, drop the response?).
+                   refused: ApiError | None = None) -> tuple[int, dict[str, Any], str]:
+        """Answer one Bot API request: (HTTP status, JSON body, how to hang up without answering:
+        "" answers, "close" drops the response, "reset" resets the connection).
 
         `refused` is an error found while reading the body (too large, unparsable).
         """
@@ -322,10 +353,15 @@ class TelegramSim:
         method = self._spec.method_name(name)
         params: dict[str, Any] = dict(raw)
         counted = method != "getUpdates"        # a long poll is always open; count the rest
+        hangup = ""
+        with self._lock:
+            spared = method is not None and self._faults.take_spare(method)
         if counted:
-            with self._lock:
+            with self._changed:
                 self._in_flight += 1
                 self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+                self._arrivals.append(method or name)
+                self._changed.notify_all()
         try:
             if token != self.token:
                 raise ApiError(401, "Unauthorized")
@@ -333,13 +369,15 @@ class TelegramSim:
                 raise ApiError(404, "Not Found: method not found")
             if refused is not None:
                 raise refused
-            self._before(method)
-            params = self._spec.decode(method, raw, uploads)
-            self._admit(method, params)
-            handler = self._handlers.get(method)
-            if handler is None:
-                raise ApiError(501, f"Not Implemented: the simulator does not implement {method}")
-            status, body = 200, {"ok": True, "result": handler(params, uploads)}
+            if self._before(method, spared):
+                status, body, hangup = 0, {}, "reset"       # reset before anything was performed
+            else:
+                params = self._spec.decode(method, raw, uploads)
+                self._admit(method, params)
+                handler = self._handlers.get(method)
+                if handler is None:
+                    raise ApiError(501, f"Not Implemented: the simulator does not implement {method}")
+                status, body = 200, {"ok": True, "result": handler(params, uploads)}
         except ApiError as exc:
             status, body = exc.status, exc.payload()
         finally:
@@ -348,17 +386,24 @@ class TelegramSim:
                     self._in_flight -= 1
         with self._changed:
             self._calls.append(Call(method or name, params, status, body, at))
-            drop = method is not None and self._faults.take_drop(method)
+            if not hangup and method is not None and not spared:
+                hangup = ("reset" if self._faults.take_reset(method, performed=True)
+                          else "close" if self._faults.take_drop(method) else "")
             self._changed.notify_all()
-        return status, body, drop
+        return status, body, hangup
 
-    def _before(self, method: str) -> None:
-        """Scripted delay and failures happen before anything is performed."""
+    def _before(self, method: str, spared: bool = False) -> bool:
+        """Scripted delay, then (unless this call is spared) a scripted reset or failure, before
+        anything is performed. True: reset the connection now."""
         with self._lock:
             delay = self._faults.delays.get(method, 0.0)
         if delay > 0:
             self._stop_event.wait(delay)
+        if spared:
+            return False
         with self._lock:
+            if self._faults.take_reset(method, performed=False):
+                return True
             failure = self._faults.take_failure(method)
         if failure is not None:
             raise failure
@@ -370,6 +415,9 @@ class TelegramSim:
             return
         with self._lock:
             self._world.target(chat_id)
+            migrated = self._faults.migration(method, chat_id)
+            if migrated is not None:
+                raise migrated
             if method.startswith("send") and chat_id in self._world.blocked:
                 raise ApiError(403, "Forbidden: bot was blocked by the user")
             if self.enforce_limits and counts_for_flood(method):

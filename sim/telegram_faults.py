@@ -1,8 +1,9 @@
 """How the Telegram simulator refuses requests before performing them: faults and flood limits.
 
 Owns: scripted misbehaviour per method (failures with Telegram's wording, swallowed responses,
-delays) and Telegram's flood-control token buckets. Both answer with an `ApiError`; the caller
-decides when to consult them and holds the simulator's lock while doing so.
+reset connections, calls spared from the script, delays, groups upgraded to supergroups) and
+Telegram's flood-control token buckets. Both answer with an `ApiError`; the caller decides when
+to consult them and holds the simulator's lock while doing so.
 """
 from __future__ import annotations
 
@@ -33,6 +34,25 @@ class Faults:
     failures: dict[str, deque[Failure]] = field(default_factory=lambda: defaultdict(deque))
     drops: Counter[str] = field(default_factory=Counter)
     delays: dict[str, float] = field(default_factory=dict)
+    migrated: dict[int, int] = field(default_factory=dict)   # old group id -> its supergroup's id
+    resets: dict[str, deque[bool]] = field(default_factory=lambda: defaultdict(deque))  # performed first?
+    spares: Counter[str] = field(default_factory=Counter)
+
+    def take_spare(self, method: str) -> bool:
+        """Whether this call is let through untouched by the scripted faults (delays still apply)."""
+        if self.spares[method] <= 0:
+            return False
+        self.spares[method] -= 1
+        return True
+
+    def take_reset(self, method: str, performed: bool) -> bool:
+        """Whether this call's connection is to be reset now: before performing it
+        (`performed` False) or after (True), as the next scripted reset says."""
+        queue = self.resets.get(method)
+        if not queue or queue[0] != performed:
+            return False
+        queue.popleft()
+        return True
 
     def take_failure(self, method: str) -> ApiError | None:
         """The next scripted error for `method`, shaped like Telegram's."""
@@ -46,6 +66,14 @@ class Faults:
                             {"retry_after": failure.retry_after})
         return ApiError(failure.status, failure.description or
                         _FAULT_TEXT.get(failure.status, "Simulated failure"))
+
+    def migration(self, method: str, chat_id: Any) -> ApiError | None:
+        """A send to a group that became a supergroup: refused, naming the new chat (nothing sent)."""
+        new_chat_id = self.migrated.get(chat_id) if isinstance(chat_id, int) else None
+        if new_chat_id is None or not method.startswith("send"):
+            return None
+        return ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                        {"migrate_to_chat_id": new_chat_id})
 
     def take_drop(self, method: str) -> bool:
         """Whether this call's response is to be swallowed."""

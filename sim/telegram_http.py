@@ -13,6 +13,7 @@ import json
 import math
 import re
 import socket
+import struct
 import sys
 import threading
 import traceback
@@ -154,6 +155,9 @@ _CONTROL: dict[tuple[str, str], Callable[[TelegramSim, dict[str, Any]], dict[str
         _str(a, "description", None)) or {},
     ("POST", "drop_next_response"): lambda s, a: s.drop_next_response(
         _str(a, "method"), _int(a, "n", 1)) or {},
+    ("POST", "reset_next"): lambda s, a: s.reset_next(
+        _str(a, "method"), _int(a, "n", 1), performed=bool(a.get("performed", False))) or {},
+    ("POST", "spare_next"): lambda s, a: s.spare_next(_str(a, "method"), _int(a, "n", 1)) or {},
     ("POST", "slow"): lambda s, a: s.slow(_str(a, "method"), _float(a, "seconds")) or {},
     ("POST", "wait_for_call"): _wait_for_call,
 }
@@ -285,7 +289,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._reply(status, answer)
 
     def _api(self, token: str, method: str, body: bytes | None, query: str) -> None:
-        """Decode the body, answer, or close without an answer when a drop is scripted."""
+        """Decode the body, answer, or hang up without an answer when a drop or reset is scripted."""
         raw: dict[str, Any] = {}
         uploads: dict[str, Upload] = {}
         refused: ApiError | None = None
@@ -296,11 +300,22 @@ class _Handler(BaseHTTPRequestHandler):
                 raw, uploads = parse_body(self.headers.get("Content-Type", ""), body, query)
             except ApiError as exc:
                 refused = exc
-        status, answer, drop = self.server.sim.handle_api(token, method, raw, uploads, refused)
-        if drop:
+        status, answer, hangup = self.server.sim.handle_api(token, method, raw, uploads, refused)
+        if hangup == "reset":
+            return self._reset()
+        if hangup:
             self.close_connection = True
             return None
         return self._reply(status, answer)
+
+    def _reset(self) -> None:
+        """Hang up with a TCP reset (RST, not FIN), like a crashed proxy: the client's read fails."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()     # the RST goes when finish() closes the last file on it
+        except OSError:
+            pass
 
     def _read_body(self) -> bytes | None:
         """The request body; None when it is over the upload limit (drained, then refused)."""
