@@ -25,6 +25,7 @@ from actors.ports import Sender, SendError, SendOutcome
 from actors.timers import Timers
 from actors.work_slots import WorkSlots
 from config.catalogue import Catalogue
+from config.settings import DeliveryPolicy
 from config.texts import text
 from faults import crashpoint
 from kie.client import KieClient
@@ -99,6 +100,7 @@ class JobActor(pykka.ThreadingActor):
         self._callback_at: dt.datetime | None = None
         self._uncertainty_counted = False
         self._inbox_read_at = float("-inf")
+        self._foreign_claim_seen: dt.datetime | None = None   # another epoch's open claim, first seen
         self._claimed = False           # this actor holds the job's delivery claim
         self._claim_clean = False       # …and nothing of it is on the wire or unrecorded
 
@@ -373,33 +375,41 @@ class JobActor(pykka.ThreadingActor):
             self._send(claimed)
 
     def _resume_delivery(self, job: Job) -> None:
-        """A claim whose send may or may not have happened (ours after an unknown outcome, or
-        an earlier incarnation's). Counted once per claim. A released claim is certain: its
-        holder recorded every part it sent, so it is taken over at once."""
+        """A claim whose send may or may not have happened: ours after an unknown outcome, or
+        another epoch's. A released claim is certain (its holder recorded every part it sent)
+        and is taken at once. Another epoch's open claim may still have a send on the wire that
+        its holder will record (shutdown drains for less than the grace period), so whatever
+        the policy it is left alone for the grace period, counted from when this actor first
+        saw it, and read again every second. Then DELIVERY_POLICY decides, counted once."""
         if job.claim_released:
             reclaimed = self._move(job, S.DELIVERING, expected_claim_epoch=job.claim_epoch)
             if reclaimed:
                 self._note("reclaimed", f"released by epoch {job.claim_epoch}")
                 self._send(reclaimed)
             return None
+        now = dt.datetime.now(dt.timezone.utc)
+        since = job.claimed_at or now
+        foreign = job.claim_epoch != self.ctx.epoch
+        if foreign:
+            self._foreign_claim_seen = self._foreign_claim_seen or now
+            since = max(since, self._foreign_claim_seen)
+        park = self.ctx.delivery_policy == DeliveryPolicy.AT_MOST_ONCE
+        wait = (since - now).total_seconds() + self.ctx.delivery_grace_s
+        if wait > 0 and (foreign or not park):
+            return self._later(min(wait, CLAIM_RECHECK_S), Resume())
         if not self._uncertainty_counted:
             self.ctx.metrics.uncertain_deliveries.inc()
             self._uncertainty_counted = True
-        if self.ctx.delivery_policy == "at_most_once":
+        if park:
             if self._move(job, S.DELIVERY_UNKNOWN):
                 self._count_finished(job, "delivery_unknown")
                 log.error("delivery outcome unknown; parked (at_most_once)",
                           extra={"action": "delivery_unknown", "job_id": job.id})
             return self._finish()
-        claimed_at = job.claimed_at or dt.datetime.now(dt.timezone.utc)
-        wait = (claimed_at - dt.datetime.now(dt.timezone.utc)).total_seconds() + self.ctx.delivery_grace_s
-        if wait > 0:
-            # Look again within a second: the holder may release its claim meanwhile (it was
-            # deposed with nothing on the wire), and then there is nothing to wait for.
-            return self._later(min(wait, CLAIM_RECHECK_S), Resume())
         reclaimed = self._move(job, S.DELIVERING, expected_claim_epoch=job.claim_epoch)
         if reclaimed:
             self._uncertainty_counted = False
+            self._foreign_claim_seen = None
             self._note("reclaimed", f"from epoch {job.claim_epoch}", level=logging.WARNING)
             self._send(reclaimed)
 

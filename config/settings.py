@@ -1,20 +1,32 @@
 """Typed settings read from the environment (design.md section 5), validated at start.
 
-`Settings.from_env` collects every problem and raises one `ConfigError` whose lines each say
-what is wrong, so an operator fixes them all at once. Secrets are kept out of `repr`.
+Every variable is one row of `VARIABLES`: its name, the `Settings` field it fills, the parser
+that turns its text into a value (or says what is wrong), its default as an operator would
+write it, and what it means. `Settings.from_env` reads the rows, collects every problem and
+raises one `ConfigError` whose lines each say what is wrong, so an operator fixes them all at
+once. The few rules that span variables (webhook mode needs a secret and a public URL) are in
+`_cross_checks`. Secrets are kept out of `repr`.
 """
 from __future__ import annotations
 
+import enum
 import os
 import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 DEFAULT_LEADER_LOCK_KEY = 7_246_001_001  # int64: the leadership advisory lock
 DEFAULT_JOB_SLOTS = 16     # half the database pool (storage.db.POOL_MAX): the rest is for the gateways
+
+
+class DeliveryPolicy(str, enum.Enum):
+    """What to do with a send whose outcome is unknown (DELIVERY_POLICY)."""
+
+    AT_LEAST_ONCE = "at_least_once"     # resend after the grace period
+    AT_MOST_ONCE = "at_most_once"       # park as delivery_unknown and alert
 
 
 class ConfigError(Exception):
@@ -33,7 +45,7 @@ class Settings:
     kie_api_url: str = "https://api.kie.ai"
     kie_upload_url: str = "https://kieai.redpandaai.co"
     kie_confirm_callbacks: bool = True
-    delivery_policy: str = "at_least_once"
+    delivery_policy: DeliveryPolicy = DeliveryPolicy.AT_LEAST_ONCE
     database_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path(".kiebot")
     public_url: str | None = None
@@ -44,6 +56,7 @@ class Settings:
     http_port: int = 8080
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     admin_ids: frozenset[int] = frozenset()
+    pricing_file: Path | None = None    # None: the price file shipped in config/
     log_level: str = "INFO"
     log_format: str = "text"
     leader_lock_key: int = DEFAULT_LEADER_LOCK_KEY
@@ -56,115 +69,220 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_secrets: bool = True) -> Settings:
+        """The settings in `env` (the process environment by default), or a ConfigError listing
+        every problem. `require_secrets=False` (kiebot migrate) lets the bot token and KIE key
+        be absent."""
         env = os.environ if env is None else env
         problems: list[str] = []
-        get = lambda name, default=None: (env.get(name) or "").strip() or default  # noqa: E731
-
-        token = get("TELEGRAM_BOT_TOKEN", "")
-        key = get("KIE_API_KEY", "")
-        if require_secrets and not token:
-            problems.append("TELEGRAM_BOT_TOKEN is required (the bot token from @BotFather)")
-        elif token and ":" not in token:
-            problems.append("TELEGRAM_BOT_TOKEN does not look like a bot token (expected <id>:<secret>)")
-        if require_secrets and not key:
-            problems.append("KIE_API_KEY is required (your key from kie.ai)")
-
-        urls = {name: get(name, default) for name, default in [
-            ("TELEGRAM_API_URL", cls.telegram_api_url), ("KIE_API_URL", cls.kie_api_url),
-            ("KIE_UPLOAD_URL", cls.kie_upload_url), ("PUBLIC_URL", None)]}
-        for name, value in urls.items():
-            if value is not None and not _is_http_url(value):
-                problems.append(f"{name} must be an http(s) URL, got {value!r}")
-
-        port_text = get("HTTP_PORT") or get("PORT") or "8080"
-        port = _parse_int(port_text)
-        if port is None or not 0 <= port <= 65535:
-            problems.append(f"HTTP_PORT must be a port number 0-65535, got {port_text!r}")
-            port = 8080
-
-        policy = get("DELIVERY_POLICY", "at_least_once")
-        if policy not in ("at_least_once", "at_most_once"):
-            problems.append(f"DELIVERY_POLICY must be at_least_once or at_most_once, got {policy!r}")
-        mode = get("BOT_MODE", "polling")
-        if mode not in ("polling", "webhook"):
-            problems.append(f"BOT_MODE must be polling or webhook, got {mode!r}")
-        secret = get("TELEGRAM_WEBHOOK_SECRET")
-        if mode == "webhook":
-            if not secret:
-                problems.append("TELEGRAM_WEBHOOK_SECRET is required when BOT_MODE=webhook")
-            if not urls["PUBLIC_URL"]:
-                problems.append("PUBLIC_URL is required when BOT_MODE=webhook")
-        confirm = get("KIE_CONFIRM_CALLBACKS", "true").lower()
-        if confirm not in ("true", "false", "1", "0", "yes", "no"):
-            problems.append(f"KIE_CONFIRM_CALLBACKS must be true or false, got {confirm!r}")
-        log_format = get("LOG_FORMAT", "text")
-        if log_format not in ("text", "json"):
-            problems.append(f"LOG_FORMAT must be text or json, got {log_format!r}")
-        log_level = get("LOG_LEVEL", "INFO").upper()
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
-        admin_ids: set[int] = set()
-        for part in filter(None, (p.strip() for p in get("ADMIN_IDS", "").split(","))):
-            value = _parse_int(part)
-            if value is None:
-                problems.append(f"ADMIN_IDS must be comma-separated Telegram user ids, got {part!r}")
-            else:
-                admin_ids.add(value)
-        database_url = get("DATABASE_URL")
-        if database_url:
-            problems.extend(_database_url_problems(database_url))
-        lock_key = _parse_int(get("KIEBOT_LEADER_LOCK_KEY", str(DEFAULT_LEADER_LOCK_KEY)))
-        if lock_key is None or not -(2**63) <= lock_key < 2**63:
-            problems.append("KIEBOT_LEADER_LOCK_KEY must be an int64")
-            lock_key = DEFAULT_LEADER_LOCK_KEY
-        poll_base = _parse_float(get("KIEBOT_POLL_BASE_S", "1.0"))
-        if poll_base is None or poll_base <= 0:
-            problems.append("KIEBOT_POLL_BASE_S must be a positive number of seconds")
-            poll_base = 1.0
-        grace = _parse_float(get("KIEBOT_DELIVERY_GRACE_S", "30"))
-        if grace is None or grace < 0:
-            problems.append("KIEBOT_DELIVERY_GRACE_S must be a number of seconds >= 0")
-            grace = 30.0
-        max_active = _parse_int(get("KIEBOT_MAX_ACTIVE_JOBS", "1"))
-        if max_active is None or max_active < 1:
-            problems.append("KIEBOT_MAX_ACTIVE_JOBS must be a whole number of at least 1")
-            max_active = 1
-        job_slots = _parse_int(get("KIEBOT_JOB_SLOTS", str(DEFAULT_JOB_SLOTS)))
-        if job_slots is None or not 1 <= job_slots <= 1024:
-            problems.append("KIEBOT_JOB_SLOTS must be a whole number from 1 to 1024")
-            job_slots = DEFAULT_JOB_SLOTS
-        silence = _parse_float(get("KIEBOT_LOCK_SILENCE_S", "15"))
-        if silence is None or not 1 <= silence <= 600:
-            problems.append("KIEBOT_LOCK_SILENCE_S must be a number of seconds from 1 to 600")
-            silence = 15.0
-        pacing = get("KIEBOT_CLIENT_PACING", "on").lower()
-        if pacing not in ("on", "off"):
-            problems.append(f"KIEBOT_CLIENT_PACING must be on or off, got {pacing!r}")
+        values: dict[str, Any] = {}
+        for var in VARIABLES:
+            text = var.read(env)
+            if text is None:
+                if var.required and require_secrets:
+                    problems.append(f"{var.name} is required ({var.required})")
+                continue
+            try:
+                values[var.field] = var.parse(text)
+            except ValueError as exc:
+                problems.append(f"{var.name} {exc}")
+        problems.extend(_cross_checks(values))
         if problems:
             raise ConfigError(problems)
-        return cls(
-            telegram_bot_token=token, kie_api_key=key,
-            telegram_api_url=urls["TELEGRAM_API_URL"].rstrip("/"),
-            kie_api_url=urls["KIE_API_URL"].rstrip("/"),
-            kie_upload_url=urls["KIE_UPLOAD_URL"].rstrip("/"),
-            kie_confirm_callbacks=confirm in ("true", "1", "yes"),
-            delivery_policy=policy, database_url=database_url,
-            data_dir=Path(get("KIEBOT_DATA_DIR", ".kiebot")),
-            public_url=urls["PUBLIC_URL"].rstrip("/") if urls["PUBLIC_URL"] else None,
-            bot_mode=mode, telegram_webhook_secret=secret,
-            kie_webhook_hmac_key=get("KIE_WEBHOOK_HMAC_KEY"),
-            http_host=get("HTTP_HOST", "0.0.0.0"), http_port=port,
-            instance_id=get("INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}",
-            admin_ids=frozenset(admin_ids), log_level=log_level, log_format=log_format,
-            leader_lock_key=lock_key, poll_base_s=poll_base, delivery_grace_s=grace, max_active_jobs=max_active,
-            job_slots=job_slots, client_pacing=pacing != "off", lock_silence_s=silence)
-
+        # Secrets are the only fields without a default: absent ones are empty (kiebot migrate).
+        values.setdefault("telegram_bot_token", "")
+        values.setdefault("kie_api_key", "")
+        return cls(**values)
 
     def secrets(self) -> list[str]:
         """Every secret this configuration holds, for the log redaction net."""
         found = [self.telegram_bot_token, self.kie_api_key, self.telegram_webhook_secret,
                  self.kie_webhook_hmac_key, *database_passwords(self.database_url)]
         return [s for s in found if s]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: where it goes, how it is read, and what it means."""
+
+    name: str
+    field: str                          # the Settings attribute it fills
+    parse: Callable[[str], Any]         # text -> value; ValueError("must be ...") when wrong
+    default: str | None                 # as an operator would write it; None: unset
+    meaning: str
+    required: str | None = None         # set: required for `run`, and this says where to get it
+    aliases: tuple[str, ...] = ()       # read when `name` is unset (PORT, set by platforms)
+    internal: bool = False              # a KIEBOT_* knob, not a design.md section 5 contract
+    commands: tuple[str, ...] = ("run",)  # the commands that read it (their --help lists it)
+
+    def read(self, env: Mapping[str, str]) -> str | None:
+        """The variable's text (blank counts as unset), else its aliases', else the default."""
+        for name in (self.name, *self.aliases):
+            text = (env.get(name) or "").strip()
+            if text:
+                return text
+        return self.default
+
+
+# --- parsers: each returns the value or raises ValueError saying what the text must be -------
+def _text(text: str) -> str:
+    return text
+
+
+def _http_url(text: str) -> str:
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"must be an http(s) URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _choice(*allowed: str, fold: Callable[[str], str] = str.lower) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if fold(text) not in allowed:
+            raise ValueError(f"must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {text!r}")
+        return fold(text)
+    return parse
+
+
+def _switch(on: tuple[str, ...], off: tuple[str, ...], wording: str) -> Callable[[str], bool]:
+    def parse(text: str) -> bool:
+        if text.lower() not in on + off:
+            raise ValueError(f"must be {wording}, got {text!r}")
+        return text.lower() in on
+    return parse
+
+
+def _delivery_policy(text: str) -> DeliveryPolicy:
+    try:
+        return DeliveryPolicy(text)
+    except ValueError:
+        raise ValueError(f"must be at_least_once or at_most_once, got {text!r}") from None
+
+
+def _whole(low: int, high: int, wording: str, *, quote: bool = False) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _parse_int(text)
+        if value is None or not low <= value <= high:
+            raise ValueError(f"{wording}, got {text!r}" if quote else wording)
+        return value
+    return parse
+
+
+def _seconds(low: float, high: float | None, wording: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = _parse_float(text)
+        if value is None or value < low or (high is not None and value > high):
+            raise ValueError(wording)
+        return value
+    return parse
+
+
+def _positive_seconds(text: str) -> float:
+    value = _parse_float(text)
+    if value is None or value <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _token(text: str) -> str:
+    if ":" not in text:
+        raise ValueError("does not look like a bot token (expected <id>:<secret>)")
+    return text
+
+
+def _database_url(text: str) -> str:
+    problems = _database_url_problems(text)
+    if problems:
+        raise ValueError(problems[0].removeprefix("DATABASE_URL "))
+    return text
+
+
+def _admin_ids(text: str) -> frozenset[int]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in parts if _parse_int(p) is None]
+    if bad:
+        raise ValueError(f"must be comma-separated Telegram user ids, got {', '.join(map(repr, bad))}")
+    return frozenset(int(p) for p in parts)
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(f"must name a readable file, got {text!r}")
+    return path
+
+
+_RUN_AND_MIGRATE = ("run", "migrate")
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("TELEGRAM_BOT_TOKEN", "telegram_bot_token", _token, None, "bot token",
+             required="the bot token from @BotFather"),
+    Variable("TELEGRAM_API_URL", "telegram_api_url", _http_url, "https://api.telegram.org",
+             "Bot API base"),
+    Variable("KIE_API_KEY", "kie_api_key", _text, None, "KIE key", required="your key from kie.ai"),
+    Variable("KIE_API_URL", "kie_api_url", _http_url, "https://api.kie.ai", "KIE base"),
+    Variable("KIE_UPLOAD_URL", "kie_upload_url", _http_url, "https://kieai.redpandaai.co",
+             "KIE file-upload base"),
+    Variable("KIE_CONFIRM_CALLBACKS", "kie_confirm_callbacks",
+             _switch(("true", "1", "yes"), ("false", "0", "no"), "true or false"), "true",
+             "confirm a callback's outcome with recordInfo before delivering"),
+    Variable("DELIVERY_POLICY", "delivery_policy", _delivery_policy, "at_least_once",
+             "a send whose outcome is unknown: at_least_once or at_most_once"),
+    Variable("DATABASE_URL", "database_url", _database_url, None,
+             "Postgres URL (unset: embedded Postgres in KIEBOT_DATA_DIR)", commands=_RUN_AND_MIGRATE),
+    Variable("KIEBOT_DATA_DIR", "data_dir", Path, "./.kiebot", "local state (the embedded Postgres)",
+             commands=_RUN_AND_MIGRATE),
+    Variable("PUBLIC_URL", "public_url", _http_url, None,
+             "public base URL; enables KIE callbacks and webhook mode"),
+    Variable("BOT_MODE", "bot_mode", _choice("polling", "webhook", fold=str), "polling", "polling or webhook"),
+    Variable("TELEGRAM_WEBHOOK_SECRET", "telegram_webhook_secret", _text, None,
+             "secret for X-Telegram-Bot-Api-Secret-Token (webhook mode)"),
+    Variable("KIE_WEBHOOK_HMAC_KEY", "kie_webhook_hmac_key", _text, None, "KIE's callback signing key"),
+    Variable("HTTP_HOST", "http_host", _text, "0.0.0.0", "where http_gateway listens"),
+    Variable("HTTP_PORT", "http_port", _whole(0, 65535, "must be a port number 0-65535", quote=True), "8080",
+             "http_gateway's port", aliases=("PORT",)),
+    Variable("INSTANCE_ID", "instance_id", _text, None, "name in logs, metrics, health (unset: host-pid)"),
+    Variable("ADMIN_IDS", "admin_ids", _admin_ids, None, "comma-separated Telegram user ids"),
+    Variable("KIEBOT_MAX_ACTIVE_JOBS", "max_active_jobs",
+             _whole(1, 2**31 - 1, "must be a whole number of at least 1"), "1",
+             "generations one user may have running at once"),
+    Variable("KIEBOT_PRICING", "pricing_file", _existing_file, None,
+             "the operator's price file (unset: the shipped one)"),
+    Variable("LOG_LEVEL", "log_level",
+             _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", fold=str.upper), "INFO", "logging level"),
+    Variable("LOG_FORMAT", "log_format", _choice("text", "json", fold=str), "text", "text or json"),
+    # Internal knobs (README "Internal knobs"), not part of the design contract.
+    Variable("KIEBOT_LEADER_LOCK_KEY", "leader_lock_key", _whole(-(2**63), 2**63 - 1, "must be an int64"),
+             str(DEFAULT_LEADER_LOCK_KEY), "the leadership advisory lock key", internal=True),
+    Variable("KIEBOT_POLL_BASE_S", "poll_base_s", _positive_seconds, "1.0", "KIE polling pace",
+             internal=True),
+    Variable("KIEBOT_DELIVERY_GRACE_S", "delivery_grace_s",
+             _seconds(0, None, "must be a number of seconds >= 0"), "30",
+             "how long an unfinished delivery claim is trusted", internal=True),
+    Variable("KIEBOT_JOB_SLOTS", "job_slots", _whole(1, 1024, "must be a whole number from 1 to 1024"),
+             str(DEFAULT_JOB_SLOTS), "JobActors handling a message at once", internal=True),
+    Variable("KIEBOT_LOCK_SILENCE_S", "lock_silence_s",
+             _seconds(1, 600, "must be a number of seconds from 1 to 600"), "15",
+             "the database ends a silent leader's lock session after this long", internal=True),
+    Variable("KIEBOT_CLIENT_PACING", "client_pacing", _switch(("on",), ("off",), "on or off"), "on",
+             "off: no client-side rate limits (benchmarks against simulators only)", internal=True),
+)
+
+
+def _cross_checks(values: Mapping[str, Any]) -> list[str]:
+    """Rules that span variables: webhook mode needs its secret and a public URL."""
+    if values.get("bot_mode") != "webhook":
+        return []
+    problems = []
+    if not values.get("telegram_webhook_secret"):
+        problems.append("TELEGRAM_WEBHOOK_SECRET is required when BOT_MODE=webhook")
+    if not values.get("public_url"):
+        problems.append("PUBLIC_URL is required when BOT_MODE=webhook")
+    return problems
+
+
+def variables_for(command: str) -> list[Variable]:
+    """The variables a command reads, in table order (for its --help)."""
+    return [v for v in VARIABLES if command in v.commands]
 
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -194,11 +312,6 @@ def database_passwords(url: str | None) -> list[str]:
     except ValueError:
         return []
     return sorted({form for pw in written if pw for form in (pw, unquote(pw))}, key=len, reverse=True)
-
-
-def _is_http_url(value: str) -> bool:
-    parsed = urlparse(value)
-    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
 def _parse_int(text: str) -> int | None:
