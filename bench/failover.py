@@ -21,9 +21,12 @@ from typing import Any
 
 import requests
 
-from bench.common import (LOCAL, RUNS_DIR, KiebotProcess, fresh_database, free_port, instance_env, spawn_kiebot,
-                          summarize, wait_for)
+from bench.postgres import fresh_database
+from bench.runs import run_log
+from bench.stats import summarize
 from config.settings import Settings
+from sim.cluster import (LOCAL, KiebotProcess, free_port, instance_env, sim_endpoints, spawn_kiebot, wait_for_leader,
+                         wait_until)
 
 SILENCE_S = Settings.lock_silence_s     # the default: these trials set no knob
 
@@ -55,26 +58,24 @@ def run(quick: bool = False) -> dict[str, Any]:
     problems: list[str] = []
     procs: list[KiebotProcess] = []
     with KieSim() as kie, TelegramSim() as telegram:
-        sims = {"kie_url": kie.url, "kie_upload_url": kie.upload_url, "kie_key": kie.api_key,
-                "telegram_url": telegram.url, "telegram_token": telegram.token}
+        sims = sim_endpoints(kie, telegram)
 
         def spawn() -> KiebotProcess:
             name = f"{NAME}-{next(counter)}"
-            (RUNS_DIR / f"{name}.log").unlink(missing_ok=True)
             port = free_port()
             proc = spawn_kiebot(name, instance_env(url, port=port, instance_id=name,
-                                                   public_url=f"http://{LOCAL}:{port}", **sims))
+                                                   public_url=f"http://{LOCAL}:{port}", **sims), run_log(name))
             procs.append(proc)
             return proc
 
         try:
             a, b = spawn(), spawn()
-            wait_for(lambda: a.health() and b.health(), 60, "both instances to answer /health")
-            leader = wait_for(lambda: next((p for p in (a, b) if p.active()), None), 30, "a leader")
+            wait_until(lambda: a.health() and b.health(), 60, "both instances to answer /health")
+            leader = wait_for_leader((a, b), 30)
             standby = b if leader is a else a
             for trial in range(2 * trials):
                 sig = signal.SIGKILL if trial % 2 == 0 else signal.SIGTERM
-                wait_for(lambda: (h := standby.health()) is not None and not h["active"], 30, "a passive standby")
+                wait_until(lambda: (h := standby.health()) is not None and not h["active"], 30, "a passive standby")
                 time.sleep(0.3 + rng.random() * 0.5)    # no phase-lock with the standby's 0.5 s retry cycle
                 sent = time.monotonic()
                 leader.proc.send_signal(sig)
@@ -97,7 +98,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 print(f"    trial {trial + 1:>2} {sig.name:<7} takeover {took if took is not None else float('nan'):.3f}s",
                       flush=True)
                 leader, standby = standby, spawn()
-                wait_for(standby.health, 60, "the new standby to answer /health")
+                wait_until(standby.health, 60, "the new standby to answer /health")
         finally:
             for p in procs:
                 p.stop(timeout=30)
@@ -144,21 +145,19 @@ def run_partition(trials: int, problems: list[str]) -> list[float]:
     rng = random.Random(21)
     took_s: list[float] = []
     with KieSim() as kie, TelegramSim() as telegram:
-        sims = {"kie_url": kie.url, "kie_upload_url": kie.upload_url, "kie_key": kie.api_key,
-                "telegram_url": telegram.url, "telegram_token": telegram.token}
+        sims = sim_endpoints(kie, telegram)
         for trial in range(trials):
             proxy = PgProxy(url)
             pair: list[KiebotProcess] = []
             try:
                 for role, db_url in (("leader", proxy.url), ("standby", url)):
                     name, port = f"{NAME}-partition-{trial + 1}-{role}", free_port()
-                    (RUNS_DIR / f"{name}.log").unlink(missing_ok=True)
                     pair.append(spawn_kiebot(name, instance_env(db_url, port=port, instance_id=name,
-                                                                public_url=None, **sims)))
+                                                                public_url=None, **sims), run_log(name)))
                     if role == "leader":
-                        wait_for(pair[0].active, 60, "the proxied instance to lead")
+                        wait_until(pair[0].active, 60, "the proxied instance to lead")
                 leader, standby = pair
-                wait_for(lambda: (h := standby.health()) is not None and not h["active"], 60, "a passive standby")
+                wait_until(lambda: (h := standby.health()) is not None and not h["active"], 60, "a passive standby")
                 time.sleep(0.3 + rng.random() * 0.5)    # no phase-lock with the 0.5 s lock cycles
                 sent = time.monotonic()
                 proxy.freeze()

@@ -37,8 +37,12 @@ from typing import Any
 
 import requests
 
-from bench.common import (LOCAL, RUNS_DIR, KiebotProcess, fresh_database, free_port, instance_env, log_findings,
-                          spawn_kiebot, wait_for)
+from bench.logs import log_findings
+from bench.postgres import fresh_database
+from bench.probes import metric, proc_status
+from bench.runs import run_log
+from sim.cluster import (LOCAL, KiebotProcess, free_port, instance_env, sim_endpoints, spawn_kiebot, wait_for_leader,
+                         wait_until)
 
 NAME = "inflight"
 TITLE = "In flight: many unfinished jobs in one instance"
@@ -98,9 +102,9 @@ class Sampler:
                                    "sent": len(self.telegram.calls("sendPhoto"))}
             for inst in self.instances:
                 if inst.alive():
-                    st = inst.status()
+                    st = proc_status(inst.proc.pid)
                     row[inst.name] = {"rss_kb": st.get("VmRSS"), "threads": st.get("Threads"),
-                                      "job_actors": inst.metric("kiebot_job_actors", timeout=2.0)}
+                                      "job_actors": metric(inst.port, "kiebot_job_actors", timeout=2.0)}
             self.rows.append(row)
 
 
@@ -157,16 +161,16 @@ def wait_progress(count: Any, target: int, stall_s: float, max_s: float, what: s
 def _started(inst: KiebotProcess, baseline_threads: int, n: int) -> bool:
     """Every JobActor started: /metrics says so, or (when /metrics is slow — it queries the
     database) the process has N more threads than when it was passive."""
-    if inst.status().get("Threads", 0) - baseline_threads >= n:
+    if proc_status(inst.proc.pid).get("Threads", 0) - baseline_threads >= n:
         return True
-    return (inst.metric("kiebot_job_actors", 1.0) or 0) >= n
+    return (metric(inst.port, "kiebot_job_actors", 1.0) or 0) >= n
 
 
 def _time_adoption(inst: KiebotProcess, baseline_threads: int, n: int, since: float, timeout: float, key: str,
                    phase: str, timings: dict[str, float], problems: list[str]) -> None:
     """timings[key] = seconds from `since` until all n JobActors run on `inst`; a timeout is a problem."""
     try:
-        wait_for(lambda: _started(inst, baseline_threads, n), timeout, f"{n} JobActors ({phase})", 0.25)
+        wait_until(lambda: _started(inst, baseline_threads, n), timeout, f"{n} JobActors ({phase})", 0.25)
         timings[key] = time.monotonic() - since
     except TimeoutError as exc:
         problems.append(f"{phase}: {exc}")
@@ -206,17 +210,15 @@ def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str
         try:
             assert lock.try_lock(), "the bench could not take the leadership lock"
             epoch = lock.bump_epoch("bench")
-            sims = {"kie_url": kie.url, "kie_upload_url": kie.upload_url, "kie_key": kie.api_key,
-                    "telegram_url": telegram.url, "telegram_token": telegram.token}
+            sims = sim_endpoints(kie, telegram)
             for suffix, port in zip("ab", ports):
                 name = f"{NAME}-{label}-{suffix}"
-                (RUNS_DIR / f"{name}.log").unlink(missing_ok=True)
                 env = instance_env(url, port=port, instance_id=name, public_url=door.url, **sims,
                                    KIEBOT_CLIENT_PACING="off", KIEBOT_POLL_BASE_S=POLL_BASE_S)
-                instances.append(spawn_kiebot(name, env))
-            wait_for(lambda: all(i.health() for i in instances), 60, "both instances to answer /health")
+                instances.append(spawn_kiebot(name, env, run_log(name)))
+            wait_until(lambda: all(i.health() for i in instances), 60, "both instances to answer /health")
             time.sleep(2.0)
-            memory["passive"] = {i.name: i.status() for i in instances}
+            memory["passive"] = {i.name: proc_status(i.proc.pid) for i in instances}
             kie.script_next(Fate(outcome="stuck"), count=n)
             t = time.monotonic()
             tasks = create_jobs(url, kie, door.url, chats, n, epoch)
@@ -227,16 +229,15 @@ def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str
             released = time.monotonic()
             sampler.mark("lock released")
             lock.release_and_notify("bench")
-            first = wait_for(lambda: next((i for i in instances if i.active()), None), 30, "an instance to lead",
-                             interval=0.02)
+            first = wait_for_leader(instances, 30, interval=0.02)
             timings["first_active_s"] = time.monotonic() - released
             other = next(i for i in instances if i is not first)
             base = {i.name: memory["passive"][i.name].get("Threads", 0) for i in instances}
             _time_adoption(first, base[first.name], n, released, phase_timeout, "first_all_actors_s", "adoption",
                            timings, problems)
             time.sleep(1.0)
-            memory["leader"] = first.status()
-            memory["leader_job_actors"] = first.metric("kiebot_job_actors", 10.0)
+            memory["leader"] = proc_status(first.proc.pid)
+            memory["leader_job_actors"] = metric(first.port, "kiebot_job_actors", 10.0)
             rss0 = memory["passive"][first.name].get("VmRSS", 0)
             memory["rss_per_job_kb"] = (memory["leader"].get("VmRSS", 0) - rss0) / n
             memory["threads_added"] = memory["leader"].get("Threads", 0) - memory["passive"][first.name].get("Threads", 0)
@@ -250,13 +251,13 @@ def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str
             killed = time.monotonic()
             first.proc.send_signal(signal.SIGKILL)
             first.proc.wait(timeout=10)
-            wait_for(other.active, 60, "the standby to take over", interval=0.02)
+            wait_until(other.active, 60, "the standby to take over", interval=0.02)
             timings["takeover_active_s"] = time.monotonic() - killed
             _time_adoption(other, base[other.name], n, killed, phase_timeout, "takeover_all_actors_s", "takeover",
                            timings, problems)
             time.sleep(1.0)
-            memory["survivor"] = other.status()
-            memory["survivor_job_actors"] = other.metric("kiebot_job_actors", 10.0)
+            memory["survivor"] = proc_status(other.proc.pid)
+            memory["survivor_job_actors"] = metric(other.port, "kiebot_job_actors", 10.0)
             print(f"      SIGKILL: survivor active {timings['takeover_active_s']:.2f}s, {memory['survivor_job_actors']} "
                   f"actors ({timings.get('takeover_all_actors_s', float('nan')):.1f}s), threads "
                   f"{memory['survivor'].get('Threads')}", flush=True)
@@ -283,7 +284,7 @@ def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str
             finally:
                 db.close()
             sampler.mark("final")
-            memory["survivor_after"] = other.status()
+            memory["survivor_after"] = proc_status(other.proc.pid)
         finally:
             if sampler is not None:
                 sampler.stop()

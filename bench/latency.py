@@ -17,8 +17,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.common import RUNS_DIR, SimHost, fresh_database, log_findings, quiet_logging, summarize
+from bench.logs import log_findings, quiet_logging
 from bench.pipeline import Driver, logged_kiebot_pipeline
+from bench.postgres import fresh_database
+from bench.remote_sims import SimHost
+from bench.runs import RUNS_DIR
+from bench.stats import summarize
 
 NAME = "latency"
 TITLE = "Callback → Telegram latency at a steady rate"

@@ -29,7 +29,9 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from actors.job_state import JobState as S
-from bench.common import LOCAL, RUNS_DIR, free_port, instance_env, log_to_file, wait_for
+from bench.logs import log_to_file
+from bench.runs import RUNS_DIR
+from sim.cluster import LOCAL, free_port, instance_env, wait_until
 from storage import inbox
 from storage.db import Database
 from storage.jobs import Moved, NewJob, create_job, get_job, transition
@@ -72,6 +74,9 @@ class _ReportingSender:
             self._on_done(n, True)
         return sent
 
+    def for_epoch(self, epoch: int) -> _ReportingSender:
+        return _ReportingSender(self._inner.for_epoch(epoch), self._on_done)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
@@ -98,7 +103,7 @@ class KiebotPipeline:
 
     def start(self) -> None:
         self.runtime.start()
-        wait_for(lambda: self.runtime.status.active, 30, "the in-process instance to lead")
+        wait_until(lambda: self.runtime.status.active, 30, "the in-process instance to lead")
 
     def submit(self, n: int) -> None:
         chat = self.chats[n % len(self.chats)]

@@ -2,7 +2,7 @@
 
 1,000 results to 200 chats (5 each) through the bot's real sending path — BotGateway's PTB
 application with FloodControl (pacing on, as shipped) and the TelegramSender bridge, called
-the way a JobActor delivers (`actors.delivery.plan` and `send_part`: sendPhoto by URL with caption and
+the way a JobActor delivers (`bot.presenter.Presenter.send_result_part`: sendPhoto by URL with caption and
 buttons) from 200 threads at once — against `TelegramSim(enforce_limits=True)`, whose token
 buckets answer 429 like Telegram (30 messages/s per bot, 1/s per private chat with a burst of 3).
 Sustained rate = (results − 1) / (last send − first send) as seen by the simulator.
@@ -18,7 +18,9 @@ from typing import Any
 
 import requests
 
-from bench.common import LOCAL, fresh_database, summarize
+from bench.postgres import fresh_database
+from bench.stats import summarize
+from sim.cluster import LOCAL
 
 NAME = "telegram_ceiling"
 TITLE = "Telegram ceiling"
@@ -68,7 +70,6 @@ def make_job(n: int, chat: int, url: str) -> Any:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from actors import delivery
     from actors.ports import SendError
     from bot_gateway import BotGateway
     from config.catalogue import load_catalogue
@@ -81,7 +82,6 @@ def run(quick: bool = False) -> dict[str, Any]:
     chats = list(range(630_001, 630_001 + chat_count))
     images = ImageServer()
     catalogue = load_catalogue()
-    spec = catalogue.get("z-image")
     url = fresh_database(NAME)
     errors: list[str] = []
     with TelegramSim(enforce_limits=True) as sim:
@@ -96,12 +96,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         metrics = Metrics()
         gateway = BotGateway(settings, Database(url), catalogue, metrics, notify_job=lambda job_id: None)
         gateway.start()
+        presenter = gateway.presenter_for(1)
         jobs = [make_job(n, chats[n % chat_count], f"{images.url}/r/{n}.png") for n in range(results)]
 
         def deliver(job: Any) -> None:
             try:
-                for part in delivery.plan(job, spec):
-                    delivery.send_part(gateway.sender, job.chat_id, part)
+                for index in range(presenter.result_parts(job)):
+                    presenter.send_result_part(job, index)
             except SendError as exc:
                 errors.append(f"job {job.id}: {exc}")
 

@@ -15,10 +15,14 @@ import os
 import time
 from typing import Any
 
-from bench.common import (RUNS_DIR, SimHost, ThreadCpu, committed_transactions, fresh_database, log_findings,
-                          machine_cpu_seconds, median, postgres_cpu_seconds, process_cpu_seconds, quiet_logging,
-                          summarize)
+from bench.cpu import machine_cpu_seconds, postgres_cpu_seconds, process_cpu_seconds
+from bench.logs import log_findings, quiet_logging
 from bench.pipeline import Driver, FloorPipeline, logged_kiebot_pipeline, take_epoch
+from bench.postgres import committed_transactions, fresh_database
+from bench.remote_sims import SimHost
+from bench.runs import RUNS_DIR
+from bench.stats import median, summarize
+from bench.thread_cpu import ThreadCpu
 
 NAME = "throughput"
 TITLE = "Pipeline throughput and overhead"

@@ -7,82 +7,26 @@ the takeover time printed. Exits 0 only if every job was delivered exactly once.
 """
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import requests
-
+from sim.cluster import (KiebotProcess, embedded_admin_url, free_port, fresh_database, instance_env, sim_endpoints,
+                         spawn_kiebot, stop_all, wait_for_leader, wait_until)
 from sim.front_door import FrontDoor
 from sim.kie import KieSim
 from sim.telegram import ChatMessage, TelegramSim
-from storage.db import Database, connect
-from storage.embedded import start_embedded
+from storage.db import Database
 from storage.jobs import Job, job_events, recent_jobs
-from storage.migrate import migrate
 
 DEMO_DB = "kiebot_demo"
 STEP_TIMEOUT_S = 60.0
+# The demo's pace: KIE polled every half second, an unfinished delivery claim trusted for 2 s.
+DEMO_KNOBS = {"KIEBOT_POLL_BASE_S": "0.5", "KIEBOT_DELIVERY_GRACE_S": "2"}
 PROMPTS = ["a lighthouse on a cliff at dawn", "a red fox reading a newspaper", "a tiny robot watering tomatoes",
            "an origami crane over Tokyo", "a cup of cocoa on a snowy windowsill", "a whale made of clouds"]
-
-
-@dataclass
-class Instance:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    def health(self) -> dict[str, Any] | None:
-        try:
-            return requests.get(f"http://127.0.0.1:{self.port}/health", timeout=1).json()  # type: ignore[no-any-return]
-        except requests.RequestException:
-            return None
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
-def fresh_database(data_dir: Path) -> str:
-    url = start_embedded(data_dir)
-    admin = url.replace("/kiebot?", "/postgres?")
-    conn = connect(admin, autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (DEMO_DB,))
-        cur.execute(f"DROP DATABASE IF EXISTS {DEMO_DB}")
-        cur.execute(f"CREATE DATABASE {DEMO_DB}")
-    conn.close()
-    demo_url = url.replace("/kiebot?", f"/{DEMO_DB}?")
-    migrate(demo_url)
-    return demo_url
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def spawn(name: str, port: int, env: dict[str, str], log_dir: Path) -> Instance:
-    full = {**os.environ, **env, "INSTANCE_ID": name, "HTTP_PORT": str(port)}
-    out = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "run"], env=full, stdout=out, stderr=subprocess.STDOUT)
-    return Instance(name, port, proc)
 
 
 def has_button(label: str) -> Callable[[list[ChatMessage]], bool]:
@@ -136,24 +80,21 @@ def chain(db: Database, job: Job) -> str:
 
 
 def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = True, data_dir: str = ".kiebot") -> int:
-    data = Path(data_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     print("kiebot demo: starting embedded Postgres, simulators and two instances…", flush=True)
-    database_url = fresh_database(data)
+    database_url = fresh_database(embedded_admin_url(Path(data_dir) / "pg"), DEMO_DB)
     db = Database(database_url)
     ports = [free_port(), free_port()]
-    instances: list[Instance] = []
+    instances: list[KiebotProcess] = []
     with KieSim(default_duration_s=1.5) as kie, TelegramSim() as telegram:
         door = FrontDoor([f"http://127.0.0.1:{p}" for p in ports]).start()
-        env = {"TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.url,
-               "KIE_API_KEY": kie.api_key, "KIE_API_URL": kie.url, "KIE_UPLOAD_URL": kie.upload_url,
-               "DATABASE_URL": database_url, "PUBLIC_URL": door.url, "HTTP_HOST": "127.0.0.1",
-               "KIEBOT_POLL_BASE_S": "0.5", "KIEBOT_DELIVERY_GRACE_S": "2", "LOG_LEVEL": "INFO"}
         try:
-            instances = [spawn(f"demo-{c}", p, env, out) for c, p in zip("ab", ports)]
-            leader = wait_for(lambda: next((i for i in instances if (h := i.health()) and h["active"]), None),
-                              60, "a leader")
+            for c, port in zip("ab", ports):
+                env = instance_env(database_url, **sim_endpoints(kie, telegram), port=port, instance_id=f"demo-{c}",
+                                   public_url=door.url, **DEMO_KNOBS)
+                instances.append(spawn_kiebot(f"demo-{c}", env, out / f"demo-{c}.log"))
+            leader = wait_for_leader(instances, 60)
             print(f"leader: {leader.name}; standby: {[i.name for i in instances if i is not leader][0]}")
             user_ids = [9001 + n for n in range(users)]
             errors: list[str] = []
@@ -163,27 +104,20 @@ def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = T
                 t.start()
             takeover_s = None
             if kill_leader:
-                wait_for(lambda: midway(db, telegram, user_ids), STEP_TIMEOUT_S * 2, "the middle of the run")
+                wait_until(lambda: midway(db, telegram, user_ids), STEP_TIMEOUT_S * 2, "the middle of the run")
                 standby = next(i for i in instances if i is not leader)
                 killed_at = time.monotonic()
                 leader.proc.send_signal(signal.SIGKILL)
                 leader.proc.wait()
-                wait_for(lambda: (h := standby.health()) and h["active"], 30, "the standby to take over")
+                wait_until(standby.active, 30, "the standby to take over")
                 takeover_s = time.monotonic() - killed_at
                 print(f"killed leader {leader.name} (SIGKILL); {standby.name} took over in {takeover_s:.2f}s", flush=True)
             for t in threads:
                 t.join()
-            wait_for(lambda: all(j.terminal for u in user_ids for j in recent_jobs(db, u)), 60, "every job to finish")
+            wait_until(lambda: all(j.terminal for u in user_ids for j in recent_jobs(db, u)), 60, "every job to finish")
             return report(db, telegram, user_ids, out, errors, takeover_s)
         finally:
-            for inst in instances:
-                if inst.proc.poll() is None:
-                    inst.proc.send_signal(signal.SIGTERM)
-            for inst in instances:
-                try:
-                    inst.proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    inst.proc.kill()
+            stop_all(instances, timeout=20)
             door.stop()
             db.close()
 

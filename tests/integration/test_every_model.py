@@ -15,7 +15,8 @@ from config.catalogue import ModelSpec, load_catalogue
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
 from storage.db import Database
-from tests.conftest import TEMPLATE, _admin, drop_database, with_database
+from sim import cluster
+from tests.conftest import TEMPLATE, drop_database, with_database
 from tests.support.harness import start_instance
 from tests.support.waiting import wait_until
 from tests.support.wizard_driver import Driver
@@ -27,7 +28,7 @@ MEDIA_KIND = {"photo": "photo", "video": "video", "audio": "audio", "document": 
 @pytest.fixture(scope="module")
 def outcomes(pg_admin_url: str, template_url: str) -> Iterator[dict[str, Any]]:
     name = f"kiebot_m_{uuid.uuid4().hex[:10]}"
-    _admin(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    cluster.create_database(pg_admin_url, name, template=TEMPLATE)
     url = with_database(pg_admin_url, name)
     db = Database(url)
     with KieSim(default_duration_s=0.2) as kie, TelegramSim() as telegram:

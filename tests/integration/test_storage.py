@@ -122,10 +122,11 @@ def test_an_update_with_a_nul_character_is_still_stored(db: Database) -> None:
 def test_later_migrations_keep_the_data_of_earlier_releases(pg_admin_url: str) -> None:
     import uuid
 
-    from tests.conftest import _admin, drop_database, with_database
+    from sim import cluster
+    from tests.conftest import drop_database, with_database
 
     name = f"kiebot_mig_{uuid.uuid4().hex[:10]}"
-    _admin(pg_admin_url, f'CREATE DATABASE "{name}"')
+    cluster.create_database(pg_admin_url, name)
     url = with_database(pg_admin_url, name)
     try:
         assert migrate(url, up_to=1) == ["0001_initial.sql"]

@@ -1,8 +1,13 @@
-"""Wait on conditions, never on time: the one polling helper every test uses."""
+"""Wait on conditions, never on time: the one polling helper every test uses.
+
+The loop is `sim.cluster.wait_until`, shared with the demo and the benchmarks; tests poll every
+10 ms and fail with an AssertionError that names the condition.
+"""
 from __future__ import annotations
 
-import time
 from typing import Callable, TypeVar
+
+from sim import cluster
 
 T = TypeVar("T")
 
@@ -13,12 +18,4 @@ def wait_until(predicate: Callable[[], T], timeout: float = 5.0, what: str | Non
 
     Fails with the condition's name (or the predicate's) when `timeout` passes first.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            name = what or getattr(predicate, "__name__", repr(predicate))
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for: {name}")
-        time.sleep(interval)
+    return cluster.wait_until(predicate, timeout, what, interval, error=AssertionError)

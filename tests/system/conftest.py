@@ -1,12 +1,12 @@
 """Fixtures for real `kiebot run` processes."""
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
+from sim.cluster import stop_all
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
 from tests.integration.conftest import kie, telegram  # noqa: F401 - shared simulator fixtures
@@ -24,12 +24,4 @@ def spawn(database_url: str, kie: KieSim, telegram: TelegramSim,  # noqa: F811
         return proc
 
     yield make
-    for p in procs:
-        if p.proc.poll() is None:
-            p.proc.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.proc.wait(timeout=20)
-        except Exception:  # noqa: BLE001 - teardown: make sure nothing outlives the test
-            p.proc.kill()
-            p.proc.wait()
+    stop_all(procs, timeout=20)     # nothing outlives the test
