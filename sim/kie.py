@@ -84,6 +84,10 @@ class KieSim:
         self.book = TaskBook(self._scheduler, self.sender, seed, default_duration_s, duration_by_kind,
                              result_ttl_s, self._on_success)
         self.uploads = UploadHost(self, upload_ttl_s)
+        # Ids outlive reset(), as KIE's never repeat: a bot's database may still hold the ids
+        # handed out before a reset (jobs.kie_task_id is unique), and so may its download links.
+        self._id_rng = random.Random(f"{self.seed}-ids")
+        self._token_rng = random.Random(f"{self.seed}-tokens")
         self._servers: list[Server] = []
         self.url = ""
         self.upload_url = ""
@@ -137,13 +141,12 @@ class KieSim:
             self._attempts: list[dict[str, Any]] = []
             self._windows: dict[tuple[str, str], collections.deque[float]] = collections.defaultdict(collections.deque)
             self._download_tokens: dict[str, tuple[str, float]] = {}
-            self._id_rng = random.Random(f"{self.seed}-ids")
             self._error_rng = random.Random(f"{self.seed}-errors")
             self._mode_rng = random.Random(f"{self.seed}-mode")
-            self._token_rng = random.Random(f"{self.seed}-tokens")
 
     def reset(self) -> None:
-        """Forget every task, script, forced reply, call, callback and upload; restore the balance."""
+        """Forget every task, script, forced reply, call, callback and upload; restore the balance.
+        Task ids, file ids and download tokens keep coming from where they were: none repeats."""
         with self._lock:
             self._epoch += 1
         self._scheduler.clear()

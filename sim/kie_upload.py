@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import http.client
 import mimetypes
 import random
@@ -95,6 +96,11 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, tuple[str | Non
     return fields
 
 
+def describe_bytes(data: bytes) -> dict[str, Any]:
+    """What the call log keeps of uploaded bytes: their size and digest, never the bytes."""
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def _iso(epoch_s: float) -> str:
     return dt.datetime.fromtimestamp(epoch_s, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -106,12 +112,12 @@ class UploadHost:
         self.sim = sim
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
+        self._rng = random.Random(f"{self.sim.seed}-uploads")   # survives reset: ids never repeat
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
             self._files: dict[str, StoredFile] = {}
-            self._rng = random.Random(f"{self.sim.seed}-uploads")
 
     def route(self, req: Request) -> Reply:
         if req.method in ("GET", "HEAD") and req.path.startswith("/files/"):
@@ -133,13 +139,14 @@ class UploadHost:
 
     @staticmethod
     def _summary(endpoint: str, req: Request) -> Any:
-        """The request as the call log keeps it: file contents replaced by their size."""
+        """The request as the call log keeps it, JSON-safe: file contents replaced by their
+        name, size and sha256, base64 data by its length."""
         if endpoint == "file-stream-upload":
             try:
                 fields = parse_multipart(req.body, req.headers.get("content-type", ""))
             except UploadError:
-                return {"unparsable": len(req.body)}
-            return {name: ({"filename": f, "size": len(d)} if f is not None else d.decode("utf-8", "replace"))
+                return {"unparsable": describe_bytes(req.body)}
+            return {name: ({"filename": f, **describe_bytes(d)} if f is not None else d.decode("utf-8", "replace"))
                     for name, (f, _, d) in fields.items()}
         body = req.json()
         if not isinstance(body, dict):

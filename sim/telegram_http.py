@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -17,7 +19,6 @@ import struct
 import sys
 import threading
 import traceback
-from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -111,9 +112,15 @@ def _photo(args: dict[str, Any]) -> bytes:
 
 
 def _jsonable(value: Any) -> Any:
-    """Uploads become summaries so transcripts stay JSON for the control API."""
+    """Transcripts as JSON for the control API: uploads become their summaries (name, size,
+    sha256) and stray bytes a size and digest. Records are walked field by field, because
+    `dataclasses.asdict` would first turn an Upload into a plain dict holding its bytes."""
     if isinstance(value, Upload):
         return value.summary()
+    if isinstance(value, (bytes, bytearray)):
+        return {"size": len(value), "sha256": hashlib.sha256(value).hexdigest()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -125,18 +132,18 @@ def _chats(s: TelegramSim, a: dict[str, Any]) -> dict[str, Any]:
     """GET /__sim/chats lists the chats; GET /__sim/chats/<id> is one chat as its user sees it."""
     if "id" not in a:
         return {"chats": s.chats()}
-    return {"messages": [_jsonable(asdict(m)) for m in s.chat(_int(a, "id"))]}
+    return {"messages": [_jsonable(m) for m in s.chat(_int(a, "id"))]}
 
 
 def _wait_for_call(s: TelegramSim, a: dict[str, Any]) -> dict[str, Any]:
     calls = s.wait_for_call(_str(a, "method"), _int(a, "count", 1), _float(a, "timeout", 5.0))
-    return {"calls": [_jsonable(asdict(c)) for c in calls]}
+    return {"calls": [_jsonable(c) for c in calls]}
 
 
 _CONTROL: dict[tuple[str, str], Callable[[TelegramSim, dict[str, Any]], dict[str, Any]]] = {
     ("GET", "info"): lambda s, a: {"url": s.url, "token": s.token, "bot": s.bot_user,
                                    "api_version": s.api_version},
-    ("GET", "calls"): lambda s, a: {"calls": [_jsonable(asdict(c))
+    ("GET", "calls"): lambda s, a: {"calls": [_jsonable(c)
                                               for c in s.calls(_str(a, "method", None))]},
     ("GET", "chats"): _chats,
     ("POST", "send"): lambda s, a: {"update_id": s.user_sends(

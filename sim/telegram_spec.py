@@ -7,6 +7,7 @@ It keeps no state about chats, updates or files and never touches the network.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ class Upload:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-safe stand-in for transcripts."""
-        return {"upload": self.filename, "size": len(self.data), "content_type": self.content_type}
+        return {"upload": self.filename, "size": len(self.data), "content_type": self.content_type,
+                "sha256": hashlib.sha256(self.data).hexdigest()}
 
 
 # ---------------------------------------------------------------- request bodies
