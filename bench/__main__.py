@@ -22,12 +22,15 @@ for _name in list(os.environ):          # never let a developer's real token or 
     if _name.startswith(("KIEBOT_", "TELEGRAM_", "KIE_")) or _name in ("DATABASE_URL", "PUBLIC_URL"):
         del os.environ[_name]
 
-from bench import failover, inflight, latency, telegram_ceiling, throughput  # noqa: E402
-from bench.common import BENCH_DIR, RUNS_DIR, ForeignLoad, code_fingerprint, machine_info, quiet_logging  # noqa: E402
+from bench import failover, inflight, latency, standby_callbacks, telegram_ceiling, throughput  # noqa: E402
+from bench.cpu import ForeignLoad  # noqa: E402
+from bench.logs import quiet_logging  # noqa: E402
 from bench.notes import notes_for  # noqa: E402
+from bench.provenance import code_fingerprint, machine_info  # noqa: E402
 from bench.report import make_plots, write_report  # noqa: E402
+from bench.runs import BENCH_DIR, RUNS_DIR  # noqa: E402
 
-SCENARIOS = {m.NAME: m for m in (throughput, latency, inflight, telegram_ceiling, failover)}
+SCENARIOS = {m.NAME: m for m in (throughput, latency, standby_callbacks, inflight, telegram_ceiling, failover)}
 
 
 def _clean(value: Any) -> Any:

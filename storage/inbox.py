@@ -1,7 +1,9 @@
 """The callback inbox: KIE callbacks stored before they are answered, consumed by JobActors.
 
-A callback is marked processed only after its JobActor handled it, with the epoch checked in
-the same statement, so a crash between the two handles it again (handling is idempotent).
+Storing one notifies the leader in the same transaction (storage.notifications); the
+supervisor's sweep remains the safety net. A callback is marked processed only after its
+JobActor handled it, with the epoch checked in the same statement, so a crash between the two
+handles it again (handling is idempotent).
 Bodies are stored with NUL and lone surrogates replaced (storage.jsonb), never refused for them.
 """
 from __future__ import annotations
@@ -24,7 +26,8 @@ class StoredCallback:
 
 def store_callback(db: Database, job_id: int, body: Any, signature_ok: bool | None,
                    received_by: str) -> int:
-    """Store one callback body as received, made storable; its inbox row id."""
+    """Store one callback body as received, made storable; its inbox row id. The same
+    statement notifies the leader with the job id once it commits (storage.notifications)."""
     row = db.one("insert_callback", job_id=job_id, body=json_param(storable(body)),
                  signature_ok=signature_ok, received_by=received_by)
     assert row is not None

@@ -11,7 +11,8 @@ from storage.jsonb import storable
 
 
 def store_update(db: Database, update_id: int, body: dict[str, Any], received_by: str) -> bool:
-    """True when the update is new; False for a redelivery."""
+    """True when the update is new; False for a redelivery. A new one notifies the leader in
+    the same transaction (storage.notifications), so a standby's webhook wakes its intake."""
     return db.one("insert_update", update_id=update_id, body=json_param(storable(body)),
                   received_by=received_by) is not None
 
