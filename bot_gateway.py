@@ -28,6 +28,7 @@ from bot import dialogue, flood_control, media
 from bot.chat_lanes import ChatLanes
 from bot.context import Deps
 from bot.flood_control import MAX_ON_WIRE, FloodControl
+from bot.presenter import Presenter
 from bot.sender import TelegramSender, run_on_loop
 from config.catalogue import Catalogue
 from config.settings import Settings
@@ -56,7 +57,7 @@ class BotGateway:
     def __init__(self, settings: Settings, db: Database, catalogue: Catalogue, metrics: Metrics,
                  notify_job: Callable[[int], None], cancel_job: Callable[[int], None] = lambda job_id: None,
                  holds_epoch: Callable[[int], bool] = lambda epoch: True) -> None:
-        self.settings, self.db, self.metrics = settings, db, metrics
+        self.settings, self.db, self.metrics, self.catalogue = settings, db, metrics, catalogue
         self._holds_epoch = holds_epoch
         self.loop = asyncio.new_event_loop()
         self.app = self._build_application()
@@ -69,10 +70,14 @@ class BotGateway:
         self._intake: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
+    def presenter_for(self, epoch: int) -> Presenter:
+        """The actors' Sender for one leader epoch: nothing it sends leaves once that epoch ends."""
+        return Presenter(self.sender.for_epoch(epoch), self.catalogue)
+
     def _build_application(self) -> Application[Any, Any, Any, Any, Any, Any]:
         base = self.settings.telegram_api_url
         self.flood_control = FloodControl(on_wait=self._observe_wait, on_queue=self.metrics.telegram_queue.set,
-                                          on_request=self._observe_request, pacing=self.settings.client_pacing,
+                                          on_request=self.metrics.observe_telegram_request, pacing=self.settings.client_pacing,
                                           holds_epoch=self._holds_epoch)
         return (ApplicationBuilder()
                 .token(self.settings.telegram_bot_token)
@@ -85,10 +90,6 @@ class BotGateway:
                                       write_timeout=30, media_write_timeout=60))
                 .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=LONG_POLL_TIMEOUT_S + 10))
                 .build())
-
-    def _observe_request(self, endpoint: str, result: str, seconds: float) -> None:
-        self.metrics.telegram_requests.labels(endpoint, result).inc()
-        self.metrics.telegram_latency.labels(endpoint).observe(seconds)
 
     def _observe_wait(self, reason: str, seconds: float) -> None:
         self.metrics.telegram_waits.labels(reason).inc(seconds)

@@ -1,8 +1,9 @@
 """runtime: builds one kiebot instance from settings, starts it in order, stops it in reverse.
 
-Order: database and migrations, metrics, KIE client, bot gateway, HTTP gateway, timers, then
-the LeaderActor (which starts the JobSupervisor when it wins the lock). Stop resigns
-leadership first, so a standby takes over at once, then closes the rest.
+Order: database and migrations, metrics, KIE client, bot gateway, HTTP gateway, timers, the
+stored-work listener, then the LeaderActor (which starts the JobSupervisor when it wins the lock,
+and the listener listening). Stop resigns leadership first, so a standby takes over at once,
+then closes the rest.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import pykka
 
 from actors.job import JobContext
+from actors.retention import RetentionConfig
 from actors.leader import SUPERVISOR_STOP_TIMEOUT_S, LeaderActor, LeadershipStatus
 from actors.messages import CallbackStored, CancelJob, JobCreated, Resign, ToSupervisor
 from actors.supervisor import JobSupervisor
@@ -29,6 +31,7 @@ from storage import jobs
 from storage.db import Database
 from storage.embedded import start_embedded
 from storage.migrate import migrate
+from storage.notifications import StoredWorkHooks, StoredWorkListener
 from telemetry.metrics import DatabaseGauges, Metrics
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,7 @@ class Runtime:
         self.db = Database(database_url, application_name=f"kiebot-{settings.instance_id}")
         self.metrics.watch_database(lambda: DatabaseGauges(*jobs.database_gauges(self.db)))
         self.kie = KieClient(settings.kie_api_url, settings.kie_api_key, upload_url=settings.kie_upload_url,
-                             observe=self._observe_kie, pacing=settings.client_pacing)
+                             observe=self.metrics.observe_kie_request, pacing=settings.client_pacing)
         self.status = LeadershipStatus()
         self.timers: Timers | None = None
         self.leader: pykka.ActorRef[Any] | None = None
@@ -56,10 +59,14 @@ class Runtime:
                               lambda job_id: self._tell_supervisor(CancelJob(job_id)), holds_epoch=self.status.holds)
         self.http = HttpGateway(settings.http_host, settings.http_port, self.db, self.metrics, GatewayHooks(
             status=self.health, ready=self.ready,
-            callback_stored=lambda job_id: self._tell_supervisor(CallbackStored(job_id)),
-            update_stored=self.bot.wake),
+            callback_stored=self._callback_stored, update_stored=self.bot.wake),
             instance_id=settings.instance_id, hmac_key=settings.kie_webhook_hmac_key,
             webhook_secret=settings.telegram_webhook_secret)
+        # Work stored by another instance (or by this one: harmless, the sweep repeats) reaches
+        # this one through the same hooks at once while it leads.
+        self.listener = StoredWorkListener(database_url, StoredWorkHooks(
+            callback_stored=self._callback_stored, update_stored=self.bot.wake),
+            application_name=f"kiebot-listen-{settings.instance_id}")
         self._stopped = threading.Event()
 
     def start(self) -> None:
@@ -70,9 +77,10 @@ class Runtime:
         self.http.start()
         self.bot.start()
         self.timers = Timers()
+        self.listener.start()
         self.leader = LeaderActor.start(
             self.database_url, self.settings.leader_lock_key, self.settings.instance_id,
-            self._start_supervisor, [self.bot.set_epoch], self.metrics, self.status,
+            self._start_supervisor, [self.bot.set_epoch, self.listener.set_epoch], self.metrics, self.status,
             lock_silence_s=self.settings.lock_silence_s)
         log.info("instance %s started; http on port %d", self.settings.instance_id, self.http.port,
                  extra={"action": "started"})
@@ -80,17 +88,16 @@ class Runtime:
     def _start_supervisor(self, epoch: int) -> pykka.ActorRef[Any]:
         assert self.timers is not None
         s = self.settings
-        ctx = JobContext(db=self.db, kie=self.kie, sender=self.bot.sender.for_epoch(epoch), timers=self.timers,
+        ctx = JobContext(db=self.db, kie=self.kie, sender=self.bot.presenter_for(epoch), timers=self.timers,
                          catalogue=self.catalogue, metrics=self.metrics, epoch=epoch, public_url=s.public_url,
                          confirm_callbacks=s.kie_confirm_callbacks, hmac_required=bool(s.kie_webhook_hmac_key),
                          delivery_policy=s.delivery_policy, poll_base_s=s.poll_base_s,
-                         delivery_grace_s=s.delivery_grace_s, slots=WorkSlots(s.job_slots))
+                         delivery_grace_s=s.delivery_grace_s, slots=WorkSlots(s.job_slots),
+                         retention=RetentionConfig(updates_days=s.retention_updates_days,
+                                                   callbacks_days=s.retention_callbacks_days,
+                                                   events_days=s.retention_events_days))
         self.metrics.job_actors_waiting.set_function(lambda: ctx.slots.waiting)
         return JobSupervisor.start(ctx)
-
-    def _observe_kie(self, method: str, result: str, seconds: float) -> None:
-        self.metrics.kie_calls.labels(method, result).inc()
-        self.metrics.kie_latency.labels(method).observe(seconds)
 
     def _tell_supervisor(self, message: Any) -> None:
         if self.leader is not None:
@@ -98,6 +105,9 @@ class Runtime:
                 self.leader.tell(ToSupervisor(message))
             except pykka.ActorDeadError:
                 pass
+
+    def _callback_stored(self, job_id: int) -> None:
+        self._tell_supervisor(CallbackStored(job_id))
 
     def _to_supervisor_job(self, job_id: int) -> None:
         self._tell_supervisor(JobCreated(job_id))
@@ -124,6 +134,7 @@ class Runtime:
                 self.leader.stop(timeout=15)
             except (pykka.ActorDeadError, pykka.Timeout):
                 pass
+        self.listener.stop()
         self.bot.stop()     # waits (bounded) for any request still on the wire
         self.http.stop()
         if self.timers is not None:

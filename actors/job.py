@@ -16,17 +16,17 @@ from typing import Any, Callable, TypeVar
 
 import pykka
 
-from actors import delivery
 from actors.decisions import Failed, KeepWaiting, Next, Succeeded, decide_after_record, next_poll_delay
 from actors.job_state import JobState as S
 from actors.messages import (Cancel, CallbacksPending, ChildFailed, ChildFinished, PollDue, ProgressDue, Resume,
                              RetrySend)
-from actors.ports import Sender, SendError, SendOutcome
+from actors.outcomes import Failure, FailureCode, JobOutcome, ProgressStage
+from actors.ports import Sender, SendError, SendOutcome, Sent
+from actors.retention import RetentionConfig
 from actors.timers import Timers
 from actors.work_slots import WorkSlots
 from config.catalogue import Catalogue
 from config.settings import DeliveryPolicy
-from config.texts import text
 from faults import crashpoint
 from kie.client import KieClient
 from kie.errors import KieAlert, KieJobFailed, KieRetryLater, KieSubmitOutcomeUnknown
@@ -68,10 +68,11 @@ class JobContext:
     public_url: str | None
     confirm_callbacks: bool
     hmac_required: bool
-    delivery_policy: str
+    delivery_policy: DeliveryPolicy
     poll_base_s: float
     delivery_grace_s: float
     slots: WorkSlots = field(default_factory=WorkSlots)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def callback_url(self, job: Job) -> str | None:
         if not self.public_url:
@@ -96,7 +97,7 @@ class JobActor(pykka.ThreadingActor):
         self._submit_attempt = 0
         self._send_attempt = 0
         self._finished = False
-        self._progress_text: str | None = None
+        self._progress_shown: ProgressStage | None = None
         self._callback_at: dt.datetime | None = None
         self._uncertainty_counted = False
         self._inbox_read_at = float("-inf")
@@ -137,12 +138,12 @@ class JobActor(pykka.ThreadingActor):
             case Cancel():
                 job = self._reload()
                 if job is not None and job.state == S.CREATED and self._move(job, S.CANCELLED):
-                    self._edit_progress(job, "cancelled_job")
+                    self._show_progress(job, ProgressStage.CANCELLED)
                     self._finish()
             case ProgressDue():
                 job = self.job
                 if job is not None and job.state in (S.SUBMITTING, S.SUBMITTED):
-                    self._edit_progress(job, "progress_generating")
+                    self._show_progress(job, ProgressStage.GENERATING)
                     self._later(self._progress_interval(job), ProgressDue())
             case _:
                 raise TypeError(f"JobActor got an unknown message: {message!r}")
@@ -174,7 +175,7 @@ class JobActor(pykka.ThreadingActor):
         if job is None or job.terminal:
             return self._finish()
         if job.state in (S.CREATED, S.SUBMITTING, S.SUBMITTED) and self._past_deadline(job):
-            return self._fail(job, self._deadline_reason(job))
+            return self._fail(job, self._deadline_failure(job))
         match job.state:
             case S.CREATED:
                 self._submit(job)
@@ -202,11 +203,11 @@ class JobActor(pykka.ThreadingActor):
             job_input = self._resolve_uploads(job)
         except UploadRefused as exc:
             self._note("upload_refused", str(exc), level=logging.WARNING)
-            return self._fail(job, text(job.lang, "reason_upload_refused"))
+            return self._fail(job, Failure(FailureCode.UPLOAD_REFUSED, str(exc)))
         except (KieRetryLater, SendError) as exc:
             return self._retry_submit_later(job, str(exc), moved_back=True)
         except KieJobFailed as exc:
-            return self._fail(job, text(job.lang, "reason_kie", detail=exc.reason))
+            return self._fail(job, Failure(FailureCode.KIE_FAILED, exc.reason))
         except KieAlert as exc:
             return self._kie_alert(job, exc)
         moved = self._move(job, S.SUBMITTING)
@@ -218,7 +219,7 @@ class JobActor(pykka.ThreadingActor):
         except KieRetryLater as exc:
             return self._retry_submit_later(moved, str(exc), moved_back=False)
         except KieJobFailed as exc:
-            return self._fail(moved, text(job.lang, "reason_kie", detail=exc.reason))
+            return self._fail(moved, Failure(FailureCode.KIE_FAILED, exc.reason))
         except KieAlert as exc:
             return self._kie_alert(moved, exc)
         except KieSubmitOutcomeUnknown as exc:
@@ -238,7 +239,7 @@ class JobActor(pykka.ThreadingActor):
     def _kie_alert(self, job: Job, exc: KieAlert) -> None:
         log.error("KIE account needs an operator: %s", exc, extra={"action": "kie_alert", "job_id": job.id})
         self.ctx.metrics.kie_alerts.inc()
-        self._fail(job, text(job.lang, "reason_unavailable"))
+        self._fail(job, Failure(FailureCode.UNAVAILABLE, str(exc)))
 
     def _retry_submit_later(self, job: Job, why: str, *, moved_back: bool) -> None:
         """Nothing reached KIE: try again later from `created`."""
@@ -279,7 +280,7 @@ class JobActor(pykka.ThreadingActor):
         if job is None or job.state != S.SUBMITTED or not job.kie_task_id:
             return
         if self._past_deadline(job):
-            return self._fail(job, self._deadline_reason(job))
+            return self._fail(job, self._deadline_failure(job))
         try:
             record = self.ctx.kie.record_info(job.kie_task_id)
         except (KieRetryLater, KieJobFailed, KieAlert) as exc:
@@ -297,18 +298,18 @@ class JobActor(pykka.ThreadingActor):
                 if self.job and self.job.state == S.SUBMITTED:
                     self._schedule_poll()
             case Succeeded(urls=urls, text=result_text):
-                moved = self._move(job, S.SUCCEEDED, outcome="success", result_urls=list(urls),
+                moved = self._move(job, S.SUCCEEDED, outcome=JobOutcome.SUCCESS, result_urls=list(urls),
                                    result_text=result_text, kie_task_id=task_id)
                 if moved:
                     self._note("succeeded", f"via {source}")
                     self._deliver(moved)
             case Failed(reason=reason):
-                self._fail(job, text(job.lang, "reason_kie", detail=reason), kie_task_id=task_id)
+                self._fail(job, Failure(FailureCode.KIE_FAILED, reason), kie_task_id=task_id)
 
-    def _fail(self, job: Job, reason: str, *, kie_task_id: str | None = None) -> None:
-        moved = self._move(job, S.FAILED, outcome="failure", failure_reason=reason, kie_task_id=kie_task_id)
+    def _fail(self, job: Job, failure: Failure, *, kie_task_id: str | None = None) -> None:
+        moved = self._move(job, S.FAILED, outcome=JobOutcome.FAILURE, failure=failure, kie_task_id=kie_task_id)
         if moved:
-            self._note("failed", reason)
+            self._note("failed", f"{failure.code.value}: {failure.detail}")
             self._deliver(moved)
 
     # --- callbacks --------------------------------------------------------------------------
@@ -416,21 +417,21 @@ class JobActor(pykka.ThreadingActor):
     def _send(self, job: Job) -> None:
         """Send the parts of the delivery not yet recorded as sent, recording each before the
         next (claim-fenced), then `delivered` with every message id."""
-        spec = self.ctx.catalogue.get(job.model)
-        parts = delivery.plan(job, spec)
-        done = [delivery.DeliveryPart.from_json(p) for p in job.delivery_parts]
+        sender = self.ctx.sender
+        count = sender.result_parts(job) if job.succeeded else 1
+        done = [Sent.from_json(p) for p in job.delivery_parts]
         self._claimed = True
-        for index in range(len(done), len(parts)):
+        for index in range(len(done), count):
             self._claim_clean = False      # from here until recorded, this part may be in the chat
             try:
                 with self.ctx.slots.outside():      # FloodControl may hold a send back for seconds
-                    sent = delivery.send_part(self.ctx.sender, job.chat_id, parts[index])
+                    sent = sender.send_result_part(job, index) if job.succeeded else sender.send_failure(job)
             except SendError as exc:
                 self._claim_clean = exc.outcome != SendOutcome.UNKNOWN
                 return self._send_failed(job, exc, done)
             crashpoint("after_send")
-            done.append(delivery.DeliveryPart(sent.message_ids, sent.file_ids))
-            if index < len(parts) - 1:
+            done.append(sent)
+            if index < count - 1:
                 recorded = self._record(lambda: record_delivery_parts(
                     self.ctx.db, job.id, self.ctx.epoch, [p.to_json() for p in done]))
                 if recorded is None:
@@ -439,7 +440,7 @@ class JobActor(pykka.ThreadingActor):
                 self._claim_clean = True
         self._delivered(job, done)
 
-    def _delivered(self, job: Job, done: list[delivery.DeliveryPart]) -> None:
+    def _delivered(self, job: Job, done: list[Sent]) -> None:
         """Record the known outcome; a database error is retried, never turned into "unknown"."""
         message_ids = [m for part in done for m in part.message_ids]
         file_ids = [f for part in done for f in part.file_ids]
@@ -454,8 +455,8 @@ class JobActor(pykka.ThreadingActor):
             self.ctx.metrics.deliveries.labels(job.outcome or "unknown").inc()
             self._count_finished(delivered, job.outcome or "unknown")
             self._note("delivered", f"messages {message_ids}")
-            if job.outcome == "success":
-                self._edit_progress(delivered, "progress_done")
+            if job.succeeded:
+                self._show_progress(delivered, ProgressStage.DONE)
         elif result is not None:
             self._note("lost_race", "delivered write refused: the claim was taken over", level=logging.WARNING)
         self._finish()
@@ -481,10 +482,10 @@ class JobActor(pykka.ThreadingActor):
         now = dt.datetime.now(dt.timezone.utc)
         self.ctx.metrics.jobs_finished.labels(job.model, outcome).inc()
         self.ctx.metrics.job_duration.labels(job.model).observe((now - job.created_at).total_seconds())
-        if self._callback_at is not None and outcome in ("success", "failure"):
+        if self._callback_at is not None and outcome in (JobOutcome.SUCCESS, JobOutcome.FAILURE):
             self.ctx.metrics.callback_to_delivery.observe((now - self._callback_at).total_seconds())
 
-    def _send_failed(self, job: Job, exc: SendError, done: list[delivery.DeliveryPart]) -> None:
+    def _send_failed(self, job: Job, exc: SendError, done: list[Sent]) -> None:
         self._note("send_error", str(exc), level=logging.WARNING)
         self.ctx.metrics.delivery_errors.labels(exc.outcome.value).inc()
         match exc.outcome:
@@ -509,10 +510,10 @@ class JobActor(pykka.ThreadingActor):
                     self._count_finished(job, "undeliverable")
                 self._finish()
 
-    def _release_claim(self, job: Job, done: list[delivery.DeliveryPart] | None = None) -> None:
+    def _release_claim(self, job: Job, done: list[Sent] | None = None) -> None:
         """Our claim, with nothing of it on the wire: record its parts and release it."""
         if done is None:
-            done = [delivery.DeliveryPart.from_json(p) for p in job.delivery_parts]
+            done = [Sent.from_json(p) for p in job.delivery_parts]
         if self._record(lambda: record_delivery_parts(self.ctx.db, job.id, self.ctx.epoch,
                                                       [p.to_json() for p in done], release=True)) is not None:
             self._note("claim_released", f"after {len(done)} parts")
@@ -560,23 +561,20 @@ class JobActor(pykka.ThreadingActor):
     def _seconds_to_deadline(job: Job) -> float:
         return (job.deadline_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
 
-    def _deadline_reason(self, job: Job) -> str:
+    @staticmethod
+    def _deadline_failure(job: Job) -> Failure:
         minutes = max(1, round((job.deadline_at - job.created_at).total_seconds() / 60))
-        return text(job.lang, "reason_deadline", minutes=minutes)
+        return Failure(FailureCode.DEADLINE, str(minutes))
 
-    def _edit_progress(self, job: Job, key: str) -> None:
-        """Best effort: the progress message is a courtesy, never a reason to fail a job."""
-        if not job.progress_message_id:
+    def _show_progress(self, job: Job, stage: ProgressStage) -> None:
+        """Best effort: the progress message is a courtesy, never a reason to fail a job; a
+        final stage is shown once."""
+        if stage != ProgressStage.GENERATING and stage == self._progress_shown:
             return
-        spec = self.ctx.catalogue.get(job.model)
-        elapsed = int((dt.datetime.now(dt.timezone.utc) - job.created_at).total_seconds())
-        wording = text(job.lang, key, title=spec.title if spec else job.model, elapsed=elapsed)
-        if wording == self._progress_text:
-            return                  # unchanged text is never sent again
         try:
             with self.ctx.slots.outside():
-                self.ctx.sender.edit_text(job.chat_id, job.progress_message_id, wording)
-            self._progress_text = wording
+                self.ctx.sender.show_progress(job, stage)
+            self._progress_shown = stage
         except SendError as exc:
             self._note("progress_edit_failed", str(exc), level=logging.DEBUG)
 

@@ -1,15 +1,20 @@
-"""What the actors need from the outside world, as protocols: they never import telegram.
+"""What the actors need from the outside world, as protocols: they never import telegram, and
+they never write a word a user reads.
 
-bot_gateway implements `Sender`; the delivery outcomes are this small vocabulary, produced by
-bot_gateway.classify_send_error and acted on by the JobActor.
+The `Sender` port speaks in intents about a job: how many messages its result takes, send
+part N of it, tell its failure, show its progress stage. bot/presenter.py implements it: all
+wording (the texts in config/, in the job's language), buttons (bot/callback_data.py) and media
+handling live there. The delivery outcomes are the small vocabulary below, produced by
+bot/sender.py's classify_send_error and acted on by the JobActor.
 """
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-Buttons = list[list[tuple[str, str]]]   # rows of (text, callback_data)
+from actors.outcomes import ProgressStage
+from storage.jobs import Job
 
 
 class SendOutcome(enum.Enum):
@@ -31,20 +36,42 @@ class SendError(Exception):
 
 @dataclass(frozen=True)
 class Sent:
+    """What one sent message (or album) left in the chat; stored per part in
+    jobs.delivery_parts, so a resumed delivery knows what is already there."""
+
     message_ids: tuple[int, ...]
     file_ids: tuple[str, ...] = ()
 
+    def to_json(self) -> dict[str, Any]:
+        return {"message_ids": list(self.message_ids), "file_ids": list(self.file_ids)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Sent:
+        return cls(tuple(int(m) for m in value.get("message_ids", ())),
+                   tuple(str(f) for f in value.get("file_ids", ())))
+
 
 class Sender(Protocol):
-    """Sends for the actors; blocks the calling thread; raises SendError."""
+    """Tells a job's user about it; blocks the calling thread; raises SendError. Each call is
+    one Telegram message (or album): the unit a delivery records as sent."""
 
-    def send_media(self, chat_id: int, kind: str, source: str, caption: str | None,
-                   buttons: Buttons | None) -> Sent: ...
+    def result_parts(self, job: Job) -> int:
+        """How many messages the result of this (succeeded) job takes; the same every time."""
+        ...
 
-    def send_album(self, chat_id: int, kind: str, sources: list[str], caption: str | None) -> Sent: ...
+    def send_result_part(self, job: Job, index: int) -> Sent:
+        """Send message `index` of the result (0-based; parts are sent in order)."""
+        ...
 
-    def send_text(self, chat_id: int, text: str, buttons: Buttons | None = None) -> Sent: ...
+    def send_failure(self, job: Job) -> Sent:
+        """Tell the user this (failed) job's failure, in place of its progress message when it
+        has one. Repeating it must be harmless unless it raises UNKNOWN."""
+        ...
 
-    def edit_text(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None) -> None: ...
+    def show_progress(self, job: Job, stage: ProgressStage) -> None:
+        """Best effort: the progress message now shows `stage`."""
+        ...
 
-    def download_file(self, file_id: str) -> tuple[bytes, str]: ...
+    def download_file(self, file_id: str) -> tuple[bytes, str]:
+        """A file the user sent us (for KIE's upload): its bytes and a file name."""
+        ...

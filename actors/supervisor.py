@@ -15,10 +15,11 @@ import pykka
 
 from actors.job import JobActor, JobContext
 from actors.job_state import JobState as S
+from actors.outcomes import Failure, FailureCode, JobOutcome
 from actors.reconciler import Reconciler, ReconcilerConfig
+from actors.retention import Retention
 from actors.messages import (CallbackStored, CallbacksPending, Cancel, CancelJob, ChildFailed, ChildFinished, JobCreated,
                              Respawn, Sweep)
-from config.texts import text
 from storage import inbox
 from storage.db import DatabaseUnavailable
 from storage.jobs import Job, Moved, get_job, transition, unfinished_jobs
@@ -38,6 +39,8 @@ class JobSupervisor(pykka.ThreadingActor):
         self.children: dict[int, pykka.ActorRef[Any]] = {}
         self.restarts: dict[int, int] = {}
         self.reconciler = Reconciler(ctx.db, ctx.epoch, ReconcilerConfig(SWEEP_INTERVAL_S, ctx.delivery_grace_s))
+        self.retention = Retention(ctx.db, ctx.retention,
+                                   on_removed=lambda table, n: ctx.metrics.retention_removed.labels(table).inc(n))
 
     def on_start(self) -> None:
         """Supervisor thread. Adopts every unfinished job from two reads (rows, and which of them
@@ -137,6 +140,7 @@ class JobSupervisor(pykka.ThreadingActor):
                 self._spawn(job_id)
             for job_id in result.callbacks:
                 self._route_callbacks(job_id)
+            self.retention.run_when_due()
         finally:
             self.ctx.timers.later(self.reconciler.config.interval_s, self.actor_ref, Sweep())
 
@@ -167,8 +171,8 @@ class JobSupervisor(pykka.ThreadingActor):
         if job is None or job.terminal:
             return
         if job.state in (S.CREATED, S.SUBMITTING, S.SUBMITTED):
-            transition(self.ctx.db, job_id, job.state, S.FAILED, self.ctx.epoch, outcome="failure",
-                       failure_reason=text(job.lang, "reason_internal"))
+            transition(self.ctx.db, job_id, job.state, S.FAILED, self.ctx.epoch, outcome=JobOutcome.FAILURE,
+                       failure=Failure(FailureCode.INTERNAL, "the job kept crashing"))
             self.restarts[job_id] = MAX_RESTARTS - 1   # one more life to deliver the notice
             self.ctx.timers.later(RESTART_BACKOFF_S[-1], self.actor_ref, Respawn(job_id))
         else:

@@ -24,6 +24,8 @@ from telegram import InlineKeyboardMarkup
 from telegram.constants import ChatAction
 from telegram.error import BadRequest
 
+from bot.limits import fit
+
 UPLOAD_LIMIT_BYTES = {"photo": 10 * 1024 * 1024}
 DEFAULT_UPLOAD_LIMIT_BYTES = 50 * 1024 * 1024
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -195,6 +197,41 @@ async def send_album(bot: Bot, chat_id: int, kind: str, sources: Sequence[str], 
                                   caption=caption if start == 0 and i == 0 else None) for i, s in enumerate(chunk)]
             sent += await bot.send_media_group(chat_id, uploads)
     return sent
+
+
+# What makes a link the answer: Telegram refused the file (not the chat), or we could not fetch it.
+_LINK_INSTEAD = (BadRequest, TooLarge, httpx.HTTPError)
+
+
+def _link_will_do(exc: Exception, sources: Sequence[str]) -> bool:
+    if isinstance(exc, NotAllowed) or not all(_is_url(s) for s in sources):
+        return False        # never show a URL we refused to fetch, nor a file_id
+    return not (isinstance(exc, BadRequest) and "chat not found" in str(exc).lower())
+
+
+async def send_or_link(bot: Bot, chat_id: int, kind: str, source: str, caption: str | None = None,
+                       reply_markup: Markup = None) -> Message:
+    """The one way a result file is sent: the file (by URL, else uploaded), or, when Telegram
+    refuses it or it cannot be fetched, a message with its link. Nothing of the file was sent
+    when the link goes, so this is still one message."""
+    try:
+        return await send_media(bot, chat_id, kind, source, caption, reply_markup)
+    except _LINK_INSTEAD as exc:
+        if not _link_will_do(exc, [source]):
+            raise
+    return await bot.send_message(chat_id, fit("\n".join(filter(None, [caption, source]))),  # type: ignore[no-any-return]
+                                  reply_markup=reply_markup)
+
+
+async def send_album_or_links(bot: Bot, chat_id: int, kind: str, sources: Sequence[str],
+                              caption: str | None = None) -> list[Message]:
+    """One album (2-10 files), or one message with their links when Telegram refuses them."""
+    try:
+        return await send_album(bot, chat_id, kind, sources, caption)
+    except _LINK_INSTEAD as exc:
+        if not _link_will_do(exc, sources):
+            raise
+    return [await bot.send_message(chat_id, fit("\n".join(filter(None, [caption, *sources]))))]
 
 
 async def download_telegram_file(bot: Bot, file_id: str) -> tuple[bytes, str]:

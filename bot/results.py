@@ -3,9 +3,7 @@ commands that look back (/history) or change the user's settings (/lang)."""
 from __future__ import annotations
 
 
-import httpx
 from telegram import Update
-from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import callback_data as cd
@@ -77,22 +75,12 @@ async def job_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: 
             await wizard.start_model(context, chat_id, user_id, lang, spec, preset=dict(job.input), ask="prompt")
         case "orig":
             for url in job.result_urls or []:
-                await send_or_link(context, chat_id, "document", url)
+                await media.send_or_link(context.bot, chat_id, "document", url)
         case "resend":
             sources = job.result_file_ids or job.result_urls or []
             for source in sources:
-                await send_or_link(context, chat_id, spec.result_kind, source)
+                await media.send_or_link(context.bot, chat_id, spec.result_kind, source)
         case _:
             await context.bot.send_message(chat_id, text(lang, "stale_button"))
-
-
-async def send_or_link(context: ContextTypes.DEFAULT_TYPE, chat_id: int, kind: str, source: str) -> None:
-    try:
-        await media.send_media(context.bot, chat_id, kind, source)
-    except (TelegramError, media.TooLarge, httpx.HTTPError) as exc:
-        if source.startswith(("http://", "https://")) and not isinstance(exc, media.NotAllowed):
-            await context.bot.send_message(chat_id, source)
-        else:
-            raise
 
 

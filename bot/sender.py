@@ -21,43 +21,18 @@ import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
-from actors.ports import Buttons, SendError, SendOutcome, Sent
+from actors.ports import SendError, SendOutcome, Sent
 from bot import media
 from bot.flood_control import Deposed, dispatch_marker, send_epoch
+from bot.limits import fit, fit_caption
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Buttons = list[list[tuple[str, str]]]   # rows of (text, callback_data)
 
 SEND_TIMEOUT_S = 90.0        # from dispatch to answer
 MAX_QUEUE_WAIT_S = 300.0     # in FloodControl's queue, before we give up (nothing sent)
 _NOT_SENT_MARKERS = ("ConnectError", "Connection refused", "ConnectTimeout")
-TEXT_LIMIT = 4096            # Telegram's limits, in UTF-16 code units
-CAPTION_LIMIT = 1024
-ELLIPSIS = "…"
-
-
-def fit(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` UTF-16 code units (as Telegram counts), ending with "…"."""
-    if _utf16_len(text) <= limit:
-        return text
-    budget = limit - _utf16_len(ELLIPSIS)
-    cut: list[str] = []
-    used = 0
-    for char in text:
-        size = _utf16_len(char)
-        if used + size > budget:
-            break
-        cut.append(char)
-        used += size
-    return "".join(cut) + ELLIPSIS
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def _caption(caption: str | None) -> str | None:
-    return fit(caption, CAPTION_LIMIT) if caption is not None else None
 
 
 def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
@@ -112,7 +87,9 @@ class _Dispatch(threading.Event):
 
 
 class TelegramSender:
-    """actors.ports.Sender over PTB, for threads other than the bot loop's."""
+    """Blocking Bot API calls for threads other than the bot loop's (bot/presenter.py uses it
+    to implement actors.ports.Sender). A file Telegram refuses goes as a link instead, within
+    the same call (bot/media.py)."""
 
     def __init__(self, bot: Bot, loop: asyncio.AbstractEventLoop, timeout: float = SEND_TIMEOUT_S,
                  epoch: int | None = None) -> None:
@@ -153,13 +130,13 @@ class TelegramSender:
 
     def send_media(self, chat_id: int, kind: str, source: str, caption: str | None,
                    buttons: Buttons | None) -> Sent:
-        msg = self._run(f"send_{kind}", lambda: _to_migrated(chat_id, lambda chat: media.send_media(
-            self._bot, chat, kind, source, _caption(caption), keyboard(buttons))))
+        msg = self._run(f"send_{kind}", lambda: _to_migrated(chat_id, lambda chat: media.send_or_link(
+            self._bot, chat, kind, source, fit_caption(caption), keyboard(buttons))))
         return Sent((msg.message_id,), tuple(filter(None, [media.file_id_of(msg)])))
 
     def send_album(self, chat_id: int, kind: str, sources: list[str], caption: str | None) -> Sent:
-        msgs = self._run("send_album", lambda: _to_migrated(chat_id, lambda chat: media.send_album(
-            self._bot, chat, kind, sources, _caption(caption))))
+        msgs = self._run("send_album", lambda: _to_migrated(chat_id, lambda chat: media.send_album_or_links(
+            self._bot, chat, kind, sources, fit_caption(caption))))
         return Sent(tuple(m.message_id for m in msgs), tuple(filter(None, (media.file_id_of(m) for m in msgs))))
 
     def download_file(self, file_id: str) -> tuple[bytes, str]:
@@ -167,13 +144,13 @@ class TelegramSender:
 
     def send_text(self, chat_id: int, text: str, buttons: Buttons | None = None) -> Sent:
         msg: Message = self._run("sendMessage", lambda: _to_migrated(chat_id, lambda chat: self._bot.send_message(
-            chat, fit(text, TEXT_LIMIT), reply_markup=keyboard(buttons))))
+            chat, fit(text), reply_markup=keyboard(buttons))))
         return Sent((msg.message_id,))
 
     def edit_text(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None) -> None:
         try:
             self._run("editMessageText", lambda: self._bot.edit_message_text(
-                fit(text, TEXT_LIMIT), chat_id=chat_id, message_id=message_id, reply_markup=keyboard(buttons)))
+                fit(text), chat_id=chat_id, message_id=message_id, reply_markup=keyboard(buttons)))
         except SendError as exc:
             if "not modified" in exc.detail.lower():
                 return          # the same text again: already done

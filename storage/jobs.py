@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.job_state import TERMINAL, JobState, check_transition
+from actors.outcomes import Failure, FailureCode, JobOutcome
 from storage.db import Database, json_param
 
 
@@ -45,6 +46,8 @@ class Job:
     result_text: str | None = None
     delivery_parts: list[dict[str, Any]] = field(default_factory=list)   # see DeliveryPart
     claim_released: bool = False
+    failure_code: str | None = None
+    failure_detail: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -53,6 +56,20 @@ class Job:
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == JobOutcome.SUCCESS
+
+    @property
+    def failure(self) -> Failure | None:
+        """Why the job failed; None for rows from before failure codes (see failure_reason)."""
+        if self.failure_code is None:
+            return None
+        try:
+            return Failure(FailureCode(self.failure_code), self.failure_detail or "")
+        except ValueError:
+            return Failure(FailureCode.INTERNAL, self.failure_detail or "")
 
 
 @dataclass(frozen=True)
@@ -112,8 +129,8 @@ def get_job(db: Database, job_id: int) -> Job | None:
 
 
 def transition(db: Database, job_id: int, expected: JobState, new: JobState, epoch: int, *,
-               outcome: str | None = None, kie_task_id: str | None = None,
-               result_urls: list[str] | None = None, failure_reason: str | None = None,
+               outcome: JobOutcome | None = None, kie_task_id: str | None = None,
+               result_urls: list[str] | None = None, failure: Failure | None = None,
                delivered_message_ids: list[int] | None = None, result_file_ids: list[str] | None = None,
                result_text: str | None = None, expected_claim_epoch: int | None = None,
                delivery_parts: list[dict[str, Any]] | None = None, claim_fenced: bool = False) -> TransitionResult:
@@ -124,9 +141,11 @@ def transition(db: Database, job_id: int, expected: JobState, new: JobState, epo
     check_transition(expected, new)
     row = db.one(
         "transition_job", job_id=job_id, expected=expected.value, new=new.value, epoch=epoch,
-        outcome=outcome, kie_task_id=kie_task_id,
+        outcome=outcome.value if outcome else None, kie_task_id=kie_task_id,
         result_urls=json_param(result_urls) if result_urls is not None else None,
-        failure_reason=failure_reason,
+        failure_reason=None,
+        failure_code=failure.code.value if failure else None,
+        failure_detail=failure.detail if failure else None,
         delivered_message_ids=json_param(delivered_message_ids) if delivered_message_ids is not None else None,
         result_file_ids=json_param(result_file_ids) if result_file_ids is not None else None,
         result_text=result_text, expected_claim_epoch=expected_claim_epoch,
@@ -160,9 +179,14 @@ def counts_by_state(db: Database) -> dict[str, int]:
 
 
 def database_gauges(db: Database) -> tuple[dict[str, int], int, int, float]:
-    """(jobs by state, callback backlog, update backlog, oldest unfinished job age in s)."""
+    """(unfinished jobs by state, callback backlog, update backlog, oldest unfinished job age in s).
+
+    Only unfinished states are counted, each one present (0 when empty), so that a scrape costs
+    O(unfinished jobs); finished jobs are counted as they finish, by kiebot_jobs_finished_total."""
     row = db.one("database_gauges") or {}
-    return (counts_by_state(db), int(row.get("callback_backlog", 0)), int(row.get("update_backlog", 0)),
+    counted = row.get("jobs_by_state") or {}
+    by_state = {s.value: int(counted.get(s.value, 0)) for s in JobState if s not in TERMINAL}
+    return (by_state, int(row.get("callback_backlog", 0)), int(row.get("update_backlog", 0)),
             float(row.get("oldest_age_s", 0.0)))
 
 

@@ -37,6 +37,14 @@ SELECT pg_notify('kiebot_leader', %(holder)s)
 -- Standbys listen for a resigning leader.
 LISTEN kiebot_leader
 
+-- name: listen_stored_work
+-- The leader listens for callbacks and updates stored by any instance (insert_callback, insert_update).
+LISTEN kiebot_callback; LISTEN kiebot_update
+
+-- name: backend_pid
+-- The server process of this session (to tell one listening session from the next).
+SELECT pg_backend_pid() AS pid
+
 -- name: insert_job
 -- A new job in state created; committed before createTask is called.
 INSERT INTO jobs (request_key, chat_id, user_id, lang, model, input, callback_token,
@@ -65,6 +73,8 @@ UPDATE jobs SET
     kie_task_id = COALESCE(%(kie_task_id)s, kie_task_id),
     result_urls = COALESCE(%(result_urls)s, result_urls),
     failure_reason = COALESCE(%(failure_reason)s, failure_reason),
+    failure_code = COALESCE(%(failure_code)s, failure_code),
+    failure_detail = COALESCE(%(failure_detail)s, failure_detail),
     delivered_message_ids = COALESCE(%(delivered_message_ids)s, delivered_message_ids),
     result_file_ids = COALESCE(%(result_file_ids)s, result_file_ids),
     result_text = COALESCE(%(result_text)s, result_text),
@@ -120,10 +130,13 @@ SELECT * FROM jobs WHERE user_id = %(user_id)s ORDER BY created_at DESC LIMIT %(
 SELECT from_state::text, to_state::text, epoch, at FROM job_events WHERE job_id = %(job_id)s ORDER BY id
 
 -- name: insert_callback
--- Store a KIE callback before answering it.
-INSERT INTO callback_inbox (job_id, body, signature_ok, received_by)
-VALUES (%(job_id)s, %(body)s, %(signature_ok)s, %(received_by)s)
-RETURNING id
+-- Store a KIE callback before answering it, and tell the leader (the job id) when it commits.
+WITH stored AS (
+    INSERT INTO callback_inbox (job_id, body, signature_ok, received_by)
+    VALUES (%(job_id)s, %(body)s, %(signature_ok)s, %(received_by)s)
+    RETURNING id, job_id
+)
+SELECT stored.id, pg_notify('kiebot_callback', stored.job_id::text)::text AS notified FROM stored
 
 -- name: unprocessed_callbacks_for_job
 -- A job's callbacks not yet handled, in arrival order.
@@ -143,11 +156,15 @@ WHERE callback_inbox.id = %(id)s AND callback_inbox.processed_at IS NULL AND ter
 RETURNING callback_inbox.id
 
 -- name: insert_update
--- Store a Telegram update before confirming it; a redelivered update_id is ignored.
-INSERT INTO telegram_updates (update_id, body, received_by)
-VALUES (%(update_id)s, %(body)s, %(received_by)s)
-ON CONFLICT (update_id) DO NOTHING
-RETURNING update_id
+-- Store a Telegram update before confirming it, and tell the leader (no payload) when it
+-- commits; a redelivered update_id is ignored and notifies nobody.
+WITH stored AS (
+    INSERT INTO telegram_updates (update_id, body, received_by)
+    VALUES (%(update_id)s, %(body)s, %(received_by)s)
+    ON CONFLICT (update_id) DO NOTHING
+    RETURNING update_id
+)
+SELECT stored.update_id, pg_notify('kiebot_update', '')::text AS notified FROM stored
 
 -- name: unprocessed_updates
 -- Stored updates whose handlers have not finished, in update_id order, except those in flight.
@@ -192,8 +209,14 @@ ON CONFLICT (user_id) DO NOTHING
 SELECT lang FROM users WHERE user_id = %(user_id)s
 
 -- name: database_gauges
--- Inbox backlogs and the oldest unfinished job's age (for /metrics).
+-- Unfinished jobs by state, inbox backlogs and the oldest unfinished job's age (for /metrics).
+-- Every part reads a partial index of unfinished rows (jobs_unfinished_by_state and the two
+-- *_unprocessed ones): a scrape costs O(unfinished work), however many jobs ever finished.
 SELECT
+    (SELECT COALESCE(jsonb_object_agg(s.state, s.n), '{}'::jsonb) FROM (
+        SELECT state::text AS state, count(*) AS n FROM jobs
+        WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+        GROUP BY state) s) AS jobs_by_state,
     (SELECT count(*) FROM callback_inbox WHERE processed_at IS NULL) AS callback_backlog,
     (SELECT count(*) FROM telegram_updates WHERE processed_at IS NULL) AS update_backlog,
     COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM jobs
@@ -241,3 +264,57 @@ RETURNING telegram_updates.update_id
 -- name: failed_updates
 -- Updates set aside as failed, with their reasons.
 SELECT update_id, failure FROM telegram_updates WHERE failure IS NOT NULL ORDER BY update_id
+
+-- demo and harness reads
+
+-- name: terminate_database_sessions
+-- End the other sessions on a database about to be dropped (sim/cluster.py, on a maintenance database).
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = %(name)s AND pid <> pg_backend_pid()
+
+-- name: drop_database_statement
+-- The DROP DATABASE for a name, its identifier quoted by the server (DDL takes no parameters).
+SELECT format('DROP DATABASE IF EXISTS %%I', %(name)s::text) AS statement
+
+-- name: create_database_statement
+-- The CREATE DATABASE for a name, from a template if one is given, identifiers quoted by the server.
+SELECT format('CREATE DATABASE %%I', %(name)s::text)
+       || CASE WHEN %(template)s::text IS NULL THEN ''
+               ELSE format(' TEMPLATE %%I', %(template)s::text) END AS statement
+
+-- name: database_commits
+-- Transactions committed in a database so far (the benchmarks' commits per job).
+SELECT xact_commit FROM pg_stat_database WHERE datname = %(name)s
+
+-- name: server_settings
+-- Some of the server's settings with their units (the benchmarks' machine description).
+SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%(names)s::text[])
+
+-- retention and gauges
+
+-- name: delete_old_processed_updates
+-- Retention: up to `batch` Telegram updates processed more than `age_s` seconds ago (never an
+-- unprocessed one), oldest first; found through telegram_updates_processed_at.
+DELETE FROM telegram_updates WHERE update_id IN (
+    SELECT update_id FROM telegram_updates
+    WHERE processed_at IS NOT NULL AND processed_at < now() - make_interval(secs => %(age_s)s)
+    ORDER BY processed_at LIMIT %(batch)s)
+
+-- name: delete_old_processed_callbacks
+-- Retention: up to `batch` KIE callbacks processed more than `age_s` seconds ago (never an
+-- unprocessed one), oldest first; found through callback_inbox_processed_at.
+DELETE FROM callback_inbox WHERE id IN (
+    SELECT id FROM callback_inbox
+    WHERE processed_at IS NOT NULL AND processed_at < now() - make_interval(secs => %(age_s)s)
+    ORDER BY processed_at LIMIT %(batch)s)
+
+-- name: delete_old_job_events
+-- Retention: up to `batch` state-change events of jobs that reached a final state more than
+-- `age_s` seconds ago, oldest first. An unfinished job keeps its whole history, and a finished
+-- one keeps it whole until the age has passed since its last change (final states never move).
+DELETE FROM job_events WHERE id IN (
+    SELECT e.id FROM job_events e JOIN jobs j ON j.id = e.job_id
+    WHERE e.at < now() - make_interval(secs => %(age_s)s)
+      AND j.state IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+      AND j.updated_at < now() - make_interval(secs => %(age_s)s)
+    ORDER BY e.at LIMIT %(batch)s)

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from actors.job_state import JobState
-from config.texts import text
+from actors.outcomes import FailureCode
 from kie.uploads import TelegramFile
 from sim.kie import KieSim
 from sim.kie_tasks import Fate
@@ -259,7 +259,7 @@ def test_a_refused_upload_fails_the_job_at_once_with_a_plain_message(
     # Nobody tells the supervisor: its sweep adopts the job.
     final = settled(db, job.id, timeout=15)
     assert (final.state, final.outcome) == (JobState.DELIVERED, "failure")
-    assert final.failure_reason == text("en", "reason_upload_refused")
+    assert final.failure is not None and final.failure.code == FailureCode.UPLOAD_REFUSED
     telegram.wait_for_chat(USER, lambda c: any("would not give me the file" in (m.text or "") for m in c))
     assert [c.status for c in telegram.calls("getFile")] == [400]      # refused for good: not asked again
     assert kie.calls("createTask") == []

@@ -33,7 +33,7 @@ def test_metrics_show_jobs_by_state_and_deliveries(bot: Instance, telegram: Tele
     telegram.wait_for_chat(42, lambda c: any(m.media == "photo" for m in c), timeout=10)
     wait_until(lambda: 'kiebot_deliveries_total{outcome="success"} 1.0' in bot.get("/metrics").text)
     text = bot.get("/metrics").text
-    assert 'kiebot_jobs{state="delivered"} 1.0' in text
+    assert 'kiebot_jobs{state="delivering"} 0.0' in text and 'state="delivered"' not in text.split("kiebot_jobs_finished_total")[0]
     assert "kiebot_leader_active 1.0" in text
 
 

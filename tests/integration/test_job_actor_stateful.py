@@ -36,7 +36,7 @@ from actors.timers import Timers
 from bot.sender import run_on_loop
 from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
-from config.settings import Settings
+from config.settings import DeliveryPolicy, Settings
 from kie.client import KieClient
 from sim.kie import KieSim
 from sim.kie_tasks import Fate
@@ -45,6 +45,7 @@ from storage import inbox
 from storage.db import Database
 from storage.jobs import Job, NewJob, create_job, get_job, job_events
 from telemetry.metrics import Metrics
+from sim import cluster
 from tests.conftest import TEMPLATE, _admin, drop_database, with_database
 from tests.support.factories import take_epoch
 from tests.support.waiting import wait_until
@@ -88,7 +89,7 @@ class JobActorMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.name = f"kiebot_h_{uuid.uuid4().hex[:10]}"
-        _admin(self.admin_url, f'CREATE DATABASE "{self.name}" TEMPLATE "{TEMPLATE}"')
+        cluster.create_database(self.admin_url, self.name, template=TEMPLATE)
         self.url = with_database(self.admin_url, self.name)
         # The actors' pool is the one whose connections a rule drops; the test reads through
         # its own, so that its checks never meet (or heal) a dropped connection.
@@ -132,10 +133,10 @@ class JobActorMachine(RuleBasedStateMachine):
 
     # --- wiring, as runtime.py does it --------------------------------------------------------
     def ctx(self) -> JobContext:
-        return JobContext(db=self.db, kie=self.kie_client, sender=self.gateway.sender.for_epoch(self.epoch),
+        return JobContext(db=self.db, kie=self.kie_client, sender=self.gateway.presenter_for(self.epoch),
                           timers=self.timers, catalogue=load_catalogue(), metrics=Metrics(), epoch=self.epoch,
                           public_url=None, confirm_callbacks=True, hmac_required=False,
-                          delivery_policy="at_least_once", poll_base_s=0.05, delivery_grace_s=0.5)
+                          delivery_policy=DeliveryPolicy.AT_LEAST_ONCE, poll_base_s=0.05, delivery_grace_s=0.5)
 
     def start_supervisor(self) -> None:
         """Start a supervisor and wait until it has adopted the job. Its adoption read may meet

@@ -14,7 +14,7 @@ from actors.supervisor import JobSupervisor
 from actors.timers import Timers
 from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
-from config.settings import Settings
+from config.settings import DeliveryPolicy, Settings
 from kie.client import KieClient
 from sim.kie import KieSim
 from sim.kie_tasks import Fate
@@ -106,9 +106,10 @@ def test_a_database_error_while_routing_a_callback_costs_one_message_not_the_sup
     gateway = BotGateway(Settings.from_env({"TELEGRAM_BOT_TOKEN": telegram.token, "TELEGRAM_API_URL": telegram.url,
                                             "KIE_API_KEY": "x"}), db, load_catalogue(), Metrics(), lambda _: None)
     timers = Timers()
-    ctx = JobContext(db=proxied, kie=KieClient(kie.url, kie.api_key), sender=gateway.sender, timers=timers,
-                     catalogue=load_catalogue(), metrics=Metrics(), epoch=take_epoch(database_url), public_url=None,
-                     confirm_callbacks=True, hmac_required=False, delivery_policy="at_least_once",
+    epoch = take_epoch(database_url)
+    ctx = JobContext(db=proxied, kie=KieClient(kie.url, kie.api_key), sender=gateway.presenter_for(epoch),
+                     timers=timers, catalogue=load_catalogue(), metrics=Metrics(), epoch=epoch, public_url=None,
+                     confirm_callbacks=True, hmac_required=False, delivery_policy=DeliveryPolicy.AT_LEAST_ONCE,
                      poll_base_s=30, delivery_grace_s=1)
     supervisor: pykka.ActorRef[Any] = JobSupervisor.start(ctx)
     try:

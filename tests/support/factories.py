@@ -7,6 +7,7 @@ from typing import Any
 from actors.job_state import JobState
 from storage.db import Database
 from storage.jobs import Job, NewJob, create_job, get_job, transition
+from actors.outcomes import Failure, FailureCode, JobOutcome
 from storage.leader_term import LockConnection
 
 _keys = itertools.count(1)
@@ -17,9 +18,10 @@ PATH_TO: dict[JobState, list[tuple[JobState, dict[str, Any]]]] = {
     JobState.SUBMITTING: [(JobState.SUBMITTING, {})],
     JobState.SUBMITTED: [(JobState.SUBMITTING, {}), (JobState.SUBMITTED, {"kie_task_id": None})],
     JobState.SUCCEEDED: [(JobState.SUBMITTING, {}), (JobState.SUBMITTED, {"kie_task_id": None}),
-                         (JobState.SUCCEEDED, {"outcome": "success", "result_urls": ["http://127.0.0.1/x.png"]})],
+                         (JobState.SUCCEEDED, {"outcome": JobOutcome.SUCCESS, "result_urls": ["http://127.0.0.1/x.png"]})],
     JobState.FAILED: [(JobState.SUBMITTING, {}), (JobState.SUBMITTED, {"kie_task_id": None}),
-                      (JobState.FAILED, {"outcome": "failure", "failure_reason": "boom"})],
+                      (JobState.FAILED, {"outcome": JobOutcome.FAILURE,
+                                                          "failure": Failure(FailureCode.KIE_FAILED, "boom")})],
 }
 PATH_TO[JobState.CANCELLED] = [(JobState.CANCELLED, {})]
 PATH_TO[JobState.DELIVERING] = PATH_TO[JobState.SUCCEEDED] + [(JobState.DELIVERING, {})]

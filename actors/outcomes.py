@@ -1,0 +1,39 @@
+"""What a job came to, as data the actors decide and the bot presents: the outcome, and for a
+failure a code plus a detail (never a sentence in some language). The bot turns a `Failure`
+into words in the user's language when it tells them. A leaf module, like actors/job_state.py.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class JobOutcome(str, enum.Enum):
+    """jobs.outcome: set when the outcome is known (succeeded / failed)."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class FailureCode(str, enum.Enum):
+    """jobs.failure_code: why a job failed, in the bot's own vocabulary."""
+
+    KIE_FAILED = "kie_failed"           # KIE said the generation failed; detail: its message
+    DEADLINE = "deadline"               # it took too long; detail: the deadline in minutes
+    UNAVAILABLE = "unavailable"         # the KIE account needs an operator (key, balance, …)
+    UPLOAD_REFUSED = "upload_refused"   # Telegram would not give us the file the user sent
+    INTERNAL = "internal"               # our own fault (a JobActor kept crashing)
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: FailureCode
+    detail: str = ""
+
+
+class ProgressStage(enum.Enum):
+    """What the progress message shows."""
+
+    GENERATING = "generating"
+    DONE = "done"
+    CANCELLED = "cancelled"
