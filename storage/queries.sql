@@ -223,9 +223,11 @@ SELECT
               WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')), 0)::float8 AS oldest_age_s
 
 -- name: active_jobs_for_user
--- A user's jobs that have not reached a final state (the one-at-a-time rule, /cancel).
+-- A user's jobs still generating (the one-at-a-time rule, /cancel): once a job's result is
+-- being delivered its generation is over, so a user who answers the photo at once is not
+-- refused, and a delivery stuck behind Telegram never keeps its user busy.
 SELECT * FROM jobs WHERE user_id = %(user_id)s
-  AND state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+  AND state NOT IN ('delivering', 'delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
 ORDER BY id
 
 -- name: set_user_lang
