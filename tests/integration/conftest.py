@@ -1,12 +1,13 @@
 """Simulator and instance fixtures for integration tests."""
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
+from storage.db import connect
 from tests.support.harness import Instance, start_instance
 
 
@@ -34,6 +35,16 @@ def instance_factory(database_url: str, kie: KieSim, telegram: TelegramSim) -> I
     yield make
     for inst in reversed(started):
         inst.runtime.stop()
+
+
+@pytest.fixture
+def sql(database_url: str) -> Iterator[Any]:
+    """An autocommit cursor on the test database, for a test's own setup (bulk rows, backdating:
+    the test's clock is the database's, moved back by hand)."""
+    conn = connect(database_url, autocommit=True, application_name="kiebot-tests")
+    with conn.cursor() as cur:
+        yield cur
+    conn.close()
 
 
 @pytest.fixture

@@ -30,8 +30,9 @@ from sim.kie import KieSim
 from sim.telegram import TelegramSim
 from storage.db import Database
 from tests.support.delivery_matrix import (ALO, AMO, PERFORMED, STEPS, USER, allowed_counts, arm, assert_final,
-                                           on_the_wire, terminate, the_job)
+                                           on_the_wire, the_job)
 from tests.support.harness import Instance
+from tests.support.sessions import terminate
 from tests.support.waiting import wait_until
 
 GRACE_S = "4"           # longer than a slowed send (1.5 s): a standby trusts a claim on the wire

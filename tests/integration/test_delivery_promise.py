@@ -27,6 +27,7 @@ from storage.db import Database, connect
 from storage.jobs import Job, NewJob, create_job, get_job, job_events, recent_jobs
 from tests.support.factories import make_job
 from tests.support.harness import Instance, start_instance
+from tests.support.sessions import terminate
 from tests.support.waiting import wait_until
 
 USER = 7301
@@ -63,19 +64,6 @@ def stuck_job(kie: KieSim, telegram: TelegramSim, db: Database, user: int, promp
     kie.script_next(Fate(outcome="stuck", result_count=results))
     telegram.user_sends(user, f"/imagine {prompt}", chat_id=chat_id)
     return job_of(db, user, JobState.SUBMITTED)
-
-
-def terminate(database_url: str, application_name: str) -> int:
-    """End every server session of this database with that exact application_name."""
-    conn = connect(database_url, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = %s AND datname = current_database()", (application_name,))
-            (n,) = cur.fetchone()
-    finally:
-        conn.close()
-    return int(n)
 
 
 def metric(inst: Instance, line_start: str) -> float:

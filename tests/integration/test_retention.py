@@ -3,25 +3,16 @@
 and no job is ever deleted."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from actors.job_state import JobState
 from actors.retention import Retention, RetentionConfig
 from storage import inbox, updates
-from storage.db import Database, connect
+from storage.db import Database
 from storage.jobs import get_job, job_events
 from tests.support.factories import make_job, take_epoch
-
-
-@pytest.fixture
-def sql(database_url: str) -> Iterator[Any]:
-    """A cursor for backdating rows: the test's clock is the database's, moved back by hand."""
-    conn = connect(database_url, autocommit=True, application_name="kiebot-tests")
-    with conn.cursor() as cur:
-        yield cur
-    conn.close()
 
 
 class Removed:

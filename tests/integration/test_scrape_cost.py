@@ -8,21 +8,13 @@ from typing import Any, Iterator
 import pytest
 
 from actors.job_state import TERMINAL, JobState
-from storage.db import QUERIES, Database, connect
+from storage.db import QUERIES, Database
 from storage.jobs import database_gauges
 from tests.support.factories import make_job, take_epoch
 
 FINISHED = 100_000
 FINAL_STATES = sorted(s.value for s in TERMINAL)
 PARTIAL_INDEXES = {"jobs_unfinished_by_state", "jobs_unfinished"}     # unfinished jobs only
-
-
-@pytest.fixture
-def sql(database_url: str) -> Iterator[Any]:
-    conn = connect(database_url, autocommit=True, application_name="kiebot-tests")
-    with conn.cursor() as cur:
-        yield cur
-    conn.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Callable
 from actors.job_state import JobState
 from sim.kie_tasks import Fate
 from sim.telegram import TelegramSim
-from storage.db import Database, connect
+from storage.db import Database
 from storage.jobs import Job, recent_jobs
 
 USER = 7301
@@ -55,19 +55,6 @@ STEPS = {s.name: s for s in (
     Step("notice_message", "sendMessage", spare=1, failing=True),   # after the edit is refused
     Step("delivered_write", "sendMessage", spare=1, part=2),    # the write after the last send
 )}
-
-
-def terminate(database_url: str, application_name: str) -> int:
-    """Cut every server session with this application_name (an instance's pool, or its lock)."""
-    conn = connect(database_url, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                        "WHERE application_name = %s AND datname = current_database()", (application_name,))
-            (count,) = cur.fetchone()
-    finally:
-        conn.close()
-    return int(count)
 
 
 def arm(telegram: TelegramSim, step: Step, fault: str, slow_s: float = 1.5) -> None:
