@@ -17,12 +17,13 @@ import asyncio
 import functools
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from telegram import Update
-from telegram.error import Conflict, NetworkError, TelegramError, TimedOut
-from telegram.ext import Application, ApplicationBuilder
-from telegram.request import HTTPXRequest
+from telegram import Update  # noqa: TID251 - the gateway is PTB's home
+from telegram.error import Conflict, NetworkError, TelegramError, TimedOut  # noqa: TID251 - the gateway is PTB's home
+from telegram.ext import Application, ApplicationBuilder  # noqa: TID251 - the gateway is PTB's home
+from telegram.request import HTTPXRequest  # noqa: TID251 - the gateway is PTB's home
 
 from bot import dialogue, flood_control, media
 from bot.chat_lanes import ChatLanes
@@ -45,6 +46,7 @@ SWEEP_BATCH = 100            # stored updates read per query
 FAILURE_TEXT_MAX = 300       # characters of an update's failure reason kept
 START_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 25.0      # below the default delivery grace period (30 s)
+INTAKE_DRAIN_S = 5.0        # a stopping intake lets handlers with a reply on the wire finish
 BOT_COMMANDS = [("start", "Menu"), ("imagine", "Generate from one line"), ("cancel", "Leave the current step"),
                 ("help", "Help")]
 
@@ -77,8 +79,8 @@ class BotGateway:
     def _build_application(self) -> Application[Any, Any, Any, Any, Any, Any]:
         base = self.settings.telegram_api_url
         self.flood_control = FloodControl(on_wait=self._observe_wait, on_queue=self.metrics.telegram_queue.set,
-                                          on_request=self.metrics.observe_telegram_request, pacing=self.settings.client_pacing,
-                                          holds_epoch=self._holds_epoch)
+                                          on_request=self.metrics.observe_telegram_request,
+                                          pacing=self.settings.client_pacing, holds_epoch=self._holds_epoch)
         return (ApplicationBuilder()
                 .token(self.settings.telegram_bot_token)
                 .base_url(f"{base}/bot")
@@ -111,7 +113,7 @@ class BotGateway:
             log.warning("stopping with Telegram requests still on the wire", extra={"action": "drain_timeout"})
         try:
             run_on_loop(self.loop, self.app.shutdown(), 10)
-        except Exception:  # noqa: BLE001 - shutting down; nothing left to protect
+        except Exception:  # shutting down; nothing left to protect
             log.debug("PTB shutdown raised", exc_info=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
@@ -125,7 +127,7 @@ class BotGateway:
                 self._intake.cancel()
                 try:
                     await self._intake
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001 - it is being replaced
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - it is being replaced
                     pass
                 self._intake = None
             if epoch is not None:
@@ -142,7 +144,8 @@ class BotGateway:
     async def _run_intake(self, epoch: int) -> None:
         """Intake for one epoch; an unexpected error is logged and the intake starts over. The
         chat lanes live as long as the epoch, so a restart does not cut other chats short."""
-        log.info("telegram intake started (%s)", self.settings.bot_mode, extra={"action": "intake_start", "epoch": epoch})
+        log.info("telegram intake started (%s)", self.settings.bot_mode,
+                 extra={"action": "intake_start", "epoch": epoch})
         lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch))
         try:
             while True:
@@ -150,14 +153,14 @@ class BotGateway:
                     await self._intake_once(epoch, lanes)
                 except (asyncio.CancelledError, FencedOut):
                     raise
-                except Exception:  # noqa: BLE001 - the intake boundary: log, count, start over
+                except Exception:  # the intake boundary: log, count, start over
                     log.exception("telegram intake failed; restarting", extra={"action": "intake_error"})
                     self.metrics.telegram_updates.labels("intake_error").inc()
                     await asyncio.sleep(POLL_ERROR_BACKOFF_S[-1])
         except FencedOut:
             log.warning("epoch %s is stale; intake stops", epoch, extra={"action": "intake_fenced"})
         finally:
-            await lanes.close()
+            await lanes.close(INTAKE_DRAIN_S)
             log.info("telegram intake stopped", extra={"action": "intake_stop", "epoch": epoch})
 
     async def _intake_once(self, epoch: int, lanes: ChatLanes[Update]) -> None:
@@ -192,7 +195,8 @@ class BotGateway:
                 return
             except TelegramError as exc:
                 failures += 1
-                log.warning("could not register the intake: %s", type(exc).__name__, extra={"action": "intake_register"})
+                log.warning("could not register the intake: %s", type(exc).__name__,
+                            extra={"action": "intake_register"})
                 await asyncio.sleep(POLL_ERROR_BACKOFF_S[min(failures, len(POLL_ERROR_BACKOFF_S)) - 1])
 
     async def _poll(self) -> None:
@@ -235,7 +239,7 @@ class BotGateway:
             await self._process_stored(epoch, lanes)
             try:
                 await asyncio.wait_for(self._wake.wait(), INBOX_SWEEP_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
 
@@ -268,10 +272,18 @@ class BotGateway:
         that escapes PTB sets the update aside as failed, so the chat's next update follows."""
         # Every request the handler makes is sent for this epoch, or not at all (see FloodControl).
         flood_control.send_epoch.set(epoch)
+        refused: list[int] = []
+        flood_control.refused_for_epoch.set(refused)
         try:
             await self.app.process_update(update)
         except Exception as exc:  # noqa: BLE001 - one bad update must not stop the ones after it
             await self._set_aside(epoch, update_id, exc)
+            return
+        if refused:
+            # Deposed while handling it: what it wanted to say was not said. The next leader
+            # handles the update (and says it); marking it processed would leave it unanswered.
+            log.info("update %s left to the next leader: this term ended while handling it", update_id,
+                     extra={"action": "update_left"})
             return
         if not await asyncio.to_thread(update_inbox.mark_processed, self.db, update_id, epoch):
             raise FencedOut(epoch)

@@ -11,15 +11,25 @@ import datetime as dt
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import pykka
 
 from actors.decisions import Failed, KeepWaiting, Next, Succeeded, decide_after_record, next_poll_delay
 from actors.job_state import JobState as S
-from actors.messages import (Cancel, CallbacksPending, ChildFailed, ChildFinished, PollDue, ProgressDue, Resume,
-                             RetrySend)
+from actors.messages import (
+    CallbacksPending,
+    Cancel,
+    ChildFailed,
+    ChildFinished,
+    PollDue,
+    ProgressDue,
+    Resume,
+    RetrySend,
+    ShowFinalAgain,
+)
 from actors.outcomes import Failure, FailureCode, JobOutcome, ProgressStage
 from actors.ports import Sender, SendError, SendOutcome, Sent
 from actors.retention import RetentionConfig
@@ -46,8 +56,9 @@ RECORD_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)   # ~19 s for the database to c
 PROGRESS_PRIVATE_S = 5.0
 CALLBACK_POLL_FACTOR = 5.0      # poll this much less often when KIE calls back (10 recordInfo/s per key)
 PROGRESS_GROUP_S = 15.0
-CALLBACK_RECHECK_S = 5.0
-CLAIM_RECHECK_S = 1.0           # another epoch's open claim is read again this often        # a callback kept for a `submitting` job is confirmed again this often
+CALLBACK_RECHECK_S = 5.0        # a callback kept for a `submitting` job is confirmed again this often
+CLAIM_RECHECK_S = 1.0
+SHOW_FINAL_AGAIN_S = 30.0       # > the 25 s a stepping-down instance drains its requests for           # another epoch's open claim is read again this often
 
 
 class UploadRefused(Exception):
@@ -101,6 +112,7 @@ class JobActor(pykka.ThreadingActor):
         self._callback_at: dt.datetime | None = None
         self._uncertainty_counted = False
         self._inbox_read_at = float("-inf")
+        self._inherited = False         # an earlier epoch worked on this job (see ShowFinalAgain)
         self._foreign_claim_seen: dt.datetime | None = None   # another epoch's open claim, first seen
         self._claimed = False           # this actor holds the job's delivery claim
         self._claim_clean = False       # …and nothing of it is on the wire or unrecorded
@@ -118,16 +130,26 @@ class JobActor(pykka.ThreadingActor):
             if self.ctx.slots.closed:   # the epoch ended while this message waited for a slot
                 return self._finish()
             self._handle(message)
+        return None
 
     def _handle(self, message: Any) -> None:
         match message:
             case Resume():
                 self._resume()
+            case ShowFinalAgain(stage=stage):
+                if self.job is not None:
+                    self._progress_shown = None
+                    self._show_progress(self.job, stage)
+                self._finish()
             case RetrySend():
-                # The earlier send certainly did not happen: send again under our own claim.
+                # The earlier send certainly did not happen and the claim was released with its
+                # parts recorded: take it back and send the next part (unless another leader did).
                 job = self._reload()
-                if job is not None and job.state == S.DELIVERING and job.claim_epoch == self.ctx.epoch \
-                        and not job.claim_released:
+                if job is None or job.state != S.DELIVERING or job.claim_epoch != self.ctx.epoch:
+                    return self._finish()
+                if job.claim_released:
+                    job = self._move(job, S.DELIVERING, expected_claim_epoch=job.claim_epoch)
+                if job is not None:
                     self._send(job)
             case PollDue(generation=generation):
                 if generation == self._poll_generation:
@@ -157,7 +179,7 @@ class JobActor(pykka.ThreadingActor):
                 and job.claim_epoch == self.ctx.epoch and not job.claim_released:
             try:
                 self._release_claim(job)
-            except Exception:  # noqa: BLE001 - stopping; the next leader falls back to the grace period
+            except Exception:  # stopping; the next leader falls back to the grace period
                 log.exception("job %s: could not release its claim", self.job_id)
 
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
@@ -172,6 +194,8 @@ class JobActor(pykka.ThreadingActor):
             job = self._reload()
         else:
             self.job = job
+        if job is not None and job.epoch is not None and job.epoch != self.ctx.epoch:
+            self._inherited = True      # an earlier epoch wrote this row last
         if job is None or job.terminal:
             return self._finish()
         if job.state in (S.CREATED, S.SUBMITTING, S.SUBMITTED) and self._past_deadline(job):
@@ -197,6 +221,7 @@ class JobActor(pykka.ThreadingActor):
                 self._deliver(job)
             case S.DELIVERING:
                 self._resume_delivery(job)
+        return None
 
     def _submit(self, job: Job) -> None:
         try:
@@ -212,7 +237,7 @@ class JobActor(pykka.ThreadingActor):
             return self._kie_alert(job, exc)
         moved = self._move(job, S.SUBMITTING)
         if moved is None:
-            return
+            return None
         try:
             with self.ctx.slots.outside():      # KIE's account limit may pace this for seconds
                 task_id = self.ctx.kie.create_task(job.model, job_input, self.ctx.callback_url(job))
@@ -225,16 +250,17 @@ class JobActor(pykka.ThreadingActor):
         except KieSubmitOutcomeUnknown as exc:
             self._note("submit_outcome_unknown", str(exc), level=logging.WARNING)
             self._later(self._seconds_to_deadline(moved), Resume())
-            return
+            return None
         crashpoint("after_create_task")
         submitted = self._move(moved, S.SUBMITTED, kie_task_id=task_id)
         if submitted is None:
-            return
+            return None
         self._note("submitted", f"task {task_id}")
         self._later(self._progress_interval(submitted), ProgressDue())
         self._handle_callbacks()        # a callback may have arrived before createTask answered
         if self.job and self.job.state == S.SUBMITTED:
             self._schedule_poll()
+        return None
 
     def _kie_alert(self, job: Job, exc: KieAlert) -> None:
         log.error("KIE account needs an operator: %s", exc, extra={"action": "kie_alert", "job_id": job.id})
@@ -278,7 +304,7 @@ class JobActor(pykka.ThreadingActor):
     def _poll(self) -> None:
         job = self.job
         if job is None or job.state != S.SUBMITTED or not job.kie_task_id:
-            return
+            return None
         if self._past_deadline(job):
             return self._fail(job, self._deadline_failure(job))
         try:
@@ -288,6 +314,7 @@ class JobActor(pykka.ThreadingActor):
             self._note("poll_error", str(exc), level=logging.WARNING)
             return self._schedule_poll()
         self._apply(job, decide_after_record(record), source="poll")
+        return None
 
     def _apply(self, job: Job, decision: Next, *, source: str, task_id: str | None = None) -> None:
         match decision:
@@ -320,6 +347,7 @@ class JobActor(pykka.ThreadingActor):
                 continue        # kept in the inbox; read again after CALLBACK_RECHECK_S
             if not inbox.mark_processed(self.ctx.db, stored.id, self.ctx.epoch):
                 return self._stop_stale("callback consumption refused")
+        return None
 
     def _handle_callback(self, stored: inbox.StoredCallback) -> bool:
         """Handle one stored callback; False when it must stay in the inbox: while the job is
@@ -388,7 +416,7 @@ class JobActor(pykka.ThreadingActor):
                 self._note("reclaimed", f"released by epoch {job.claim_epoch}")
                 self._send(reclaimed)
             return None
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         since = job.claimed_at or now
         foreign = job.claim_epoch != self.ctx.epoch
         if foreign:
@@ -413,6 +441,7 @@ class JobActor(pykka.ThreadingActor):
             self._foreign_claim_seen = None
             self._note("reclaimed", f"from epoch {job.claim_epoch}", level=logging.WARNING)
             self._send(reclaimed)
+        return None
 
     def _send(self, job: Job) -> None:
         """Send the parts of the delivery not yet recorded as sent, recording each before the
@@ -432,13 +461,15 @@ class JobActor(pykka.ThreadingActor):
             crashpoint("after_send")
             done.append(sent)
             if index < count - 1:
+                # The lambda runs at once, inside this turn of the loop: it cannot see a later `job`.
                 recorded = self._record(lambda: record_delivery_parts(
-                    self.ctx.db, job.id, self.ctx.epoch, [p.to_json() for p in done]))
+                    self.ctx.db, job.id, self.ctx.epoch, [p.to_json() for p in done]))  # noqa: B023
                 if recorded is None:
                     return self._stop_stale("delivery claim taken over")
                 job = self.job = recorded
                 self._claim_clean = True
         self._delivered(job, done)
+        return None
 
     def _delivered(self, job: Job, done: list[Sent]) -> None:
         """Record the known outcome; a database error is retried, never turned into "unknown"."""
@@ -455,8 +486,15 @@ class JobActor(pykka.ThreadingActor):
             self.ctx.metrics.deliveries.labels(job.outcome or "unknown").inc()
             self._count_finished(delivered, job.outcome or "unknown")
             self._note("delivered", f"messages {message_ids}")
+            final = ProgressStage.DONE if job.succeeded else ProgressStage.FAILED
             if job.succeeded:
                 self._show_progress(delivered, ProgressStage.DONE)
+            in_place = job.succeeded or (job.progress_message_id,) == done[0].message_ids
+            if self._inherited and job.progress_message_id and in_place:
+                # Another epoch worked on this job: a progress edit it had on the wire when it
+                # stepped down may land after ours (its shutdown drains for up to
+                # SHOW_FINAL_AGAIN_S); show the final stage once more after that.
+                return self._later(SHOW_FINAL_AGAIN_S, ShowFinalAgain(final))
         elif result is not None:
             self._note("lost_race", "delivered write refused: the claim was taken over", level=logging.WARNING)
         self._finish()
@@ -479,7 +517,7 @@ class JobActor(pykka.ThreadingActor):
         return None
 
     def _count_finished(self, job: Job, outcome: str) -> None:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self.ctx.metrics.jobs_finished.labels(job.model, outcome).inc()
         self.ctx.metrics.job_duration.labels(job.model).observe((now - job.created_at).total_seconds())
         if self._callback_at is not None and outcome in (JobOutcome.SUCCESS, JobOutcome.FAILURE):
@@ -490,6 +528,10 @@ class JobActor(pykka.ThreadingActor):
         self.ctx.metrics.delivery_errors.labels(exc.outcome.value).inc()
         match exc.outcome:
             case SendOutcome.RETRY_AFTER | SendOutcome.RETRY:
+                # Known not sent: release the claim with its parts before waiting, so that a
+                # crash, a database blip or a new leader meanwhile resumes without guessing
+                # (at_most_once would otherwise park a delivery nothing of which is unknown).
+                self._release_claim(job, done)
                 delay = max(exc.retry_after, SEND_RETRY_S[min(self._send_attempt, len(SEND_RETRY_S) - 1)])
                 self._send_attempt += 1
                 self._later(delay, RetrySend())
@@ -514,8 +556,10 @@ class JobActor(pykka.ThreadingActor):
         """Our claim, with nothing of it on the wire: record its parts and release it."""
         if done is None:
             done = [Sent.from_json(p) for p in job.delivery_parts]
-        if self._record(lambda: record_delivery_parts(self.ctx.db, job.id, self.ctx.epoch,
-                                                      [p.to_json() for p in done], release=True)) is not None:
+        released = self._record(lambda: record_delivery_parts(self.ctx.db, job.id, self.ctx.epoch,
+                                                              [p.to_json() for p in done], release=True))
+        if released is not None:
+            self.job = released
             self._note("claim_released", f"after {len(done)} parts")
 
     # --- helpers ----------------------------------------------------------------------------
@@ -542,7 +586,7 @@ class JobActor(pykka.ThreadingActor):
         if self.ctx.public_url:
             delay *= CALLBACK_POLL_FACTOR   # callbacks carry the news; polling is the safety net
         if spread:
-            delay *= random.random()
+            delay *= random.random()  # noqa: S311 - spreading polls in time, not a secret
         self._poll_attempt += 1
         self.ctx.timers.later(delay, self.actor_ref, PollDue(self._poll_generation))
 
@@ -559,7 +603,7 @@ class JobActor(pykka.ThreadingActor):
 
     @staticmethod
     def _seconds_to_deadline(job: Job) -> float:
-        return (job.deadline_at - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        return (job.deadline_at - dt.datetime.now(dt.UTC)).total_seconds()
 
     @staticmethod
     def _deadline_failure(job: Job) -> Failure:

@@ -5,6 +5,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.outcomes import ProgressStage
+
 
 # --- to a JobActor --------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -22,6 +24,14 @@ class PollDue:
 @dataclass(frozen=True)
 class RetrySend:
     """A send that certainly did not happen (429, refused) may go out again under our claim."""
+
+
+@dataclass(frozen=True)
+class ShowFinalAgain:
+    """Show the job's final progress stage once more: a deposed leader's progress edit that
+    was on the wire when it stepped down may have landed over it."""
+
+    stage: ProgressStage
 
 
 @dataclass(frozen=True)

@@ -36,4 +36,5 @@ class ProgressStage(enum.Enum):
 
     GENERATING = "generating"
     DONE = "done"
+    FAILED = "failed"           # the failure notice, in place (never a new message)
     CANCELLED = "cancelled"

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Awaitable, Callable, Generic, Hashable, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -37,6 +38,7 @@ class ChatLanes(Generic[T]):
         self._workers: dict[Hashable, asyncio.Task[None]] = {}
         self._in_flight: set[int] = set()
         self.errors: asyncio.Queue[Exception] = asyncio.Queue()
+        self._closing = False
 
     def in_flight(self) -> list[int]:
         """The update_ids taken and not finished (a copy: the store is asked to skip them)."""
@@ -55,9 +57,15 @@ class ChatLanes(Generic[T]):
             self._workers[key] = asyncio.create_task(self._drain(key), name=f"chat-lane-{key}")
         return True
 
-    async def close(self) -> None:
-        """Cancel every worker (a handler stopped midway leaves its update in the store)."""
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop: no lane starts another update; the ones being handled get `grace_s` to finish
+        (so a reply already on the wire is recorded as handled, not handled again by the next
+        leader), then every worker is cancelled (a handler stopped midway leaves its update in
+        the store)."""
+        self._closing = True
         workers = list(self._workers.values())
+        if grace_s > 0 and workers:
+            await asyncio.wait(workers, timeout=grace_s)
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
@@ -68,7 +76,7 @@ class ChatLanes(Generic[T]):
     async def _drain(self, key: Hashable) -> None:
         lane = self._lanes[key]
         async with self._slots:
-            while lane:
+            while lane and not self._closing:
                 update_id, item = lane[0]
                 try:
                     await self._handle(update_id, item)

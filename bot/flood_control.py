@@ -20,7 +20,8 @@ import contextvars
 import datetime as dt
 import threading
 import time
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
@@ -41,6 +42,10 @@ dispatch_marker: contextvars.ContextVar[threading.Event | None] = contextvars.Co
     "dispatch_marker", default=None)
 # The leader epoch a request is sent for; None: not on behalf of leadership (e.g. getUpdates).
 send_epoch: contextvars.ContextVar[int | None] = contextvars.ContextVar("send_epoch", default=None)
+# Set by a caller that must know whether any of its requests was refused as Deposed (a handler
+# cut short by deposition must leave its update to the next leader); FloodControl appends.
+refused_for_epoch: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "refused_for_epoch", default=None)
 
 
 class Deposed(Exception):
@@ -142,6 +147,9 @@ class FloodControl(BaseRateLimiter[int]):
             epoch = send_epoch.get()
             if epoch is not None and not self._holds_epoch(epoch):
                 self._on_request(endpoint, "deposed", 0.0)
+                refused = refused_for_epoch.get()
+                if refused is not None:
+                    refused.append(epoch)
                 raise Deposed(epoch)
             marker = dispatch_marker.get()
             if marker is not None:
@@ -174,4 +182,4 @@ class FloodControl(BaseRateLimiter[int]):
 
 
 def _is_group(key: str | int) -> bool:
-    return (isinstance(key, int) and key < 0) or (isinstance(key, str) and (key.startswith("@") or key.startswith("-")))
+    return (isinstance(key, int) and key < 0) or (isinstance(key, str) and (key.startswith(("@", "-"))))

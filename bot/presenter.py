@@ -63,9 +63,7 @@ class Presenter:
         """The notice replaces the progress message: an edit is harmless to repeat, so an edit
         whose outcome is unknown is reported as RETRY. Only when Telegram refuses the edit
         (the message is gone) is a new message sent, and that one is never repeated blindly."""
-        notice = text(job.lang, "progress_failed", title=self._title(job), reason=self.failure_words(job))
-        buttons = [[(text(job.lang, "btn_retry"), cd.build(cd.JobAction("regen", job.id))),
-                    (text(job.lang, "btn_menu"), cd.build(cd.Menu("home")))]]
+        notice, buttons = self._notice(job)
         if job.progress_message_id:
             try:
                 self._sender.edit_text(job.chat_id, job.progress_message_id, notice, buttons)
@@ -80,9 +78,13 @@ class Presenter:
     def show_progress(self, job: Job, stage: ProgressStage) -> None:
         if not job.progress_message_id:
             return
-        elapsed = int((dt.datetime.now(dt.timezone.utc) - job.created_at).total_seconds())
+        if stage == ProgressStage.FAILED:
+            notice, buttons = self._notice(job)
+            self._sender.edit_text(job.chat_id, job.progress_message_id, notice, buttons)
+            return
+        elapsed = int((dt.datetime.now(dt.UTC) - job.created_at).total_seconds())
         key = {ProgressStage.GENERATING: "progress_generating", ProgressStage.DONE: "progress_done",
-               ProgressStage.CANCELLED: "cancelled_job"}[stage]
+               ProgressStage.CANCELLED: "cancelled_job", ProgressStage.FAILED: "progress_failed"}[stage]
         self._sender.edit_text(job.chat_id, job.progress_message_id,
                                text(job.lang, key, title=self._title(job), elapsed=elapsed))
 
@@ -127,6 +129,12 @@ class Presenter:
         if failure is None:
             return job.failure_reason or ""
         return describe_failure(job.lang, failure)
+
+    def _notice(self, job: Job) -> tuple[str, Buttons]:
+        notice = text(job.lang, "progress_failed", title=self._title(job), reason=self.failure_words(job))
+        buttons = [[(text(job.lang, "btn_retry"), cd.build(cd.JobAction("regen", job.id))),
+                    (text(job.lang, "btn_menu"), cd.build(cd.Menu("home")))]]
+        return notice, buttons
 
     def _title(self, job: Job) -> str:
         spec = self._catalogue.get(job.model)

@@ -12,11 +12,20 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from sim.telegram_chats import (MB, ChatMessage, FileStore, World, caption_content, image_size,
-                                markup_content, text_content)
+from sim.telegram_chats import (
+    MB,
+    ChatMessage,
+    FileStore,
+    World,
+    caption_content,
+    image_size,
+    markup_content,
+    text_content,
+)
 from sim.telegram_faults import Failure, Faults, FloodLimiter, counts_for_flood
 from sim.telegram_http import SimServer, answer_control
 from sim.telegram_spec import ApiError, Spec, Upload, bad_request
@@ -52,7 +61,8 @@ class TelegramSim:
                  *, clock: Callable[[], float] = time.monotonic) -> None:
         if not re.fullmatch(r"\d+:[\w-]+", token):
             raise ValueError("token must look like '<bot id>:<secret>'")
-        self.token, self.host, self.port = token, host, port
+        self.token: str = token
+        self.host, self.port = host, port
         self.seed, self.enforce_limits, self.bot_username = seed, enforce_limits, bot_username
         self.allow_remote_urls = False
         self._clock = clock
@@ -85,7 +95,7 @@ class TelegramSim:
     def _reset_state(self) -> None:
         """Everything reset() forgets; update_ids and the poll generation survive it."""
         bot_id = int(self.token.split(":", 1)[0])
-        self.bot_user = {"id": bot_id, "is_bot": True, "first_name": "Kiebot Sim",
+        self.bot_user: dict[str, Any] = {"id": bot_id, "is_bot": True, "first_name": "Kiebot Sim",
                          "username": self.bot_username}
         # one generator per concern, so thread interleaving cannot change what a seed produces
         self._rng = random.Random(f"{self.seed}:albums")
@@ -214,6 +224,12 @@ class TelegramSim:
         with self._lock:
             wanted = self._canonical(method)
             return [c for c in self._calls if wanted is None or c.method == wanted]
+
+    def arrivals(self, method: str) -> int:
+        """How many requests of `method` reached the simulator, answered or not."""
+        wanted = self._canonical(method) or method
+        with self._lock:
+            return self._arrivals.count(wanted)
 
     def wait_for_arrival(self, method: str, count: int = 1, timeout: float = 5.0) -> None:
         """Block until `count` requests of `method` reached the simulator, answered or not (a
@@ -407,6 +423,7 @@ class TelegramSim:
             failure = self._faults.take_failure(method)
         if failure is not None:
             raise failure
+        return False
 
     def _admit(self, method: str, params: dict[str, Any]) -> None:
         """Chat must exist; blocked users refuse sends; flood limits when enforced."""
@@ -569,7 +586,7 @@ class TelegramSim:
             extra = self._reply_to(p)
             return [self._world.bot_sends(p["chat_id"], {
                 **self._files.content(item["type"], file, item), **caption_content(item), **extra,
-                "media_group_id": group_id}) for item, file in zip(items, stored)]
+                "media_group_id": group_id}) for item, file in zip(items, stored, strict=True)]
 
     def _get_file(self, p: dict[str, Any], up: dict[str, Upload]) -> dict[str, Any]:
         """getFile: a file_path for the download route; files over 20 MB are refused."""
