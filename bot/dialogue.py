@@ -1,11 +1,11 @@
 """The dialogue: commands, and the routing of every button and message to its step.
 
-Where a user is (`step`) and what they chose live in Postgres (storage.conversations), so a
-restart or a new leader continues the conversation. Handlers never call KIE: they validate,
-create the job through storage (committed), tell the supervisor, and reply. Every button press
-is answered first, best effort (bot.button_answer: a late or repeated answer is refused by
-Telegram, and the press still counts); a double tap creates one job (the draft id is the
-idempotency key).
+Where a user is (`Step`) and what they chose (`Draft`) live in Postgres (storage.conversations),
+so a restart or a new leader continues the conversation. Handlers never call KIE: they
+validate, create the job through storage (committed), tell the supervisor, and reply. Every
+button press is answered first, best effort (bot.button_answer: a late or repeated answer is
+refused by Telegram, and the press still counts); a double tap creates one job (the draft id is
+the idempotency key).
 """
 from __future__ import annotations
 
@@ -16,16 +16,17 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot import callback_data as cd
+from actors.job_state import JobState
 from bot import admin, results, wizard
+from bot import callback_data as cd
 from bot.button_answer import answer_button
-from bot.launch import start_job
 from bot.context import Deps, deps_of, who
+from bot.launch import start_job
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from kie.uploads import TelegramFile
 from storage import conversations
-from storage.conversations import Conversation
+from storage.conversations import Conversation, Step
 from storage.jobs import active_jobs, find_job
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat_id, user_id, lang = who(update, deps)
     conversations.clear(deps.db, chat_id, user_id)
     for job in active_jobs(deps.db, user_id):
-        if job.state.value == "created":
+        if job.state is JobState.CREATED:
             deps.cancel_job(job.id)
     await context.bot.send_message(chat_id, text(lang, "cancelled"))
 
@@ -100,7 +101,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     match data:
         case cd.Menu():
             conversations.clear(deps.db, chat_id, user_id)
-            await context.bot.send_message(chat_id, text(lang, "welcome"), reply_markup=wizard.markup(wizard.main_menu(lang)))
+            await context.bot.send_message(chat_id, text(lang, "welcome"),
+                                           reply_markup=wizard.markup(wizard.main_menu(lang)))
         case cd.Category(category=category, page=page) if category in wizard.CATEGORIES:
             await wizard.show_models(context, chat_id, lang, category, page)
         case cd.PickModel(model_id=model_id) if (spec := deps.catalogue.get(model_id)) and spec.offered:
@@ -120,14 +122,14 @@ async def draft_button(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id
     """A button of the wizard; it belongs to one draft, and only the current draft counts."""
     deps = deps_of(context)
     conv = conversations.load(deps.db, chat_id, user_id)
-    spec = deps.catalogue.get(conv.data.get("model", ""))
-    if spec is None or conv.data.get("draft") != data.draft:
+    draft = conv.draft
+    spec = deps.catalogue.get(draft.model) if conv.step is not Step.IDLE else None
+    if spec is None or draft.id != data.draft:
         already = find_job(deps.db, f"draft:{data.draft}") is not None
         if already:
             deps.metrics.duplicates_suppressed.labels("button").inc()
         await context.bot.send_message(chat_id, text(lang, "already_started" if already else "stale_button"))
         return
-    answers = conv.data["input"]
     match data:
         case cd.Choose(field=index, value=value) if index < len(spec.inputs):
             field = spec.inputs[index]
@@ -135,15 +137,15 @@ async def draft_button(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id
             if value >= len(choices):
                 await context.bot.send_message(chat_id, text(lang, "stale_button"))
                 return
-            answers[field.name] = choices[value]
-            if conv.step == "confirm":
+            draft.answers[field.name] = choices[value]
+            if conv.step is Step.CONFIRM:
                 await generate(context, chat_id, user_id, lang, spec, conv)
-            elif conv.data.get("optional"):
+            elif draft.optional:
                 await wizard.confirm(context, chat_id, user_id, lang, spec, conv)
             else:
                 await wizard.advance(context, chat_id, user_id, lang, spec, conv)
         case cd.Skip():
-            await (wizard.confirm if conv.data.get("optional") else wizard.advance)(
+            await (wizard.confirm if draft.optional else wizard.advance)(
                 context, chat_id, user_id, lang, spec, conv)
         case cd.MoreOptions():
             await wizard.more_options(context, chat_id, lang, spec, conv)
@@ -161,8 +163,8 @@ def asked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[
     deps = deps_of(context)
     chat_id, user_id, lang = who(update, deps)
     conv = conversations.load(deps.db, chat_id, user_id)
-    spec = deps.catalogue.get(conv.data.get("model", "")) if conv.step == "wizard" else None
-    field = spec.field(conv.data.get("asking") or "") if spec else None
+    spec = deps.catalogue.get(conv.draft.model) if conv.step is Step.WIZARD else None
+    field = spec.field(conv.draft.asking) if spec and conv.draft.asking else None
     return chat_id, user_id, lang, conv, spec, field
 
 
@@ -173,7 +175,8 @@ async def receive_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if spec is None or field is None or field.type == "boolean" or field.enum:
         await not_understood(update, context)
         return
-    value, problem = wizard.parse_answer(lang, spec, field, update.message.text or "", conv.data["input"].get(field.name))
+    value, problem = wizard.parse_answer(lang, spec, field, update.message.text or "",
+                                      conv.draft.answers.get(field.name))
     if problem:
         await context.bot.send_message(chat_id, problem)
         return
@@ -196,19 +199,19 @@ async def receive_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     value: Any = TelegramFile(file_id).to_json()
     if field.type == "array-of-url":
-        value = list(conv.data["input"].get(field.name) or []) + [value]
+        value = [*(conv.draft.answers.get(field.name) or []), value]
     await accept_answer(context, chat_id, user_id, lang, spec, conv, field.name, value)
 
 
 async def accept_answer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                         conv: Conversation, name: str, value: Any) -> None:
-    conv.data["input"][name] = value
+    conv.draft.answers[name] = value
     field = spec.field(name)
     assert field is not None
     if field.type == "array-of-url" and len(value) < (field.max_items or 1):
         await wizard.ask_field(context, chat_id, user_id, lang, spec, conv, field,
-                               header=text(lang, "got_item", count=len(value)), optional=bool(conv.data.get("optional")))
-    elif conv.data.get("optional"):
+                               header=text(lang, "got_item", count=len(value)), optional=conv.draft.optional)
+    elif conv.draft.optional:
         await wizard.confirm(context, chat_id, user_id, lang, spec, conv)
     else:
         await wizard.advance(context, chat_id, user_id, lang, spec, conv)
@@ -218,7 +221,7 @@ async def generate(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: in
                    conv: Conversation) -> None:
     """The confirmation's start button: the job, once."""
     deps = deps_of(context)
-    if await start_job(context, chat_id, user_id, lang, spec, conv.data["input"], f"draft:{conv.data['draft']}"):
+    if await start_job(context, chat_id, user_id, lang, spec, conv.draft.answers, f"draft:{conv.draft.id}"):
         conversations.clear(deps.db, chat_id, user_id)
     else:
         conversations.save(deps.db, chat_id, user_id, conv)
@@ -264,5 +267,6 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the traceback (never a secret) and apologise in plain language."""
     log.error("handler failed", exc_info=context.error, extra={"action": "handler_error"})
     if isinstance(update, Update) and update.effective_chat is not None:
-        lang = "ru" if (update.effective_user and (update.effective_user.language_code or "").startswith("ru")) else "en"
+        telegram_lang = update.effective_user.language_code if update.effective_user else None
+        lang = "ru" if (telegram_lang or "").startswith("ru") else "en"
         await context.bot.send_message(update.effective_chat.id, text(lang, "error_apology"))

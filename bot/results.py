@@ -2,10 +2,10 @@
 commands that look back (/history) or change the user's settings (/lang)."""
 from __future__ import annotations
 
-
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from actors.job_state import JobState
 from bot import callback_data as cd
 from bot import media, wizard
 from bot.context import deps_of, who
@@ -15,8 +15,8 @@ from storage import conversations
 from storage.jobs import Job, get_job, recent_jobs
 
 HISTORY_SIZE = 10
-STATE_WORDS = {"delivered": "state_delivered", "undeliverable": "state_undeliverable", "cancelled": "state_cancelled",
-               "delivery_unknown": "state_undeliverable"}
+STATE_WORDS = {JobState.UNDELIVERABLE: "state_undeliverable", JobState.CANCELLED: "state_cancelled",
+               JobState.DELIVERY_UNKNOWN: "state_undeliverable"}
 
 
 async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -34,16 +34,16 @@ async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         prompt = str(job.input.get("prompt") or "")[:60]
         lines.append(text(lang, "history_line", id=job.id, name=spec.name(lang) if spec else job.model,
                           state=state, prompt=prompt))
-        if job.state.value == "delivered" and job.outcome == "success":
+        if job.state is JobState.DELIVERED and job.succeeded:
             buttons.append((text(lang, "btn_resend", id=job.id), cd.build(cd.JobAction("resend", job.id))))
     rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
     await context.bot.send_message(chat_id, "\n".join(lines), reply_markup=wizard.markup(rows) if rows else None)
 
 
 def state_word(job: Job) -> str:
-    if job.state.value == "delivered":
-        return "state_delivered" if job.outcome == "success" else "state_failed"
-    return STATE_WORDS.get(job.state.value, "state_running")
+    if job.state is JobState.DELIVERED:
+        return "state_delivered" if job.succeeded else "state_failed"
+    return STATE_WORDS.get(job.state, "state_running")
 
 
 async def choose_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -4,8 +4,9 @@ first question → one question per required input → confirmation → the job.
 Driven entirely by the catalogue: a field's type decides how it is asked (enums and booleans
 as buttons, media as an upload or a link, numbers with their range, text with its limit), so
 a new model needs no code. A required enum asked last doubles as the start buttons on the
-confirmation (pick "16:9" and it starts). The draft (model, answers, what is being asked) is
-kept in the conversations table under a short id that the buttons carry.
+confirmation (pick "16:9" and it starts). The draft (storage.conversations.Draft: model,
+answers, what is being asked) is kept in the conversations table under a short id that the
+buttons carry.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from kie.uploads import is_upload
 from storage import conversations
-from storage.conversations import Conversation
+from storage.conversations import Conversation, Draft, Step
 
 CATEGORIES = ("image", "image_edit", "video", "audio", "tools")
 PAGE_SIZE = 8
@@ -71,13 +72,12 @@ async def show_models(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: st
 async def start_model(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                       preset: dict[str, Any] | None = None, ask: str | None = None) -> None:
     """Show the model card and ask the first question (or `ask`, to edit one answer)."""
-    conv = Conversation("wizard", {"model": spec.id, "draft": secrets.token_hex(5), "input": dict(preset or {}),
-                                   "asking": None, "optional": False})
+    conv = Conversation(Step.WIZARD, Draft(model=spec.id, id=secrets.token_hex(5), answers=dict(preset or {})))
     card = text(lang, "model_card", name=spec.name(lang), description=spec.description(lang),
                 time=spec.typical_time_s, price=price_text(lang, spec))
     target = spec.field(ask) if ask else None
     if target is not None:
-        conv.data["input"].pop(target.name, None)
+        conv.draft.answers.pop(target.name, None)
         await ask_field(context, chat_id, user_id, lang, spec, conv, target, header=card)
     else:
         await advance(context, chat_id, user_id, lang, spec, conv, header=card)
@@ -95,7 +95,7 @@ def next_question(spec: ModelSpec, answers: dict[str, Any]) -> InputField | None
 
 async def advance(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                   conv: Conversation, header: str = "") -> None:
-    field = next_question(spec, conv.data["input"])
+    field = next_question(spec, conv.draft.answers)
     if field is not None:
         await ask_field(context, chat_id, user_id, lang, spec, conv, field, header=header)
     else:
@@ -104,26 +104,27 @@ async def advance(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int
 
 async def ask_field(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                     conv: Conversation, field: InputField, header: str = "", optional: bool = False) -> None:
-    conv.step, conv.data["asking"], conv.data["optional"] = "wizard", field.name, optional
+    conv.step, conv.draft.asking, conv.draft.optional = Step.WIZARD, field.name, optional
     conversations.save(deps_of(context).db, chat_id, user_id, conv)
     question, rows = question_for(lang, spec, conv, field)
-    if optional or (field.media and field.name in conv.data["input"]):
+    if optional or (field.media and field.name in conv.draft.answers):
         rows.append([(text(lang, "btn_skip" if optional else "btn_done"),
-                      cd.build(cd.Skip(conv.data["draft"], spec.inputs.index(field))))])
+                      cd.build(cd.Skip(conv.draft.id, spec.inputs.index(field))))])
     body = f"{header}\n\n{question}" if header else question
     await context.bot.send_message(chat_id, body, reply_markup=markup(rows) if rows else None)
 
 
 def question_for(lang: str, spec: ModelSpec, conv: Conversation, f: InputField) -> tuple[str, Rows]:
     """The question for one field and its buttons, by the field's type."""
-    name, draft, index = label(spec, f), conv.data["draft"], spec.inputs.index(f)
+    name, draft, index = label(spec, f), conv.draft.id, spec.inputs.index(f)
     choices = _choices(f)
     if choices:
         key = "ask_bool_field" if f.type == "boolean" else "ask_choice_field"
         buttons = [(_choice_label(lang, v), cd.build(cd.Choose(draft, index, i))) for i, v in enumerate(choices)]
         return text(lang, key, field=name), [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
     if f.media:
-        count = text(lang, "media_count", max=f.max_items) if f.type == "array-of-url" and (f.max_items or 2) > 1 else ""
+        several = f.type == "array-of-url" and (f.max_items or 2) > 1
+        count = text(lang, "media_count", max=f.max_items) if several else ""
         what = text(lang, MEDIA_WORD.get(str(f.media.get("kind")), "media_file"))
         return text(lang, "ask_media_field", field=name, what=what, count=count), []
     if f.type in ("integer", "number"):
@@ -140,9 +141,9 @@ def question_for(lang: str, spec: ModelSpec, conv: Conversation, f: InputField) 
 async def confirm(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                   conv: Conversation, header: str = "") -> None:
     """Every choice and the price; the final enum's values (or Generate) start the job."""
-    conv.step, conv.data["asking"] = "confirm", None
+    conv.step, conv.draft.asking = Step.CONFIRM, None
     conversations.save(deps_of(context).db, chat_id, user_id, conv)
-    answers, draft = conv.data["input"], conv.data["draft"]
+    answers, draft = conv.draft.answers, conv.draft.id
     choices = "\n".join(f"• {label(spec, f)}: {_show(answers[f.name])}" for f in spec.inputs if f.name in answers)
     summary = text(lang, "confirm", name=spec.name(lang), price=price_text(lang, spec), choices=choices)
     last = spec.required_fields[-1] if spec.required_fields else None
@@ -161,7 +162,7 @@ async def confirm(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int
 
 async def more_options(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str, spec: ModelSpec,
                        conv: Conversation) -> None:
-    draft, answers = conv.data["draft"], conv.data["input"]
+    draft, answers = conv.draft.id, conv.draft.answers
     rows = [[(f"{label(spec, f)}" + (f" ({_show(answers[f.name])})" if f.name in answers else ""),
               cd.build(cd.PickOption(draft, spec.inputs.index(f))))] for f in spec.optional_fields]
     await context.bot.send_message(chat_id, text(lang, "choose_option"), reply_markup=markup(rows))
@@ -171,31 +172,14 @@ def parse_answer(lang: str, spec: ModelSpec, f: InputField, raw: str, current: A
     """A typed value from what the user typed, or a plain-language reason it does not fit."""
     name = label(spec, f)
     span = text(lang, "range", min=_num(f.min), max=_num(f.max)) if f.min is not None and f.max is not None else ""
-    value: Any = raw if f.name == "prompt" else raw.strip()
-    if f.type == "integer":
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            return None, text(lang, "bad_integer", field=name, range=span)
-    elif f.type == "number":
-        try:
-            value = float(raw.strip().replace(",", "."))
-        except ValueError:
-            return None, text(lang, "bad_number", field=name, range=span)
-        if not math.isfinite(value):
-            return None, text(lang, "bad_number", field=name, range=span)
-    elif f.type in ("url", "array-of-url"):
-        links = raw.split()
-        if not links or not all(link.startswith(("http://", "https://")) for link in links):
-            return None, text(lang, "bad_url")
-        value = links[0] if f.type == "url" else list(current or []) + links
-    elif f.type == "array-of-string":
-        value = [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+    value, problem = _typed(f, raw, current)
+    if problem:
+        return None, text(lang, problem, field=name, range=span)
     if isinstance(value, str) and not value.strip():
         return None, text(lang, "prompt_empty")
     if isinstance(value, str) and f.max_length is not None and len(value) > f.max_length:
-        return None, text(lang, "prompt_too_long", length=len(value), title=name if f.name != "prompt" else spec.name(lang),
-                          limit=f.max_length)
+        title = name if f.name != "prompt" else spec.name(lang)
+        return None, text(lang, "prompt_too_long", length=len(value), title=title, limit=f.max_length)
     if isinstance(value, str) and f.min_length is not None and len(value) < f.min_length:
         return None, text(lang, "too_short", field=name, limit=f.min_length)
     reason = f.check(value)
@@ -204,6 +188,29 @@ def parse_answer(lang: str, spec: ModelSpec, f: InputField, raw: str, current: A
     if reason:
         return None, text(lang, "bad_value", reason=reason)
     return value, None
+
+
+def _typed(f: InputField, raw: str, current: Any) -> tuple[Any, str | None]:
+    """What the user typed as the field's type, or the text key saying why it is not one."""
+    if f.type == "integer":
+        try:
+            return int(raw.strip()), None
+        except ValueError:
+            return None, "bad_integer"
+    if f.type == "number":
+        try:
+            number = float(raw.strip().replace(",", "."))
+        except ValueError:
+            return None, "bad_number"
+        return (number, None) if math.isfinite(number) else (None, "bad_number")
+    if f.type in ("url", "array-of-url"):
+        links = raw.split()
+        if not links or not all(link.startswith(("http://", "https://")) for link in links):
+            return None, "bad_url"
+        return (links[0] if f.type == "url" else [*(current or []), *links]), None
+    if f.type == "array-of-string":
+        return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()], None
+    return (raw if f.name == "prompt" else raw.strip()), None
 
 
 def draft_problems(spec: ModelSpec, answers: dict[str, Any]) -> list[str]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.job_state import JobState
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from sim.kie_media import png_bytes
 from sim.telegram import ChatMessage, TelegramSim
 from storage import conversations
+from storage.conversations import Step
 from storage.db import Database
-from storage.jobs import recent_jobs
+from storage.jobs import Job, recent_jobs
 from tests.support.waiting import wait_until
 
 STEP_TIMEOUT_S = 120.0
@@ -34,10 +36,14 @@ class Driver:
     def run(self) -> list[ChatMessage]:
         self.open_model()
         self.walk()
-        [job] = wait_until(lambda: (js := recent_jobs(self.db, self.user)) and js[0].terminal and js,
-                           timeout=STEP_TIMEOUT_S, what=f"{self.spec.id} job final")
-        assert (job.state.value, job.outcome) == ("delivered", "success"), (job.state, job.failure_reason)
+        [job] = wait_until(self.jobs_once_final, timeout=STEP_TIMEOUT_S, what=f"{self.spec.id} job final")
+        assert job.state is JobState.DELIVERED and job.succeeded, (job.state, job.failure_code, job.failure_detail)
         return self.tg.chat(self.user)
+
+    def jobs_once_final(self) -> list[Job]:
+        """The user's jobs, newest first, once the newest is final (else none)."""
+        jobs = recent_jobs(self.db, self.user)
+        return jobs if jobs and jobs[0].terminal else []
 
     def open_model(self) -> None:
         """From /start through the category pages to the model's card."""
@@ -54,13 +60,13 @@ class Driver:
         """Answer every question with a valid value, then start (or stop at the confirmation)."""
         for _ in range(40):
             conv = conversations.load(self.db, self.user, self.user)
-            if conv.step == "confirm":
+            if conv.step is Step.CONFIRM:
                 if not stop_at_confirm:
                     self.confirm()
                 return
-            field = self.spec.field(conv.data.get("asking") or "")
-            assert conv.step == "wizard" and field is not None, f"unexpected step {conv.step}"
-            self.answer(field, conv.data["input"].get(field.name))
+            field = self.spec.field(conv.draft.asking or "")
+            assert conv.step is Step.WIZARD and field is not None, f"unexpected step {conv.step}"
+            self.answer(field, conv.draft.answers.get(field.name))
 
     def last_buttons(self) -> list[tuple[str, str]]:
         bot = [m for m in self.tg.chat(self.user) if m.from_bot]
@@ -99,8 +105,8 @@ def default_choice_label(f: InputField) -> str:
 
 def typed_value(spec: ModelSpec, f: InputField) -> str:
     if f.type in ("integer", "number"):
-        value = f.default if isinstance(f.default, (int, float)) else f.min if f.min is not None else 1
-        return str(int(value) if f.type == "integer" else value)
+        number = f.default if isinstance(f.default, (int, float)) else f.min if f.min is not None else 1
+        return str(int(number) if f.type == "integer" else number)
     if f.type == "array-of-string":
         return "alpha, beta"
     if f.default not in (None, ""):
