@@ -52,7 +52,7 @@ T = TypeVar("T")
 
 SUBMIT_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 SEND_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
-RECORD_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)   # ~19 s for the database to come back
+RECORD_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 10.0, 10.0, 10.0, 10.0)   # ~59 s: a managed failover
 PROGRESS_PRIVATE_S = 5.0
 CALLBACK_POLL_FACTOR = 5.0      # poll this much less often when KIE calls back (10 recordInfo/s per key)
 PROGRESS_GROUP_S = 15.0
