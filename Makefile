@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 # The exact versions the tests ran on; setup.py keeps the ranges a user's install may take.
 CONSTRAINTS := constraints.txt
 
-.PHONY: demo test install browser promtool constraints clean
+.PHONY: demo test lint install browser promtool constraints clean
 
 $(STAMP): setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[test,embedded]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[test,embedded,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +31,15 @@ promtool:
 test: $(STAMP) browser promtool
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The rules in the tools (pyproject.toml): ruff, mypy --strict, import-linter. All three run,
+# and the target fails if any of them does.
+lint: $(STAMP)
+	@status=0; \
+	echo "== ruff"; $(BIN)/ruff check . || status=1; \
+	echo "== mypy"; $(BIN)/mypy || status=1; \
+	echo "== import-linter"; $(BIN)/lint-imports --no-cache || status=1; \
+	exit $$status
+
 # After changing a dependency: rewrite constraints.txt from what .venv has now.
 constraints: $(STAMP)
 	{ sed -n '/^#/p' $(CONSTRAINTS); $(BIN)/pip freeze --exclude-editable | grep -v '^#' | grep -iv '^kiebot=='; } > $(CONSTRAINTS).new
@@ -38,4 +47,4 @@ constraints: $(STAMP)
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .kiebot .pytest_cache
+	rm -rf $(VENV) .kiebot .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

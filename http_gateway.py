@@ -22,10 +22,11 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bot.update_body import BadUpdate, parse_update
@@ -222,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.connection = self.request
-        self.rfile = io.BytesIO(self._raw)                 # type: ignore[assignment]
+        self.rfile = io.BytesIO(self._raw)
         self.wfile = self.connection.makefile("wb")
 
     def handle_expect_100(self) -> bool:
@@ -232,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Request lines without the query string: it carries callback tokens."""
         log.debug("%s %s", self.command, urlsplit(self.path).path, extra={"action": "http_request"})
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:  # stdlib naming
         path = urlsplit(self.path).path
         if path == "/health":
             return self._json(200, self.owner.hooks.status())
@@ -243,11 +244,12 @@ class _Handler(BaseHTTPRequestHandler):
             # OpenMetrics when the scraper's Accept header asks for it (Prometheus does), else text.
             return self._send(200, *self.owner.metrics.exposition(self.headers.get("Accept")))
         self._json(404, {"error": "not found"})
+        return None
 
-    def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+    def do_HEAD(self) -> None:  # stdlib naming
         self.do_GET()     # _send leaves the body out for HEAD
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:  # stdlib naming
         parts = urlsplit(self.path)
         request = Request(self.headers, parse_qs(parts.query), self._body)
         try:
@@ -264,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
         except DatabaseUnavailable:
             # Not stored, so not acknowledged: the sender retries.
             self._json(503, {"error": "database unavailable, try again"})
-        except Exception:  # noqa: BLE001 - the request boundary: log, answer 500, keep serving
+        except Exception:  # the request boundary: log, answer 500, keep serving
             log.exception("request failed", extra={"action": "http_error"})
             self._json(500, {"error": "internal error"})
 
@@ -381,7 +383,7 @@ class _Listener:
         while not self._stopping.is_set():
             try:
                 self._serve_once()
-            except Exception:  # noqa: BLE001 - the listener's boundary: one bad turn must not end serving
+            except Exception:  # the listener's boundary: one bad turn must not end serving
                 log.exception("http listener failed; serving on", extra={"action": "http_error"})
 
     def _serve_once(self) -> None:
@@ -389,7 +391,7 @@ class _Listener:
             if key.fileobj is self._sock:
                 self._accept()
             elif key.fileobj is not self._wake_r and key.fileobj in self._reading:
-                self._read(self._reading[key.fileobj])  # type: ignore[index]
+                self._read(self._reading[key.fileobj])
         self._expire(time.monotonic())
 
     def _next_timeout(self) -> float:
@@ -418,7 +420,7 @@ class _Listener:
         try:
             chunk = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
-            return
+            return None
         except OSError:
             chunk = b""
         if not chunk:
@@ -454,7 +456,7 @@ class _Listener:
             self.handler(sock, raw, address, self)
         except OSError:
             pass          # the client went away while we answered
-        except Exception:  # noqa: BLE001 - a worker's boundary: log and keep serving
+        except Exception:  # a worker's boundary: log and keep serving
             log.exception("request failed", extra={"action": "http_error"})
         finally:
             sock.close()

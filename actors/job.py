@@ -57,8 +57,8 @@ PROGRESS_PRIVATE_S = 5.0
 CALLBACK_POLL_FACTOR = 5.0      # poll this much less often when KIE calls back (10 recordInfo/s per key)
 PROGRESS_GROUP_S = 15.0
 CALLBACK_RECHECK_S = 5.0        # a callback kept for a `submitting` job is confirmed again this often
-CLAIM_RECHECK_S = 1.0
-SHOW_FINAL_AGAIN_S = 30.0       # > the 25 s a stepping-down instance drains its requests for           # another epoch's open claim is read again this often
+CLAIM_RECHECK_S = 1.0           # another epoch's open claim is read again this often
+SHOW_FINAL_AGAIN_S = 30.0       # longer than a stepping-down instance drains its requests (25 s)
 
 
 class UploadRefused(Exception):
@@ -169,6 +169,7 @@ class JobActor(pykka.ThreadingActor):
                     self._later(self._progress_interval(job), ProgressDue())
             case _:
                 raise TypeError(f"JobActor got an unknown message: {message!r}")
+        return None
 
     def on_stop(self) -> None:
         """Actor thread. Stopped (leadership ended) while holding a delivery claim with nothing
@@ -498,6 +499,7 @@ class JobActor(pykka.ThreadingActor):
         elif result is not None:
             self._note("lost_race", "delivered write refused: the claim was taken over", level=logging.WARNING)
         self._finish()
+        return None
 
     def _record(self, write: Callable[[], T]) -> T | None:
         """Run a write that records a known send outcome, retrying database errors with backoff

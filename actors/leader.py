@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pykka
 
@@ -119,13 +120,13 @@ class LeaderActor(pykka.ThreadingActor):
     # --- states -----------------------------------------------------------------------------
     def _run_passive(self) -> None:
         if self._resigned:
-            return
+            return None
         try:
             conn = self._connection()
             conn.wait_for_notify(0)          # drain any NOTIFY that woke us
             if not conn.try_lock():
                 self.status.db_ok = True
-                return
+                return None
             epoch = conn.bump_epoch(self.instance_id)
         except DatabaseError as exc:
             return self._lose_connection(exc)
@@ -143,6 +144,7 @@ class LeaderActor(pykka.ThreadingActor):
             log.error("supervisor failed to start: %s", exc, extra={"action": "supervisor_start_failed"})
             return self._step_down("supervisor failed to start", release=True)
         self._notify(epoch)
+        return None
 
     def _run_active(self) -> None:
         assert self._conn is not None
@@ -158,6 +160,7 @@ class LeaderActor(pykka.ThreadingActor):
             return self._step_down("supervisor stopped", release=True)
         self._last_confirmed = time.monotonic()
         self.status.db_ok = True
+        return None
 
     def _step_down(self, why: str, *, release: bool = False) -> None:
         """In this order: stop trusting the epoch (/health says passive, and every send queued
@@ -219,7 +222,7 @@ class LeaderActor(pykka.ThreadingActor):
         for listener in self.listeners:
             try:
                 listener(epoch)
-            except Exception:  # noqa: BLE001 - one listener's bug must not keep a leader active
+            except Exception:  # one listener's bug must not keep a leader active
                 log.exception("leadership listener failed", extra={"action": "listener_failed"})
 
     def _tick_loop(self) -> None:
@@ -229,7 +232,7 @@ class LeaderActor(pykka.ThreadingActor):
                 self._tick_once()
             except pykka.ActorDeadError:
                 return
-            except Exception:  # noqa: BLE001 - the ticker must outlive any one bad tick
+            except Exception:  # the ticker must outlive any one bad tick
                 log.exception("leader ticker error", extra={"action": "ticker_error"})
                 self._stopping.wait(ACQUIRE_RETRY_INTERVAL_S)
 

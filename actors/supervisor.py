@@ -15,11 +15,20 @@ import pykka
 
 from actors.job import JobActor, JobContext
 from actors.job_state import JobState as S
+from actors.messages import (
+    CallbacksPending,
+    CallbackStored,
+    Cancel,
+    CancelJob,
+    ChildFailed,
+    ChildFinished,
+    JobCreated,
+    Respawn,
+    Sweep,
+)
 from actors.outcomes import Failure, FailureCode, JobOutcome
 from actors.reconciler import Reconciler, ReconcilerConfig
 from actors.retention import Retention
-from actors.messages import (CallbackStored, CallbacksPending, Cancel, CancelJob, ChildFailed, ChildFinished, JobCreated,
-                             Respawn, Sweep)
 from storage import inbox
 from storage.db import DatabaseUnavailable
 from storage.jobs import Job, Moved, get_job, transition, unfinished_jobs

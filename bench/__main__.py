@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     duration = time.monotonic() - started
     previous = results.get("run", {})
     results["run"] = {"command": command, "quick": args.quick,
-                      "started_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                      "started_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                       "duration_s": duration if not args.only else previous.get("duration_s", 0) + duration,
                       "scenarios_run": names}
     results["notes"] = notes_for(results)

@@ -51,7 +51,7 @@ def postgres_cpu_seconds() -> float:
     master = postmaster_pid()
     if master is None:
         return math.nan
-    return sum(cpu for pid, (ppid, cpu) in all_processes().items() if pid == master or ppid == master)
+    return sum(cpu for pid, (ppid, cpu) in all_processes().items() if master in (pid, ppid))
 
 
 class ForeignLoad:

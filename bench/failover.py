@@ -25,8 +25,16 @@ from bench.postgres import fresh_database
 from bench.runs import run_log
 from bench.stats import summarize
 from config.settings import Settings
-from sim.cluster import (LOCAL, KiebotProcess, free_port, instance_env, sim_endpoints, spawn_kiebot, wait_for_leader,
-                         wait_until)
+from sim.cluster import (
+    LOCAL,
+    KiebotProcess,
+    free_port,
+    instance_env,
+    sim_endpoints,
+    spawn_kiebot,
+    wait_for_leader,
+    wait_until,
+)
 
 SILENCE_S = Settings.lock_silence_s     # the default: these trials set no knob
 
@@ -139,7 +147,7 @@ def run_partition(trials: int, problems: list[str]) -> list[float]:
     """Seconds from freezing the leader's database traffic to the standby reporting active."""
     from sim.kie import KieSim
     from sim.telegram import TelegramSim
-    from tests.support.tcp_proxy import PgProxy     # the tests' proxy: one freeze, not a second copy
+    from tests.support.tcp_proxy import PgProxy  # the tests' proxy: one freeze, not a second copy
 
     url = fresh_database(f"{NAME}_partition")
     rng = random.Random(21)

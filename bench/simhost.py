@@ -43,7 +43,7 @@ def main() -> None:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        def do_POST(self) -> None:  # stdlib naming
             if self.path == "/reset":
                 kie.reset()
                 telegram.reset()

@@ -3,7 +3,7 @@ numpy's default. Pure functions; an empty sample gives NaN, never an exception."
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def percentile(values: Iterable[float], p: float) -> float:

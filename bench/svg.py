@@ -5,9 +5,10 @@ Enough for the report: linear or log-10 y axis, "nice" ticks, dashed reference l
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 W, H = 760, 380
@@ -71,8 +72,8 @@ class _Frame:
 
 def _header(title: str, extra_h: int = 0) -> list[str]:
     h = H + extra_h
-    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" '
-            f'font-family="Helvetica, Arial, sans-serif" font-size="12">',
+    return [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" '
+            f'font-family="Helvetica, Arial, sans-serif" font-size="12">'),
             f'<rect width="{W}" height="{h}" fill="white"/>',
             f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{escape(title)}</text>']
 
@@ -81,10 +82,7 @@ def _axes(f: _Frame, x_label: str, y_label: str, x_ticks: Sequence[float] | None
           x_tick_labels: Sequence[str] | None = None) -> list[str]:
     out = [f'<line x1="{LEFT}" y1="{H - BOTTOM}" x2="{W - RIGHT}" y2="{H - BOTTOM}" stroke="#333"/>',
            f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{H - BOTTOM}" stroke="#333"/>']
-    if f.log_y:
-        y_ticks = [10 ** e for e in range(math.floor(f.y0), math.ceil(f.y1) + 1)]
-    else:
-        y_ticks = _ticks(f.y0, f.y1)
+    y_ticks = [10 ** e for e in range(math.floor(f.y0), math.ceil(f.y1) + 1)] if f.log_y else _ticks(f.y0, f.y1)
     for t in y_ticks:
         y = f.py(t)
         if TOP - 1 <= y <= H - BOTTOM + 1:
@@ -168,7 +166,7 @@ def line_chart(path: Path, title: str, series: Sequence[tuple[Any, ...]], *,
         px = f.px(x)
         out.append(f'<line x1="{px:.1f}" y1="{TOP}" x2="{px:.1f}" y2="{H - BOTTOM}" stroke="#999" stroke-dasharray="3,3"/>')
         out.append(f'<text x="{px + 3:.1f}" y="{TOP + 10}" fill="#666" font-size="10">{escape(label)}</text>')
-    out += _legend(legend) + ["</svg>"]
+    out += [*_legend(legend), "</svg>"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out), encoding="utf-8")
     return path
@@ -201,7 +199,7 @@ def bar_chart(path: Path, title: str, groups: Sequence[str], series: Sequence[tu
         py = f.py(y)
         out.append(f'<line x1="{LEFT}" y1="{py:.1f}" x2="{W - RIGHT}" y2="{py:.1f}" stroke="#555" stroke-dasharray="6,4"/>')
         out.append(f'<text x="{LEFT + 4}" y="{py - 4:.1f}" fill="#555">{escape(label)}</text>')
-    out += _legend(legend) + ["</svg>"]
+    out += [*_legend(legend), "</svg>"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out), encoding="utf-8")
     return path

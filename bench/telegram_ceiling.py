@@ -38,7 +38,7 @@ class ImageServer:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            def do_GET(self) -> None:  # stdlib naming
                 body = png_bytes(self.path)
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
@@ -60,7 +60,7 @@ def make_job(n: int, chat: int, url: str) -> Any:
     from actors.job_state import JobState
     from storage.jobs import Job
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return Job(id=n, request_key=f"ceiling:{n}", chat_id=chat, user_id=chat, lang="en", model="z-image",
                input={"prompt": f"bench job {n}", "aspect_ratio": "1:1"}, state=JobState.DELIVERING,
                outcome="success", callback_token="x", kie_task_id=f"task{n}", result_urls=[url],

@@ -1,8 +1,8 @@
 """What every handler needs, kept in `application.bot_data['deps']` (PTB's typed-context idea)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from telegram import Update
 from telegram.ext import ContextTypes
@@ -31,5 +31,6 @@ def deps_of(context: ContextTypes.DEFAULT_TYPE) -> Deps:
 def who(update: Update, deps: Deps) -> tuple[int, int, str]:
     """(chat id, user id, language) of an update."""
     user, chat = update.effective_user, update.effective_chat
-    assert user is not None and chat is not None
+    assert user is not None
+    assert chat is not None
     return chat.id, user.id, conversations.user_lang(deps.db, user.id, user.language_code)

@@ -14,13 +14,22 @@ import asyncio
 import ipaddress
 import socket
 import threading
-from typing import Any, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from telegram import (Bot, InputFile, InputMediaAudio, InputMediaDocument, InputMediaPhoto, InputMediaVideo,
-                      Message, ReplyKeyboardMarkup)
-from telegram import InlineKeyboardMarkup
+from telegram import (
+    Bot,
+    InlineKeyboardMarkup,
+    InputFile,
+    InputMediaAudio,
+    InputMediaDocument,
+    InputMediaPhoto,
+    InputMediaVideo,
+    Message,
+    ReplyKeyboardMarkup,
+)
 from telegram.constants import ChatAction
 from telegram.error import BadRequest
 
@@ -156,7 +165,7 @@ async def _read_limited(resp: httpx.Response, limit: int) -> bytes:
 
 
 def _filename(url: str, kind: str) -> str:
-    name = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    name = url.split("?", maxsplit=1)[0].rstrip("/").rsplit("/", 1)[-1]
     return name or f"result.{ {'photo': 'png', 'video': 'mp4', 'audio': 'mp3'}.get(kind, 'bin') }"
 
 
@@ -176,7 +185,8 @@ async def send_media(bot: Bot, chat_id: int, kind: str, source: str, caption: st
                         caption=caption, reply_markup=reply_markup)
 
 
-async def send_album(bot: Bot, chat_id: int, kind: str, sources: Sequence[str], caption: str | None = None) -> list[Message]:
+async def send_album(bot: Bot, chat_id: int, kind: str, sources: Sequence[str],
+                     caption: str | None = None) -> list[Message]:
     """Several results as albums of up to ten (the caption on the first item); albums carry no buttons."""
     media_type = _INPUT_MEDIA[kind]
     sent: list[Message] = []
@@ -219,7 +229,7 @@ async def send_or_link(bot: Bot, chat_id: int, kind: str, source: str, caption: 
     except _LINK_INSTEAD as exc:
         if not _link_will_do(exc, [source]):
             raise
-    return await bot.send_message(chat_id, fit("\n".join(filter(None, [caption, source]))),  # type: ignore[no-any-return]
+    return await bot.send_message(chat_id, fit("\n".join(filter(None, [caption, source]))),
                                   reply_markup=reply_markup)
 
 

@@ -15,7 +15,8 @@ import concurrent.futures
 import datetime as dt
 import logging
 import threading
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -117,7 +118,7 @@ class TelegramSender:
             future.cancel()
             try:
                 future.result(5)
-            except BaseException:  # noqa: BLE001 - only whether it left matters now
+            except BaseException:  # noqa: BLE001, S110 - only whether it left matters now
                 pass
             outcome = SendOutcome.UNKNOWN if dispatched.sent else SendOutcome.RETRY
             raise SendError(outcome, "waited too long for a sending slot")

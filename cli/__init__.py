@@ -145,4 +145,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     data_dir=os.environ.get("KIEBOT_DATA_DIR", ".kiebot"))
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": cmd_run, "migrate": cmd_migrate, "models": cmd_models, "sim": cmd_sim, "demo": cmd_demo}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run, "migrate": cmd_migrate, "models": cmd_models, "sim": cmd_sim, "demo": cmd_demo,
+}

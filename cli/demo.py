@@ -10,11 +10,21 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from sim.cluster import (KiebotProcess, embedded_admin_url, free_port, fresh_database, instance_env, sim_endpoints,
-                         spawn_kiebot, stop_all, wait_for_leader, wait_until)
+from sim.cluster import (
+    KiebotProcess,
+    embedded_admin_url,
+    free_port,
+    fresh_database,
+    instance_env,
+    sim_endpoints,
+    spawn_kiebot,
+    stop_all,
+    wait_for_leader,
+    wait_until,
+)
 from sim.front_door import FrontDoor
 from sim.kie import KieSim
 from sim.telegram import ChatMessage, TelegramSim
@@ -90,15 +100,16 @@ def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = T
     with KieSim(default_duration_s=1.5) as kie, TelegramSim() as telegram:
         door = FrontDoor([f"http://127.0.0.1:{p}" for p in ports]).start()
         try:
-            for c, port in zip("ab", ports):
+            for c, port in zip("ab", ports, strict=True):
                 env = instance_env(database_url, **sim_endpoints(kie, telegram), port=port, instance_id=f"demo-{c}",
                                    public_url=door.url, **DEMO_KNOBS)
                 instances.append(spawn_kiebot(f"demo-{c}", env, out / f"demo-{c}.log"))
             leader = wait_for_leader(instances, 60)
-            print(f"leader: {leader.name}; standby: {[i.name for i in instances if i is not leader][0]}")
+            print(f"leader: {leader.name}; standby: {next(i.name for i in instances if i is not leader)}")
             user_ids = [9001 + n for n in range(users)]
             errors: list[str] = []
-            threads = [threading.Thread(target=script_user, args=(telegram, u, (PROMPTS[(2 * n) % 6], PROMPTS[(2 * n + 1) % 6]), errors))
+            threads = [threading.Thread(target=script_user,
+                                        args=(telegram, u, (PROMPTS[(2 * n) % 6], PROMPTS[(2 * n + 1) % 6]), errors))
                        for n, u in enumerate(user_ids)]
             for t in threads:
                 t.start()
@@ -111,7 +122,8 @@ def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = T
                 leader.proc.wait()
                 wait_until(standby.active, 30, "the standby to take over")
                 takeover_s = time.monotonic() - killed_at
-                print(f"killed leader {leader.name} (SIGKILL); {standby.name} took over in {takeover_s:.2f}s", flush=True)
+                print(f"killed leader {leader.name} (SIGKILL); {standby.name} took over in {takeover_s:.2f}s",
+                      flush=True)
             for t in threads:
                 t.join()
             wait_until(lambda: all(j.terminal for u in user_ids for j in recent_jobs(db, u)), 60, "every job to finish")

@@ -11,8 +11,9 @@ import contextlib
 import random
 import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sim.kie import KieSim

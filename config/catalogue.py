@@ -9,10 +9,11 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 CATALOGUE_PATH = Path(__file__).with_name("models.json")
 

@@ -53,7 +53,7 @@ class Settings:
     bot_mode: str = "polling"
     telegram_webhook_secret: str | None = field(default=None, repr=False)
     kie_webhook_hmac_key: str | None = field(default=None, repr=False)
-    http_host: str = "0.0.0.0"
+    http_host: str = "0.0.0.0"  # noqa: S104 - in a container the gateway must answer on every interface
     http_port: int = 8080
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     admin_ids: frozenset[int] = frozenset()
@@ -248,7 +248,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TELEGRAM_WEBHOOK_SECRET", "telegram_webhook_secret", _text, None,
              "secret for X-Telegram-Bot-Api-Secret-Token (webhook mode)"),
     Variable("KIE_WEBHOOK_HMAC_KEY", "kie_webhook_hmac_key", _text, None, "KIE's callback signing key"),
-    Variable("HTTP_HOST", "http_host", _text, "0.0.0.0", "where http_gateway listens"),
+    Variable("HTTP_HOST", "http_host", _text, "0.0.0.0", "where http_gateway listens"),  # noqa: S104 - as above
     Variable("HTTP_PORT", "http_port", _whole(0, 65535, "must be a port number 0-65535", quote=True), "8080",
              "http_gateway's port", aliases=("PORT",)),
     Variable("INSTANCE_ID", "instance_id", _text, None, "name in logs, metrics, health (unset: host-pid)"),

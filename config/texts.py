@@ -10,7 +10,8 @@ LANGS = ("en", "ru")
 TEXTS: dict[str, dict[str, str]] = {
     "welcome": {
         "en": "Hi! I create images, video and music with AI.\nTap a button to start, or send /imagine <prompt>.",
-        "ru": "Привет! Я создаю изображения, видео и музыку с помощью ИИ.\nНажмите кнопку, чтобы начать, или отправьте /imagine <описание>.",
+        "ru": "Привет! Я создаю изображения, видео и музыку с помощью ИИ.\n"
+              "Нажмите кнопку, чтобы начать, или отправьте /imagine <описание>.",
     },
     "btn_create_image": {"en": "🎨 Create image", "ru": "🎨 Создать изображение"},
     "btn_create_another": {"en": "🔁 Create another", "ru": "🔁 Создать ещё"},
@@ -78,10 +79,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "This button is from an older message. Send /start to begin again.",
         "ru": "Эта кнопка из старого сообщения. Отправьте /start, чтобы начать заново.",
     },
-    "cancelled": {"en": "Cancelled. Send /start to begin again.", "ru": "Отменено. Отправьте /start, чтобы начать заново."},
+    "cancelled": {"en": "Cancelled. Send /start to begin again.",
+                  "ru": "Отменено. Отправьте /start, чтобы начать заново."},
     "help": {
-        "en": "/start – menu\n/imagine <prompt> [--ar W:H] [--model ID] – one-line generation\n/models – browse the models\n/history – your recent generations\n/cancel – leave the current step\n/lang – language\n/help – this text",
-        "ru": "/start – меню\n/imagine <описание> [--ar Ш:В] [--model ID] – генерация одной строкой\n/models – модели\n/history – ваши последние генерации\n/cancel – выйти из текущего шага\n/lang – язык\n/help – эта справка",
+        "en": "/start – menu\n/imagine <prompt> [--ar W:H] [--model ID] – one-line generation\n"
+              "/models – browse the models\n/history – your recent generations\n"
+              "/cancel – leave the current step\n/lang – language\n/help – this text",
+        "ru": "/start – меню\n/imagine <описание> [--ar Ш:В] [--model ID] – генерация одной строкой\n"
+              "/models – модели\n/history – ваши последние генерации\n"
+              "/cancel – выйти из текущего шага\n/lang – язык\n/help – эта справка",
     },
     "not_understood": {
         "en": "I did not understand that. Send /start for the menu or /help.",
@@ -97,7 +103,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "cat_video": {"en": "🎬 Create video", "ru": "🎬 Создать видео"},
     "cat_audio": {"en": "🎵 Audio & speech", "ru": "🎵 Аудио и речь"},
     "cat_tools": {"en": "🧰 Upscale & tools", "ru": "🧰 Улучшение и инструменты"},
-    "models_page": {"en": "{category}: choose a model ({page}/{pages})", "ru": "{category}: выберите модель ({page}/{pages})"},
+    "models_page": {"en": "{category}: choose a model ({page}/{pages})",
+                    "ru": "{category}: выберите модель ({page}/{pages})"},
     "btn_prev": {"en": "⬅️ Back", "ru": "⬅️ Назад"},
     "btn_next": {"en": "More ➡️", "ru": "Ещё ➡️"},
     "btn_skip": {"en": "Skip", "ru": "Пропустить"},
@@ -126,14 +133,16 @@ TEXTS: dict[str, dict[str, str]] = {
     "ask_bool_field": {"en": "{field}?", "ru": "{field}?"},
     "ask_media_field": {"en": "{field}: send {what} or paste a link{count}.",
                         "ru": "{field}: пришлите {what} или ссылку{count}."},
-    "media_count": {"en": " (up to {max}; tap Done when finished)", "ru": " (до {max}; нажмите «Готово», когда закончите)"},
+    "media_count": {"en": " (up to {max}; tap Done when finished)",
+                    "ru": " (до {max}; нажмите «Готово», когда закончите)"},
     "media_image": {"en": "a photo", "ru": "фото"},
     "media_video": {"en": "a video", "ru": "видео"},
     "media_audio": {"en": "an audio file", "ru": "аудиофайл"},
     "media_file": {"en": "a file", "ru": "файл"},
     "ask_list_field": {"en": "{field}: send the values separated by commas.",
                        "ru": "{field}: пришлите значения через запятую."},
-    "got_item": {"en": "Got {count}. Send another or tap Done.", "ru": "Получено: {count}. Пришлите ещё или нажмите «Готово»."},
+    "got_item": {"en": "Got {count}. Send another or tap Done.",
+                 "ru": "Получено: {count}. Пришлите ещё или нажмите «Готово»."},
     "bad_integer": {"en": "{field} must be a whole number{range}.", "ru": "{field} — это целое число{range}."},
     "bad_number": {"en": "{field} must be a number{range}.", "ru": "{field} — это число{range}."},
     "bad_url": {"en": "Please send a link that starts with http:// or https://, or upload the file.",
@@ -146,15 +155,18 @@ TEXTS: dict[str, dict[str, str]] = {
     "confirm_pick_last": {"en": "Choose {field} to start:", "ru": "Выберите {field}, чтобы начать:"},
     "confirm_generate": {"en": "Tap Generate to start.", "ru": "Нажмите «Создать», чтобы начать."},
     "choose_option": {"en": "Which option?", "ru": "Какой параметр?"},
-    "busy": {"en": "⏳ Your previous generation is still running. I kept your choices: tap the button again when it is done, or send /cancel.",
-             "ru": "⏳ Предыдущая генерация ещё идёт. Я сохранил ваш выбор: нажмите кнопку ещё раз, когда она закончится, или отправьте /cancel."},
+    "busy": {"en": "⏳ Your previous generation is still running. I kept your choices: "
+                   "tap the button again when it is done, or send /cancel.",
+             "ru": "⏳ Предыдущая генерация ещё идёт. Я сохранил ваш выбор: "
+                   "нажмите кнопку ещё раз, когда она закончится, или отправьте /cancel."},
     "history_empty": {"en": "No generations yet. Send /start.", "ru": "Генераций пока нет. Отправьте /start."},
     "history_title": {"en": "Your recent generations:", "ru": "Ваши последние генерации:"},
     "history_line": {"en": "#{id} {name} · {state} · {prompt}", "ru": "№{id} {name} · {state} · {prompt}"},
     "job_gone": {"en": "That result is not available any more.", "ru": "Этот результат больше недоступен."},
     "lang_choose": {"en": "Choose your language:", "ru": "Выберите язык:"},
     "lang_set": {"en": "Language: English.", "ru": "Язык: русский."},
-    "cancelled_job": {"en": "Cancelled: the generation had not started yet.", "ru": "Отменено: генерация ещё не начиналась."},
+    "cancelled_job": {"en": "Cancelled: the generation had not started yet.",
+                      "ru": "Отменено: генерация ещё не начиналась."},
     "result_text": {"en": "{title}:\n{text}", "ru": "{title}:\n{text}"},
     "state_running": {"en": "running", "ru": "в работе"},
     "state_delivered": {"en": "done", "ru": "готово"},

@@ -20,7 +20,7 @@ _lock = threading.Lock()
 
 
 def crashpoint(name: str) -> None:
-    global _passes
+    global _passes  # noqa: PLW0603 - one process-wide crash point, armed from the environment
     if name != _armed:
         return
     with _lock:

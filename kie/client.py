@@ -12,8 +12,9 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -88,7 +89,7 @@ class KieClient:
         self._observe(method, str(resp.status_code), time.monotonic() - started)
         return resp
 
-    def create_task(self, model: str, input: dict[str, Any], callback_url: str | None = None) -> str:
+    def create_task(self, model: str, input: dict[str, Any], callback_url: str | None = None) -> str:  # noqa: A002 - KIE's field
         """Submit a task and return its taskId. Never retried here: createTask is not idempotent.
         Raises KieRetryLater only when KIE cannot have the task, KieSubmitOutcomeUnknown when it
         may (kie/answers.py says which answer is which), KieJobFailed or KieAlert when KIE says so."""

@@ -38,7 +38,9 @@ def task_id_of(body: Any) -> str | None:
     """The task id wherever a callback body put it."""
     if not isinstance(body, dict):
         return None
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    data = body.get("data")
+    if not isinstance(data, dict):
+        data = {}
     for candidate in (body.get("taskId"), data.get("taskId"), data.get("task_id")):
         if isinstance(candidate, str) and candidate:
             return candidate
@@ -54,7 +56,7 @@ def _urls(value: Any) -> tuple[str, ...]:
 
 def _text(value: Any) -> str | None:
     """A text model's `resultObject` as text: a string as is, an object as JSON; empty is None."""
-    if value is None or value == "" or value == {} or value == []:
+    if value is None or value in ("", {}, []):
         return None
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 

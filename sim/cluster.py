@@ -15,9 +15,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -185,7 +186,7 @@ class KiebotProcess:
     def health(self, timeout: float = 1.0) -> dict[str, Any] | None:
         """The /health answer, or None while the instance does not answer (yet, or any more)."""
         try:
-            return requests.get(f"{self.url}/health", timeout=timeout).json()  # type: ignore[no-any-return]
+            return requests.get(f"{self.url}/health", timeout=timeout).json()
         except (requests.RequestException, ValueError):
             return None
 

@@ -38,7 +38,8 @@ class FrontDoor:
         self.server.server_close()
         self._session.close()
 
-    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def forward(self, method: str, path: str, headers: dict[str, str],
+                body: bytes) -> tuple[int, dict[str, str], bytes]:
         for backend in list(self.backends):
             try:
                 resp = self._session.request(method, backend + path, headers=headers, data=body, timeout=20,
@@ -54,7 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
     owner: FrontDoor
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass
 
     def _relay(self) -> None:

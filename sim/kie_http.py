@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.client import responses as HTTP_REASONS
+from http.client import responses as HTTP_REASONS  # noqa: N812 - a constant table, named as one
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 # How a forced reply is written: KIE's envelope (the default), or what a proxy in front of KIE,

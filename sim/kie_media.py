@@ -19,7 +19,7 @@ MEDIA_BY_KIND = {
     "video": ("mp4", "video/mp4"),
     "audio": ("mp3", "audio/mpeg"),
 }
-CONTENT_TYPE_BY_EXT = {ext: ctype for ext, ctype in MEDIA_BY_KIND.values()}
+CONTENT_TYPE_BY_EXT = dict(MEDIA_BY_KIND.values())
 
 
 def _digest(seed: str) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import heapq
 import hmac
@@ -19,9 +20,10 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from sim import kie_media
@@ -222,6 +224,7 @@ class CallbackSender:
 
     def sign(self, task_id: str, timestamp: int, key: str | None = None) -> str:
         key = self.hmac_key if key is None else key
+        assert key is not None, "signing needs a key: none given and the simulator has none"
         mac = hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
         return base64.b64encode(mac).decode()
 
@@ -460,7 +463,7 @@ class TaskBook:
         gen, steps = task.generation, task.fate.states
         for i, state in enumerate(steps[1:], start=1):
             at = task.duration_s * i / len(steps)
-            self._scheduler.call_later(at, lambda s=state: self._step(task, gen, s))
+            self._scheduler.call_later(at, functools.partial(self._step, task, gen, state))
         self._scheduler.call_later(task.duration_s, lambda: self._finish(task, gen))
 
     def _show(self, task: Task, state: str) -> None:

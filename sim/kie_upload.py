@@ -102,7 +102,7 @@ def describe_bytes(data: bytes) -> dict[str, Any]:
 
 
 def _iso(epoch_s: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_s, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class UploadHost:

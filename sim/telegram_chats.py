@@ -22,8 +22,7 @@ from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlsplit
 
-from sim.telegram_spec import (ApiError, Upload, bad_request, check_inline_keyboard, format_text,
-                               utf16_len)
+from sim.telegram_spec import ApiError, Upload, bad_request, check_inline_keyboard, format_text, utf16_len
 
 MEDIA_KINDS = ("photo", "video", "audio", "document", "animation")
 _FILE_ID_PREFIX = {"photo": "AgAC", "video": "BAAC", "audio": "CQAC", "document": "BQAC",

@@ -19,9 +19,10 @@ import struct
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sim.telegram_chats import FILE_UPLOAD_LIMIT, MB
@@ -135,6 +136,12 @@ def _chats(s: TelegramSim, a: dict[str, Any]) -> dict[str, Any]:
     return {"messages": [_jsonable(m) for m in s.chat(_int(a, "id"))]}
 
 
+def _ack(action: Callable[[], object]) -> dict[str, Any]:
+    """Run a control action that answers nothing; its reply is an empty object."""
+    action()
+    return {}
+
+
 def _wait_for_call(s: TelegramSim, a: dict[str, Any]) -> dict[str, Any]:
     calls = s.wait_for_call(_str(a, "method"), _int(a, "count", 1), _float(a, "timeout", 5.0))
     return {"calls": [_jsonable(c) for c in calls]}
@@ -154,18 +161,18 @@ _CONTROL: dict[tuple[str, str], Callable[[TelegramSim, dict[str, Any]], dict[str
     ("POST", "press"): lambda s, a: {"update_id": s.user_presses(
         _user(a), _str(a, "button_text"), chat_id=_int(a, "chat_id", None),
         message_id=_int(a, "message_id", None))},
-    ("POST", "reset"): lambda s, a: s.reset() or {},
-    ("POST", "block"): lambda s, a: s.block_bot(_user(a)) or {},
-    ("POST", "unblock"): lambda s, a: s.unblock_bot(_user(a)) or {},
-    ("POST", "fail_next"): lambda s, a: s.fail_next(
+    ("POST", "reset"): lambda s, a: _ack(s.reset),
+    ("POST", "block"): lambda s, a: _ack(lambda: s.block_bot(_user(a))),
+    ("POST", "unblock"): lambda s, a: _ack(lambda: s.unblock_bot(_user(a))),
+    ("POST", "fail_next"): lambda s, a: _ack(lambda: s.fail_next(
         _str(a, "method"), _int(a, "n", 1), _int(a, "status", 429), _int(a, "retry_after", 1),
-        _str(a, "description", None)) or {},
-    ("POST", "drop_next_response"): lambda s, a: s.drop_next_response(
-        _str(a, "method"), _int(a, "n", 1)) or {},
-    ("POST", "reset_next"): lambda s, a: s.reset_next(
-        _str(a, "method"), _int(a, "n", 1), performed=bool(a.get("performed", False))) or {},
-    ("POST", "spare_next"): lambda s, a: s.spare_next(_str(a, "method"), _int(a, "n", 1)) or {},
-    ("POST", "slow"): lambda s, a: s.slow(_str(a, "method"), _float(a, "seconds")) or {},
+        _str(a, "description", None))),
+    ("POST", "drop_next_response"): lambda s, a: _ack(lambda: s.drop_next_response(
+        _str(a, "method"), _int(a, "n", 1))),
+    ("POST", "reset_next"): lambda s, a: _ack(lambda: s.reset_next(
+        _str(a, "method"), _int(a, "n", 1), performed=bool(a.get("performed", False)))),
+    ("POST", "spare_next"): lambda s, a: _ack(lambda: s.spare_next(_str(a, "method"), _int(a, "n", 1))),
+    ("POST", "slow"): lambda s, a: _ack(lambda: s.slow(_str(a, "method"), _float(a, "seconds"))),
     ("POST", "wait_for_call"): _wait_for_call,
 }
 
@@ -236,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.track(self.connection, False)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         """Quiet: the transcript is the log."""
 
     def do_GET(self) -> None:
@@ -275,14 +282,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(200, data, _content_type(data, sim.file_mime_type(file_id)))
         if path.startswith("/file/bot"):
             token, _, file_path = path[9:].partition("/")
-            data = sim.download(token, file_path)
-            if data is None:
+            downloaded = sim.download(token, file_path)
+            if downloaded is None:
                 return self._reply(404, _NOT_FOUND)
-            return self._reply(200, data)
+            return self._reply(200, downloaded)
         if not path.startswith("/bot"):
             return self._reply(404, _NOT_FOUND)
         token, _, method = path[4:].partition("/")
         self._api(token, method, body, url.query)
+        return None
 
     def _control(self, verb: str, name: str, query: str, body: bytes | None) -> None:
         """A /__sim/ request: a JSON object body (or none) plus query parameters."""

@@ -392,7 +392,8 @@ _ATTR = re.compile(r"""\s*([a-zA-Z_:-]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>"']+))?"
 
 def _parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
     """A port of the Bot API's HTML rules: a fixed tag set, and every bare '<' is an error."""
-    out, stack, found, i = _Out(), [], [], 0  # stack: (tag, start, attrs)
+    stack: list[tuple[str, int, dict[str, str]]] = []  # (tag, start, attrs)
+    out, found, i = _Out(), [], 0
     while i < len(text):
         char = text[i]
         if char == "&":
@@ -432,7 +433,7 @@ def _html_char_ref(text: str, i: int, out: _Out) -> int:
         return i + 1
     ref = match.group(1)
     if ref.startswith(("#x", "#X")):
-        out.add(chr(int(ref[2:], 16)))
+        out.add(chr(int(ref[2:], 16)))  # noqa: FURB166 - the prefix is "#x", which int() does not know
     elif ref.startswith("#"):
         out.add(chr(int(ref[1:])))
     elif ref.lower() in _HTML_NAMED:
@@ -463,7 +464,11 @@ def _html_start_tag(text: str, i: int, at: int) -> tuple[str, dict[str, str], in
         decoded = _Out()
         k = 0
         while k < len(raw):
-            k = _html_char_ref(raw, k, decoded) if raw[k] == "&" else (decoded.add(raw[k]) or k + 1)
+            if raw[k] == "&":
+                k = _html_char_ref(raw, k, decoded)
+            else:
+                decoded.add(raw[k])
+                k += 1
         attrs[attr.group(1).lower()] = decoded.text()
         j = attr.end()
     if tag == "span" and attrs.get("class") != "tg-spoiler":

@@ -13,9 +13,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import HTTPException
-from typing import Any, Callable
+from typing import Any
 
 from sim.telegram_spec import ApiError, Upload, bad_request
 

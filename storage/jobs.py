@@ -141,7 +141,7 @@ def transition(db: Database, job_id: int, expected: JobState, new: JobState, epo
     check_transition(expected, new)
     row = db.one(
         "transition_job", job_id=job_id, expected=expected.value, new=new.value, epoch=epoch,
-        outcome=outcome.value if outcome else None, kie_task_id=kie_task_id,
+        outcome=JobOutcome(outcome).value if outcome else None, kie_task_id=kie_task_id,
         result_urls=json_param(result_urls) if result_urls is not None else None,
         failure_reason=None,
         failure_code=failure.code.value if failure else None,

@@ -57,7 +57,7 @@ class LockConnection:
             cur.execute(sql, params)
             cols = [c.name for c in cur.description]
             row = cur.fetchone()
-        return dict(zip(cols, row)) if row else {}
+        return dict(zip(cols, row, strict=True)) if row else {}
 
     def try_lock(self) -> bool:
         return bool(self._fetch(QUERIES["try_leader_lock"], key=self.key)["locked"])
@@ -112,5 +112,5 @@ class LockConnection:
     def close(self) -> None:
         try:
             self._conn.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection may raise anything
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection may raise anything
             pass

@@ -110,7 +110,7 @@ class ListenConnection:
     def close(self) -> None:
         try:
             self._conn.close()
-        except Exception:  # noqa: BLE001 - closing a broken connection may raise anything
+        except Exception:  # noqa: BLE001, S110 - closing a broken connection may raise anything
             pass
 
 
@@ -175,7 +175,7 @@ class StoredWorkListener:
                     self._relay(self._connection().wait(WAIT_S))
                 except DatabaseUnavailable as exc:
                     self._lost(str(exc))
-                except Exception:  # noqa: BLE001 - the thread must outlive any one bad batch
+                except Exception:  # the thread must outlive any one bad batch
                     log.exception("stored-work listener error", extra={"action": "notify_listener_error"})
                     self._lost("unexpected error")
         finally:

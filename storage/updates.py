@@ -4,7 +4,8 @@ that cannot be decoded or handled is marked failed with a short reason, so it ne
 ones after it."""
 from __future__ import annotations
 
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
 from storage.db import Database, json_param
 from storage.jsonb import storable

@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from config.catalogue import load_catalogue
 from telemetry import build
 from telemetry.results import RequestResult, kie_result, telegram_result
 
@@ -76,10 +77,12 @@ class _FromDatabase(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             g = self._read()
-        except Exception:  # noqa: BLE001 - a scrape must never fail because the database is down
+        except Exception:  # a scrape must never fail because the database is down
             log.debug("database gauges unavailable for this scrape", exc_info=True)
             return
-        jobs = GaugeMetricFamily("kiebot_jobs", "Unfinished jobs in Postgres by state (finished ones: kiebot_jobs_finished_total).", labels=["state"])
+        jobs = GaugeMetricFamily(
+            "kiebot_jobs", "Unfinished jobs in Postgres by state (finished ones: kiebot_jobs_finished_total).",
+            labels=["state"])
         for state, n in sorted(g.jobs_by_state.items()):
             jobs.add_metric([state], n)
         backlog = GaugeMetricFamily("kiebot_inbox_backlog", "Stored, unprocessed inbox rows.", labels=["inbox"])
@@ -92,8 +95,7 @@ class _FromDatabase(Collector):
 
 
 def _offered_models() -> list[str]:
-    from config.catalogue import load_catalogue  # cached; only the ids are needed
-
+    """The ids of the offered models (the catalogue is loaded once and cached)."""
     return [m.id for m in load_catalogue() if m.offered]
 
 

@@ -1,7 +1,8 @@
 """Simulator and instance fixtures for integration tests."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

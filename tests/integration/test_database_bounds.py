@@ -3,7 +3,7 @@ DatabaseUnavailable, and a pooled connection that died while idle is replaced un
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

@@ -22,15 +22,25 @@ SIGTERM and SIGKILL: tests/system/test_delivery_fault_matrix_kills.py.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
 from storage.db import Database
-from tests.support.delivery_matrix import (ALO, AMO, PERFORMED, STEPS, USER, allowed_counts, arm, assert_final,
-                                           on_the_wire, the_job)
+from tests.support.delivery_matrix import (
+    ALO,
+    AMO,
+    PERFORMED,
+    STEPS,
+    USER,
+    allowed_counts,
+    arm,
+    assert_final,
+    on_the_wire,
+    the_job,
+)
 from tests.support.harness import Instance
 from tests.support.sessions import terminate
 from tests.support.waiting import wait_until

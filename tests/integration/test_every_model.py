@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from config.catalogue import ModelSpec, load_catalogue
+from sim import cluster
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
 from storage.db import Database
-from sim import cluster
 from tests.conftest import TEMPLATE, drop_database, with_database
 from tests.support.harness import start_instance
 from tests.support.waiting import wait_until

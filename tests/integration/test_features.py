@@ -2,7 +2,6 @@
 back with /history, cancel, regenerate, edit the prompt, switch language, and wait their turn."""
 from __future__ import annotations
 
-
 from actors.job_state import JobState
 from config.catalogue import load_catalogue
 from sim.kie import KieSim

@@ -3,7 +3,8 @@ without a single 429, one chat gets at most one message a second."""
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Iterator
+import itertools
+from collections.abc import Iterator
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_twenty_results_to_one_chat_go_out_at_most_one_per_second(limited: Teleg
         list(pool.map(lambda n: gateway.sender.send_text(31, f"result {n}"), range(20)))
     calls = sends(limited)
     assert len(calls) == 20 and all(c.status == 200 for c in calls)
-    gaps = [b.at - a.at for a, b in zip(calls, calls[1:])]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
     assert min(gaps) >= 0.95, f"smallest gap {min(gaps):.3f}s"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -57,7 +57,7 @@ def test_with_the_database_down_health_stays_fast_and_says_so_and_leadership_end
     inst, proxy = proxied
     wait_until(lambda: inst.get("/health").json()["active"], timeout=10, what="active")
     proxy.cut()
-    down: Callable[[], bool] = lambda: (h := inst.get("/health").json())["db"] == "down" and not h["active"]  # noqa: E731
+    down: Callable[[], bool] = lambda: (h := inst.get("/health").json())["db"] == "down" and not h["active"]
     wait_until(down, timeout=10, what="health reports the database down and no leadership")
     started = time.monotonic()
     resp = inst.get("/health")

@@ -3,7 +3,8 @@ nothing for it, and stores odd but real text (NUL, lone surrogates) instead of a
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -115,7 +116,7 @@ def test_an_oversized_update_is_refused_413_from_its_headers_alone(gateway: Http
     assert update_inbox.unprocessed(db) == []
 
 
-@pytest.mark.parametrize("text, stored", [("nul\\u0000here", "nul\ufffdhere"),
+@pytest.mark.parametrize(("text", "stored"), [("nul\\u0000here", "nul\ufffdhere"),
                                           ("lone\\ud800", "lone\ufffd"),
                                           ("low\\udfffend", "low\ufffdend"),
                                           ("pair\\ud83d\\ude00ok", "pair\U0001F600ok")])
@@ -155,7 +156,7 @@ NOT_CALLBACKS: dict[str, tuple[bytes, str | None, int]] = {
 }
 
 
-@pytest.mark.parametrize("body, content_type, status", NOT_CALLBACKS.values(), ids=NOT_CALLBACKS.keys())
+@pytest.mark.parametrize(("body", "content_type", "status"), NOT_CALLBACKS.values(), ids=NOT_CALLBACKS.keys())
 def test_a_callback_with_the_right_token_but_no_callback_in_it_is_refused_and_not_stored(
         gateway: HttpGateway, db: Database, job: Job, body: bytes, content_type: str | None, status: int) -> None:
     resp = post_callback(gateway, job, body, content_type)
@@ -205,7 +206,7 @@ def test_a_large_callback_under_the_cap_arrives_in_many_reads_and_is_stored(
     assert len(stored.body["data"]["padding"]) == 900_000
 
 
-@pytest.mark.parametrize("escape, stored", [("\\u0000", "\ufffd"), ("\\ud800", "\ufffd"), ("\\udc00x", "\ufffdx")])
+@pytest.mark.parametrize(("escape", "stored"), [("\\u0000", "\ufffd"), ("\\ud800", "\ufffd"), ("\\udc00x", "\ufffdx")])
 def test_a_callback_with_nul_or_a_lone_surrogate_is_stored_with_a_replacement_character(
         gateway: HttpGateway, db: Database, job: Job, escape: str, stored: str) -> None:
     body = json.dumps(valid_callback(job)).replace('"msg": "ok"', f'"msg": "a{escape}", "k{escape}": 1')

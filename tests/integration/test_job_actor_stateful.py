@@ -38,6 +38,7 @@ from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
 from config.settings import DeliveryPolicy, Settings
 from kie.client import KieClient
+from sim import cluster
 from sim.kie import KieSim
 from sim.kie_tasks import Fate
 from sim.telegram import Call, TelegramSim
@@ -45,7 +46,6 @@ from storage import inbox
 from storage.db import Database
 from storage.jobs import Job, NewJob, create_job, get_job, job_events
 from telemetry.metrics import Metrics
-from sim import cluster
 from tests.conftest import TEMPLATE, _admin, drop_database, with_database
 from tests.support.factories import take_epoch
 from tests.support.waiting import wait_until

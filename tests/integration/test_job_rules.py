@@ -3,7 +3,7 @@ deadlines, a job that crashes its actor, and updates that reach a passive instan
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 
@@ -11,7 +11,6 @@ from actors.job_state import JobState
 from sim.kie import KieSim
 from sim.kie_tasks import Fate
 from sim.telegram import TelegramSim
-
 from storage.db import Database, connect
 from storage.jobs import get_job, recent_jobs
 from tests.support.factories import make_job

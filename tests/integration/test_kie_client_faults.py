@@ -7,7 +7,7 @@ have; every other call says "retry later". No error text carries the API key.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

@@ -3,7 +3,7 @@ the benchmarks and the tests build their clusters on."""
 from __future__ import annotations
 
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

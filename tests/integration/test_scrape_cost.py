@@ -3,7 +3,8 @@ gauges read only the unfinished ones, and still report every unfinished state (0
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

@@ -3,7 +3,7 @@ sockets open) does not keep the cluster leaderless: the server ends the session 
 KIEBOT_LOCK_SILENCE_S, and a standby leads."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -668,7 +670,7 @@ def test_a_receiver_answering_500_gets_one_attempt_and_three_retries_then_the_si
     attempts = sim.wait_for_callbacks(4, task_id=task_id)
     assert [(a["attempt"], a["status"], a["will_retry"]) for a in attempts] == [
         (1, 500, True), (2, 500, True), (3, 500, True), (4, 500, False)]
-    gaps = [b["at"] - a["at"] for a, b in zip(attempts, attempts[1:])]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(attempts)]
     assert all(g >= d * 0.9 for g, d in zip(gaps, FAST_BACKOFF))
 
 

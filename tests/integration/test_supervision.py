@@ -2,7 +2,8 @@
 a database error, and taking its JobActors down with it when it fails."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pykka
 import pytest
@@ -76,7 +77,7 @@ def test_a_new_leader_adopts_many_jobs_within_its_slots_and_delivers_each_once(
             kie.complete_now(task_id)           # every callback arrives at once
         wait_until(lambda: all(get_job(db, j).state == JobState.DELIVERED for j in tasks),  # type: ignore[union-attr]
                    timeout=60, what="every job delivered")
-        photos = [c for c in telegram.calls("sendPhoto")]
+        photos = list(telegram.calls("sendPhoto"))
         assert sorted(int(c.params["chat_id"]) for c in photos) == [50_000 + i for i in range(n)]
         assert 1 <= kie.peak_in_flight <= SLOTS, "more JobActors worked at once than there are slots"
     finally:

@@ -3,7 +3,7 @@ idempotent buttons, and sending that respects Telegram's answers."""
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import select
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from http_gateway import GatewayHooks, HttpGateway
 from storage.db import Database

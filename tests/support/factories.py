@@ -5,9 +5,9 @@ import itertools
 from typing import Any
 
 from actors.job_state import JobState
+from actors.outcomes import Failure, FailureCode, JobOutcome
 from storage.db import Database
 from storage.jobs import Job, NewJob, create_job, get_job, transition
-from actors.outcomes import Failure, FailureCode, JobOutcome
 from storage.leader_term import LockConnection
 
 _keys = itertools.count(1)

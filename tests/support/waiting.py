@@ -5,7 +5,8 @@ The loop is `sim.cluster.wait_until`, shared with the demo and the benchmarks; t
 """
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from sim import cluster
 

@@ -1,8 +1,8 @@
 """Fixtures for real `kiebot run` processes."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 

@@ -13,7 +13,7 @@ from the simulator's side — and it must still be waiting, never failed or deli
 from __future__ import annotations
 
 import random
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

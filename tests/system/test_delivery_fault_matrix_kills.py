@@ -17,7 +17,7 @@ Client pacing is off, as in the in-process matrix.
 from __future__ import annotations
 
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -26,8 +26,7 @@ from sim.kie import KieSim
 from sim.telegram import TelegramSim
 from storage.db import Database
 from storage.jobs import Job
-from tests.support.delivery_matrix import (ALO, AMO, STEPS, USER, allowed_counts, arm, assert_final, on_the_wire,
-                                           the_job)
+from tests.support.delivery_matrix import ALO, AMO, STEPS, USER, allowed_counts, arm, assert_final, on_the_wire, the_job
 from tests.support.harness import Process
 from tests.support.waiting import wait_until
 

@@ -3,7 +3,7 @@ records it under its own claim; the next leader sends nothing more."""
 from __future__ import annotations
 
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 from actors.job_state import JobState
 from sim.kie import KieSim

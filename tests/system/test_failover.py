@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import signal
-from typing import Callable
+from collections.abc import Callable
 
 from actors.job_state import JobState
 from sim.kie import KieSim

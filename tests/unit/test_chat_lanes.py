@@ -3,7 +3,7 @@ escapes a handler gives the rest of that chat's queue back without touching othe
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from bot.chat_lanes import ChatLanes
 

@@ -3,7 +3,7 @@ written in DATABASE_URL and the decoded one; storage error messages mask URL pas
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -10,7 +10,7 @@ from bot.update_body import BadUpdate, parse_update
 MESSAGE = {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}, "text": "hi"}
 
 
-@pytest.mark.parametrize("body, update_id", [
+@pytest.mark.parametrize(("body", "update_id"), [
     ({"update_id": 0}, 0),
     ({"update_id": 2 ** 63 - 1}, 2 ** 63 - 1),
     ({"update_id": 7, "message": MESSAGE}, 7),
@@ -20,7 +20,7 @@ def test_a_decodable_update_gives_its_update_id(body: dict[str, Any], update_id:
     assert parse_update(body) == update_id
 
 
-@pytest.mark.parametrize("body, reason", [
+@pytest.mark.parametrize(("body", "reason"), [
     ([], "body must be a JSON object"),
     ("update", "body must be a JSON object"),
     (None, "body must be a JSON object"),
