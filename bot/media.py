@@ -73,6 +73,14 @@ def allow_result_hosts(*urls: str) -> None:
         _configured.update(filter(None, (_host_port(url) for url in urls)))
 
 
+def forget_result_hosts() -> None:
+    """Forget every host allowed by allow_result_hosts: for a process that runs several
+    instances one after another (the tests), so that one's simulator ports do not stay
+    allowed for the next."""
+    with _configured_lock:
+        _configured.clear()
+
+
 def _host_port(url: str) -> tuple[str, int] | None:
     """(host, port) of an http(s) URL, the port filled in from the scheme; None if it has neither."""
     parts = urlsplit(url)

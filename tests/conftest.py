@@ -17,6 +17,7 @@ for _name in list(os.environ):
     if _name.startswith(("KIEBOT_", "TELEGRAM_", "KIE_")):
         del os.environ[_name]
 
+from bot import media  # noqa: E402
 from sim import cluster  # noqa: E402
 from sim.cluster import drop_database, with_database  # noqa: E402,F401 - used by test modules
 from storage.db import Database, connect  # noqa: E402
@@ -57,6 +58,15 @@ def database_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
     url = cluster.create_database(pg_admin_url, name, template=TEMPLATE)
     yield url
     drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(autouse=True)
+def fresh_result_hosts() -> Iterator[None]:
+    """Each test starts with no allowed result-download hosts: instances started by earlier
+    tests allowed their simulators' ports, which a later test's server may be given again."""
+    media.forget_result_hosts()
+    yield
+    media.forget_result_hosts()
 
 
 @pytest.fixture

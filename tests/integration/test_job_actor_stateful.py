@@ -119,6 +119,7 @@ class JobActorMachine(RuleBasedStateMachine):
         self.waited_out_a_429 = False
         self.connection_drops = 0
         self.restarts_in_epoch = 0      # supervisor restarts that kept the epoch
+        self.rate_limits = 0            # 429s a step scripted: each may release and re-take a claim
 
     @initialize(result_count=st.integers(1, 12))
     def submit(self, result_count: int) -> None:
@@ -275,6 +276,7 @@ class JobActorMachine(RuleBasedStateMachine):
         if method is not None:
             refused = sum(1 for c in self.telegram.calls(method) if c.status == 429)
             self.telegram.fail_next(method, 1, 429, retry_after=retry_after)
+            self.rate_limits += 1
             # Either the send met it, or the part was already under way and the delivery ended.
             wait_until(lambda: sum(1 for c in self.telegram.calls(method) if c.status == 429) > refused
                        or self.settled(), timeout=20, what=f"{method} answered 429")
@@ -324,9 +326,10 @@ class JobActorMachine(RuleBasedStateMachine):
         assert self.job is not None
         claims = Counter(e["epoch"] for e in job_events(self.observer, self.job.id) if e["to_state"] == "delivering")
         # A claim is taken over in its own epoch only once its outcome became unknowable (a
-        # lost answer, a JobActor crashed by a dropped connection) or its stopped holder
-        # handed it back clean (a supervisor restart in the same epoch).
-        allowed = 1 + self.answers_lost + self.connection_drops + self.restarts_in_epoch
+        # lost answer, a JobActor crashed by a dropped connection), or its holder handed it back
+        # clean: stopped by a supervisor restart in the same epoch, or waiting out a 429 (the
+        # claim is released before the wait and taken back when the wait is over).
+        allowed = 1 + self.answers_lost + self.connection_drops + self.restarts_in_epoch + self.rate_limits
         assert all(n <= allowed for n in claims.values()), f"claims per epoch: {dict(claims)}"
 
     @invariant()

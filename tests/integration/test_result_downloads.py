@@ -59,10 +59,15 @@ class LocalServer:
 
 
 @pytest.fixture(scope="module")
-def kie() -> Iterator[KieSim]:
+def kie_sim() -> Iterator[KieSim]:
     with KieSim(default_duration_s=0.01, rate_limits=False) as sim:
-        media.allow_result_hosts(sim.url, sim.upload_url)     # what the gateway does with KIE_API_URL/KIE_UPLOAD_URL
         yield sim
+
+
+@pytest.fixture
+def kie(kie_sim: KieSim) -> KieSim:
+    media.allow_result_hosts(kie_sim.url, kie_sim.upload_url)   # what the gateway does with KIE_API_URL/KIE_UPLOAD_URL
+    return kie_sim
 
 
 @pytest.fixture
