@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +27,7 @@ from storage.db import Database, connect
 from storage.jobs import Job, NewJob, create_job, get_job, job_events, recent_jobs
 from tests.support.factories import make_job
 from tests.support.harness import Instance, start_instance
+from tests.support.log_events import ActionSeen
 from tests.support.sessions import terminate
 from tests.support.waiting import wait_until
 
@@ -72,18 +72,6 @@ def metric(inst: Instance, line_start: str) -> float:
         if line.startswith(line_start + " "):
             return float(line.split()[-1])
     return 0.0
-
-
-class ActionSeen(logging.Handler):
-    """Sets `seen` when a log record with this `action` (and job id) is emitted."""
-
-    def __init__(self, action: str, job_id: int) -> None:
-        super().__init__(logging.DEBUG)
-        self.action, self.job_id, self.seen = action, job_id, threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "action", None) == self.action and getattr(record, "job_id", None) == self.job_id:
-            self.seen.set()
 
 
 @pytest.fixture

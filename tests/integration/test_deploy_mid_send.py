@@ -25,6 +25,7 @@ from storage import updates
 from storage.db import Database, connect
 from storage.jobs import get_job, recent_jobs
 from tests.support.harness import Instance
+from tests.support.log_events import ActionSeen
 from tests.support.waiting import wait_until
 
 USER_INTAKE, USER_BLIP, USER_STALE = 9911, 9921, 9931
@@ -86,16 +87,6 @@ def test_imagine_progress_on_the_wire_during_a_deploy_is_sent_once(
     assert len(jobs) == 1
     assert len([m for m in telegram.chat(USER_INTAKE) if m.from_bot and m.message_id != jobs[0].progress_message_id
                 and m.media is None]) == 0, (chat_texts, jobs[0].progress_message_id)
-
-
-class ActionSeen(logging.Handler):
-    def __init__(self, action: str, job_id: int) -> None:
-        super().__init__(logging.DEBUG)
-        self.action, self.job_id, self.seen = action, job_id, threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "action", None) == self.action and getattr(record, "job_id", None) == self.job_id:
-            self.seen.set()
 
 
 @pytest.mark.parametrize("policy", ["at_most_once", "at_least_once"])
