@@ -22,6 +22,8 @@ from actors.retention import RetentionConfig
 from actors.supervisor import JobSupervisor
 from actors.timers import Timers
 from actors.work_slots import WorkSlots
+from bot.operator_pager import TelegramOperatorPager
+from bot.stars_account import TelegramStarsAccount
 from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
 from config.settings import Settings
@@ -95,7 +97,9 @@ class Runtime:
                          delivery_grace_s=s.delivery_grace_s, slots=WorkSlots(s.job_slots),
                          retention=RetentionConfig(updates_days=s.retention_updates_days,
                                                    callbacks_days=s.retention_callbacks_days,
-                                                   events_days=s.retention_events_days))
+                                                   events_days=s.retention_events_days),
+                         pager=TelegramOperatorPager(self.bot.sender.for_epoch(epoch), s.admin_ids, self.db),
+                         stars=TelegramStarsAccount(self.bot.sender.for_epoch(epoch)))
         self.metrics.job_actors_waiting.set_function(lambda: ctx.slots.waiting)
         return JobSupervisor.start(ctx)
 

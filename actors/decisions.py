@@ -7,6 +7,7 @@ result text is a failure: nothing will ever arrive, and waiting would only run o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from kie.records import TaskRecord
 
@@ -25,11 +26,13 @@ class KeepWaiting:
 class Succeeded:
     urls: tuple[str, ...]
     text: str | None = None
+    credits: Decimal | None = None      # what KIE says it charged (creditsConsumed)
 
 
 @dataclass(frozen=True)
 class Failed:
     reason: str
+    credits: Decimal | None = None
 
 
 Next = KeepWaiting | Succeeded | Failed
@@ -41,11 +44,11 @@ def decide_after_record(record: TaskRecord | None) -> Next:
     state = record.state.strip().lower()
     if state in FAIL_STATES:
         detail = record.fail_msg or (f"error {record.fail_code}" if record.fail_code else "no reason given")
-        return Failed(detail)
+        return Failed(detail, record.credits_consumed)
     if state in SUCCESS_STATES:
         if record.result_urls or record.result_text:
-            return Succeeded(record.result_urls, record.result_text)
-        return Failed(NO_RESULT)
+            return Succeeded(record.result_urls, record.result_text, record.credits_consumed)
+        return Failed(NO_RESULT, record.credits_consumed)
     return KeepWaiting(f"state {record.state!r}")
 
 

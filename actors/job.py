@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import pykka
@@ -31,15 +32,16 @@ from actors.messages import (
     ShowFinalAgain,
 )
 from actors.outcomes import Failure, FailureCode, JobOutcome, ProgressStage
-from actors.ports import Sender, SendError, SendOutcome, Sent
+from actors.ports import OperatorAlert, OperatorPager, Sender, SendError, SendOutcome, Sent, StarsAccount
 from actors.retention import RetentionConfig
 from actors.timers import Timers
+from actors.treasurer import KieBalance, TreasuryConfig, page
 from actors.work_slots import WorkSlots
 from config.catalogue import Catalogue
 from config.settings import DeliveryPolicy
 from faults import crashpoint
 from kie.client import KieClient
-from kie.errors import KieAlert, KieJobFailed, KieRetryLater, KieSubmitOutcomeUnknown
+from kie.errors import KieAlert, KieJobFailed, KieNoCredit, KieRetryLater, KieSubmitOutcomeUnknown
 from kie.records import parse_record, task_id_of
 from kie.uploads import TelegramFile
 from storage import inbox
@@ -84,6 +86,10 @@ class JobContext:
     delivery_grace_s: float
     slots: WorkSlots = field(default_factory=WorkSlots)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    kie_balance: KieBalance = field(default_factory=KieBalance)
+    pager: OperatorPager | None = None          # messages to ADMIN_IDS
+    stars: StarsAccount | None = None           # refunds and reconciliation (actors/treasurer.py)
+    treasury: TreasuryConfig = field(default_factory=TreasuryConfig)
 
     def callback_url(self, job: Job) -> str | None:
         if not self.public_url:
@@ -236,6 +242,9 @@ class JobActor(pykka.ThreadingActor):
             return self._fail(job, Failure(FailureCode.KIE_FAILED, exc.reason))
         except KieAlert as exc:
             return self._kie_alert(job, exc)
+        if not self.ctx.kie_balance.covers(job.kie_credits_quoted):
+            return self._no_kie_credit(job, "balance", f"balance {self.ctx.kie_balance.get()} is below "
+                                                       f"the job's {job.kie_credits_quoted} credits")
         moved = self._move(job, S.SUBMITTING)
         if moved is None:
             return None
@@ -253,6 +262,7 @@ class JobActor(pykka.ThreadingActor):
             self._later(self._seconds_to_deadline(moved), Resume())
             return None
         crashpoint("after_create_task")
+        self.ctx.kie_balance.spend(job.kie_credits_quoted)
         submitted = self._move(moved, S.SUBMITTED, kie_task_id=task_id)
         if submitted is None:
             return None
@@ -266,7 +276,21 @@ class JobActor(pykka.ThreadingActor):
     def _kie_alert(self, job: Job, exc: KieAlert) -> None:
         log.error("KIE account needs an operator: %s", exc, extra={"action": "kie_alert", "job_id": job.id})
         self.ctx.metrics.kie_alerts.inc()
+        if isinstance(exc, KieNoCredit):
+            self.ctx.kie_balance.set(Decimal(0))    # until the next read: refuse before createTask
+            return self._no_kie_credit(job, "402", str(exc))
         self._fail(job, Failure(FailureCode.UNAVAILABLE, str(exc)))
+        return None
+
+    def _no_kie_credit(self, job: Job, reason: str, detail: str) -> None:
+        """The operator's KIE balance is short: the job fails before KIE has it (its hold is
+        released by the same write), and the admins hear of it at once (once an hour)."""
+        self.ctx.metrics.kie_no_credit.labels(reason).inc()
+        self._note("no_kie_credit", detail, level=logging.ERROR)
+        alert = OperatorAlert.KIE_NO_CREDIT if reason == "402" else OperatorAlert.KIE_BALANCE_LOW
+        with self.ctx.slots.outside():
+            page(self.ctx.db, self.ctx.pager, self.ctx.metrics, alert, detail, self.ctx.treasury.page_period_s)
+        self._fail(job, Failure(FailureCode.NO_KIE_CREDIT, reason))
 
     def _retry_submit_later(self, job: Job, why: str, *, moved_back: bool) -> None:
         """Nothing reached KIE: try again later from `created`."""
@@ -325,18 +349,22 @@ class JobActor(pykka.ThreadingActor):
                     job = self._move(job, S.SUBMITTED, kie_task_id=task_id) or job
                 if self.job and self.job.state == S.SUBMITTED:
                     self._schedule_poll()
-            case Succeeded(urls=urls, text=result_text):
+            case Succeeded(urls=urls, text=result_text, credits=credits):
                 moved = self._move(job, S.SUCCEEDED, outcome=JobOutcome.SUCCESS, result_urls=list(urls),
-                                   result_text=result_text, kie_task_id=task_id)
+                                   result_text=result_text, kie_task_id=task_id, kie_credits_consumed=credits)
                 if moved:
                     self._note("succeeded", f"via {source}")
+                    self._count_kie_charge(moved)
                     self._deliver(moved)
-            case Failed(reason=reason):
-                self._fail(job, Failure(FailureCode.KIE_FAILED, reason), kie_task_id=task_id)
+            case Failed(reason=reason, credits=credits):
+                self._fail(job, Failure(FailureCode.KIE_FAILED, reason), kie_task_id=task_id, kie_credits=credits)
 
-    def _fail(self, job: Job, failure: Failure, *, kie_task_id: str | None = None) -> None:
-        moved = self._move(job, S.FAILED, outcome=JobOutcome.FAILURE, failure=failure, kie_task_id=kie_task_id)
+    def _fail(self, job: Job, failure: Failure, *, kie_task_id: str | None = None,
+              kie_credits: Decimal | None = None) -> None:
+        moved = self._move(job, S.FAILED, outcome=JobOutcome.FAILURE, failure=failure, kie_task_id=kie_task_id,
+                           kie_credits_consumed=kie_credits)
         if moved:
+            self._count_kie_charge(moved)
             self._note("failed", f"{failure.code.value}: {failure.detail}")
             self._deliver(moved)
 
@@ -517,6 +545,15 @@ class JobActor(pykka.ThreadingActor):
         log.error("job %s: could not record a send's outcome; the next leader treats it as unknown", self.job_id,
                   extra={"action": "record_failed", "job_id": self.job_id})
         return None
+
+    def _count_kie_charge(self, job: Job) -> None:
+        """What KIE charged next to what our price data said it would (stale prices show as
+        drift: kiebot_kie_credits_consumed_total / kiebot_kie_credits_quoted_total per model)."""
+        if job.kie_credits_consumed is None:
+            return
+        self.ctx.metrics.kie_credits_consumed.labels(job.model).inc(float(job.kie_credits_consumed))
+        if job.kie_credits_consumed > 0 and job.kie_credits_quoted is not None:
+            self.ctx.metrics.kie_credits_quoted.labels(job.model).inc(float(job.kie_credits_quoted))
 
     def _count_finished(self, job: Job, outcome: str) -> None:
         now = dt.datetime.now(dt.UTC)

@@ -20,7 +20,9 @@ class FailureCode(str, enum.Enum):
 
     KIE_FAILED = "kie_failed"           # KIE said the generation failed; detail: its message
     DEADLINE = "deadline"               # it took too long; detail: the deadline in minutes
-    UNAVAILABLE = "unavailable"         # the KIE account needs an operator (key, balance, …)
+    UNAVAILABLE = "unavailable"         # the KIE account needs an operator (key, sub-key cap, …)
+    NO_KIE_CREDIT = "no_kie_credit"     # the operator's KIE balance is short (402, or known low
+                                        # before createTask); detail: "402" or "balance"
     UPLOAD_REFUSED = "upload_refused"   # Telegram would not give us the file the user sent
     INTERNAL = "internal"               # our own fault (a JobActor kept crashing)
 

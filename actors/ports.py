@@ -9,6 +9,7 @@ bot/sender.py's classify_send_error and acted on by the JobActor.
 """
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -74,4 +75,44 @@ class Sender(Protocol):
 
     def download_file(self, file_id: str) -> tuple[bytes, str]:
         """A file the user sent us (for KIE's upload): its bytes and a file name."""
+        ...
+
+
+class OperatorAlert(enum.Enum):
+    """Something the operator must hear about at once (a message to ADMIN_IDS, at most once an
+    hour per alert; the bot puts it into words)."""
+
+    KIE_NO_CREDIT = "kie_no_credit"             # KIE answered 402: the account needs topping up
+    KIE_BALANCE_LOW = "kie_balance_low"         # the balance read is below a job's price
+    PAYMENT_DISCREPANCY = "payment_discrepancy"  # a Stars payment on one side only
+
+
+class OperatorPager(Protocol):
+    def page(self, alert: OperatorAlert, detail: str) -> None:
+        """Tell every admin; best effort (raises SendError only for DEPOSED)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StarTransaction:
+    """One entry of getStarTransactions, as far as reconciliation needs it."""
+
+    id: str                     # for a payment: its telegram_payment_charge_id
+    amount: int                 # Stars
+    at: dt.datetime
+    incoming: bool              # a user paid the bot (source), else the bot paid a user (receiver)
+    user_id: int | None
+    payload: str | None = None
+
+
+class StarsAccount(Protocol):
+    """The bot's Stars at Telegram: refund a payment; list the transactions."""
+
+    def refund(self, user_id: int, charge_id: str) -> bool:
+        """Refund a payment: True when Telegram refunded it now, False when it says it was
+        refunded already (CHARGE_ALREADY_REFUNDED counts as done). Raises SendError."""
+        ...
+
+    def transactions(self, offset: int, limit: int) -> list[StarTransaction]:
+        """One page of the bot's Star transactions. Raises SendError."""
         ...

@@ -29,6 +29,7 @@ from actors.messages import (
 from actors.outcomes import Failure, FailureCode, JobOutcome
 from actors.reconciler import Reconciler, ReconcilerConfig
 from actors.retention import Retention
+from actors.treasurer import Treasurer, Treasury
 from storage import inbox
 from storage.db import DatabaseUnavailable
 from storage.jobs import Job, Moved, get_job, transition, unfinished_jobs
@@ -50,6 +51,7 @@ class JobSupervisor(pykka.ThreadingActor):
         self.reconciler = Reconciler(ctx.db, ctx.epoch, ReconcilerConfig(SWEEP_INTERVAL_S, ctx.delivery_grace_s))
         self.retention = Retention(ctx.db, ctx.retention,
                                    on_removed=lambda table, n: ctx.metrics.retention_removed.labels(table).inc(n))
+        self.treasurer: pykka.ActorRef[Any] | None = None
 
     def on_start(self) -> None:
         """Supervisor thread. Adopts every unfinished job from two reads (rows, and which of them
@@ -59,6 +61,9 @@ class JobSupervisor(pykka.ThreadingActor):
         for job in adopted:
             self._spawn(job.id, adopted=job, callbacks_waiting=job.id in with_callbacks)
         self.ctx.metrics.job_actors.set(len(self.children))
+        self.treasurer = Treasurer.start(Treasury(self.ctx.db, self.ctx.kie, self.ctx.stars, self.ctx.pager,
+                                                  self.ctx.metrics, self.ctx.kie_balance, self.ctx.treasury),
+                                         self.ctx.timers)
         log.info("supervisor started with %d jobs", len(self.children),
                  extra={"action": "supervisor_start", "epoch": self.ctx.epoch})
         self.ctx.timers.later(SWEEP_INTERVAL_S, self.actor_ref, Sweep())
@@ -107,6 +112,9 @@ class JobSupervisor(pykka.ThreadingActor):
     def _stop_children(self) -> None:
         self.ctx.slots.close()
         refs = list(self.children.values())
+        if self.treasurer is not None:
+            refs.append(self.treasurer)
+            self.treasurer = None
         for ref in refs:
             ref.stop(block=False)
         # A JobActor with a send on the wire finishes it and records the outcome under its own

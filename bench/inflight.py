@@ -119,7 +119,7 @@ class Sampler:
 def create_jobs(url: str, kie: Any, door_url: str, chats: list[int], n: int, epoch: int) -> list[str]:
     from actors.job_state import JobState as S
     from storage.db import Database
-    from storage.jobs import Moved, NewJob, create_job, transition
+    from storage.jobs import Moved, NewJob, create_job, created, transition
 
     db = Database(url, application_name="kiebot-bench-inflight")
     local = threading.local()
@@ -129,9 +129,9 @@ def create_jobs(url: str, kie: Any, door_url: str, chats: list[int], n: int, epo
         if not hasattr(local, "session"):
             local.session = requests.Session()
         chat = chats[i % len(chats)]
-        job, _ = create_job(db, NewJob(request_key=f"inflight:{i}", chat_id=chat, user_id=chat, lang="en",
+        job = created(create_job(db, NewJob(request_key=f"inflight:{i}", chat_id=chat, user_id=chat, lang="en",
                                        model="z-image", input={"prompt": f"bench job {i}", "aspect_ratio": "1:1"},
-                                       deadline_s=3 * 3600))
+                                       deadline_s=3 * 3600)))
         moved = transition(db, job.id, S.CREATED, S.SUBMITTING, epoch)
         assert isinstance(moved, Moved)
         resp = local.session.post(f"{kie.url}/api/v1/jobs/createTask", headers=auth, timeout=30, json={

@@ -36,7 +36,7 @@ from bench.runs import RUNS_DIR
 from sim.cluster import LOCAL, free_port, instance_env, wait_until
 from storage import inbox
 from storage.db import Database
-from storage.jobs import Moved, NewJob, create_job, get_job, transition
+from storage.jobs import Moved, NewJob, create_job, created, get_job, transition
 
 MODEL = "z-image"
 DoneHook = Callable[[int, bool], None]      # (job number, delivered as a result?)
@@ -109,8 +109,8 @@ class KiebotPipeline:
 
     def submit(self, n: int) -> None:
         chat = self.chats[n % len(self.chats)]
-        job, _ = create_job(self.db, NewJob(request_key=f"bench:{n}", chat_id=chat, user_id=chat, lang="en",
-                                            model=MODEL, input=job_input(n), deadline_s=900))
+        job = created(create_job(self.db, NewJob(request_key=f"bench:{n}", chat_id=chat, user_id=chat, lang="en",
+                                            model=MODEL, input=job_input(n), deadline_s=900)))
         self.runtime._to_supervisor_job(job.id)
 
     def stop(self) -> None:
@@ -219,8 +219,8 @@ class FloorPipeline:
     def _job(self, n: int) -> None:
         kie, tg = self._sessions()
         chat = self.chats[n % len(self.chats)]
-        job, _ = create_job(self.db, NewJob(request_key=f"floor:{n}", chat_id=chat, user_id=chat, lang="en",
-                                            model=MODEL, input=job_input(n), deadline_s=900))
+        job = created(create_job(self.db, NewJob(request_key=f"floor:{n}", chat_id=chat, user_id=chat, lang="en",
+                                            model=MODEL, input=job_input(n), deadline_s=900)))
         event = threading.Event()
         with self._events_lock:
             self._events[job.id] = event

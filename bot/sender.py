@@ -100,6 +100,15 @@ class TelegramSender:
         """The same sender, whose requests leave only while this instance holds `epoch`."""
         return TelegramSender(self._bot, self._loop, self._timeout, epoch)
 
+    @property
+    def bot(self) -> Bot:
+        return self._bot
+
+    def call(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
+        """Any other Bot API call (payments, admin pages), with the same epoch fence, flood
+        control and error classification as the sends below; raises SendError."""
+        return self._run(method, make)
+
     def _run(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
         """Run a PTB call on the bot loop. Waiting in FloodControl's queue is not the send:
         only once the request is dispatched does a timeout mean "outcome unknown"."""

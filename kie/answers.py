@@ -14,10 +14,11 @@ from typing import Any
 
 import requests
 
-from kie.errors import KieAlert, KieError, KieJobFailed, KieRetryLater, KieSubmitOutcomeUnknown
+from kie.errors import KieAlert, KieError, KieJobFailed, KieNoCredit, KieRetryLater, KieSubmitOutcomeUnknown
 
 RETRY_LATER_CODES = frozenset({429, 455, 500, 502, 503, 504, 408})
 ALERT_CODES = frozenset({401, 402, 433})
+NO_CREDIT_CODE = 402
 # Statuses a front door (proxy, WAF, load balancer) answers without having handed the request
 # to KIE: every 4xx (the request was refused as it came in), 503 (no upstream available), and
 # Cloudflare's "origin down / unreachable / connect timed out / TLS failed" family.
@@ -81,6 +82,8 @@ def error_for(code: int, msg: str, call: str) -> KieError:
     text = f"{call}: {code} {msg}".strip()
     if code in RETRY_LATER_CODES:
         return KieRetryLater(text, code=code)
+    if code == NO_CREDIT_CODE:
+        return KieNoCredit(text, code=code)
     if code in ALERT_CODES:
         return KieAlert(text, code=code)
     return KieJobFailed(msg or f"error {code}", code=code)

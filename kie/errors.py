@@ -26,5 +26,9 @@ class KieAlert(KieError):
     """The account needs an operator: bad key, no credits, sub-key cap. Stop and alert."""
 
 
+class KieNoCredit(KieAlert):
+    """The operator's KIE account has too few credits (402): nothing was created or charged."""
+
+
 class KieSubmitOutcomeUnknown(KieError):
     """createTask was sent but its answer was lost; KIE may have the task. Never resubmit blindly."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 
@@ -19,6 +20,7 @@ class TaskRecord:
     fail_msg: str | None = None
     callback_url: str | None = None  # from `param`, to prove a task belongs to a job
     result_text: str | None = None   # text models answer `resultObject` instead of URLs
+    credits_consumed: Decimal | None = None  # what KIE charged for the task, when it says so
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -61,6 +63,22 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def _credits(data: dict[str, Any]) -> Decimal | None:
+    """KIE's charge for a task, in whichever spelling it used (`creditsConsumed`, the legacy
+    `consumeCredits`, `credits_consumed`); None when absent or not a number."""
+    for key in ("creditsConsumed", "consumeCredits", "credits_consumed"):
+        value = data.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            continue
+        if amount.is_finite() and amount >= 0:
+            return amount
+    return None
+
+
 def parse_record(data: dict[str, Any]) -> TaskRecord:
     """Normalise a recordInfo `data` object or a callback's `data`."""
     task_id = task_id_of({"data": data}) or ""
@@ -76,5 +94,6 @@ def parse_record(data: dict[str, Any]) -> TaskRecord:
         fail_msg=str(data["failMsg"]) if data.get("failMsg") not in (None, "") else None,
         callback_url=callback_url if isinstance(callback_url, str) else None,
         result_text=_text(result.get("resultObject")),
+        credits_consumed=_credits(data),
         raw=data,
     )

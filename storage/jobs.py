@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from actors.job_state import TERMINAL, JobState, check_transition
@@ -48,10 +49,15 @@ class Job:
     claim_released: bool = False
     failure_code: str | None = None
     failure_detail: str | None = None
+    price: int = 0                          # minor units the user pays (0: free or unpriced)
+    free: bool = False                      # a generation of the daily free tier
+    kie_credits_quoted: Decimal | None = None     # what KIE should charge, by our price data
+    kie_credits_consumed: Decimal | None = None   # what KIE said it charged (creditsConsumed)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        return cls(**{**row, "state": JobState(row["state"])})
+        fields = {k: v for k, v in row.items() if k in _JOB_FIELDS}
+        return cls(**{**fields, "state": JobState(row["state"])})
 
     @property
     def terminal(self) -> bool:
@@ -72,6 +78,9 @@ class Job:
             return Failure(FailureCode.INTERNAL, self.failure_detail or "")
 
 
+_JOB_FIELDS = frozenset(Job.__dataclass_fields__)
+
+
 @dataclass(frozen=True)
 class NewJob:
     request_key: str
@@ -82,6 +91,43 @@ class NewJob:
     input: dict[str, Any]
     deadline_s: int
     progress_message_id: int | None = None
+    price: int = 0                  # minor units, held from the user's available balance
+    free_per_day: int = 0           # free generations of this model per user per day
+    kie_credits: Decimal | None = None
+    epoch: int | None = None        # the intake's leader epoch: a deposed intake creates nothing
+
+
+@dataclass(frozen=True)
+class Created:
+    """The job is committed, its price held (or free). `free_left`: free generations of this
+    model still left today (None when the model has no free tier)."""
+
+    job: Job
+    available: int
+    free_left: int | None
+
+
+@dataclass(frozen=True)
+class Existing:
+    """The request key made this job before (a redelivered update, a second tap)."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class Insufficient:
+    """The available balance is below the price; nothing was written."""
+
+    price: int
+    available: int
+
+
+@dataclass(frozen=True)
+class NotLeading:
+    """The epoch is no longer current: this instance must not create jobs."""
+
+
+JobCreation = Created | Existing | Insufficient | NotLeading
 
 
 @dataclass(frozen=True)
@@ -101,21 +147,33 @@ class LostRace:
 TransitionResult = Moved | LostRace
 
 
-def create_job(db: Database, new: NewJob) -> tuple[Job, bool]:
-    """Insert a job (committed on return); with a known request_key return the existing one.
-
-    Returns (job, created_now).
-    """
+def create_job(db: Database, new: NewJob) -> JobCreation:
+    """Insert a job and hold its price, in one transaction (committed on return); with a known
+    request_key return the existing job. See create_job_with_hold in migration 0007."""
     row = db.one(
         "insert_job", request_key=new.request_key, chat_id=new.chat_id, user_id=new.user_id,
         lang=new.lang, model=new.model, input=json_param(new.input),
         callback_token=secrets.token_urlsafe(24), progress_message_id=new.progress_message_id,
-        deadline_s=new.deadline_s)
-    if row is not None:
-        return Job.from_row(row), True
-    existing = db.one("job_by_request_key", request_key=new.request_key)
-    assert existing is not None, "insert conflicted on request_key but no row has it"
-    return Job.from_row(existing), False
+        deadline_s=new.deadline_s, price=new.price, free_per_day=new.free_per_day,
+        kie_credits=new.kie_credits, epoch=new.epoch)
+    assert row is not None, "create_job_with_hold returns one row"
+    match row["status"]:
+        case "created":
+            return Created(Job.from_row(row), int(row["available"]), row["free_left"])
+        case "exists":
+            return Existing(Job.from_row(row))
+        case "insufficient":
+            return Insufficient(new.price, int(row["available"]))
+        case _:
+            return NotLeading()
+
+
+def created(creation: JobCreation) -> Job:
+    """The job a creation made or found, for callers that never expect a refusal (benchmarks,
+    test factories: price 0, no epoch)."""
+    if isinstance(creation, (Created, Existing)):
+        return creation.job
+    raise AssertionError(f"the job was not created: {creation}")
 
 
 def find_job(db: Database, request_key: str) -> Job | None:
@@ -133,7 +191,8 @@ def transition(db: Database, job_id: int, expected: JobState, new: JobState, epo
                result_urls: list[str] | None = None, failure: Failure | None = None,
                delivered_message_ids: list[int] | None = None, result_file_ids: list[str] | None = None,
                result_text: str | None = None, expected_claim_epoch: int | None = None,
-               delivery_parts: list[dict[str, Any]] | None = None, claim_fenced: bool = False) -> TransitionResult:
+               delivery_parts: list[dict[str, Any]] | None = None, claim_fenced: bool = False,
+               kie_credits_consumed: Decimal | None = None) -> TransitionResult:
     """One fenced conditional UPDATE from `expected` to `new` under `epoch`.
 
     `claim_fenced`: a move out of `delivering` by the epoch holding the delivery claim, allowed
@@ -150,7 +209,7 @@ def transition(db: Database, job_id: int, expected: JobState, new: JobState, epo
         result_file_ids=json_param(result_file_ids) if result_file_ids is not None else None,
         result_text=result_text, expected_claim_epoch=expected_claim_epoch,
         delivery_parts=json_param(delivery_parts) if delivery_parts is not None else None,
-        claim_fenced=claim_fenced)
+        claim_fenced=claim_fenced, kie_credits_consumed=kie_credits_consumed)
     if row is None:
         return LostRace(job_id, expected, epoch)
     return Moved(Job.from_row(row))

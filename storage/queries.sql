@@ -46,13 +46,12 @@ LISTEN kiebot_callback; LISTEN kiebot_update
 SELECT pg_backend_pid() AS pid
 
 -- name: insert_job
--- A new job in state created; committed before createTask is called.
-INSERT INTO jobs (request_key, chat_id, user_id, lang, model, input, callback_token,
-                  progress_message_id, deadline_at)
-VALUES (%(request_key)s, %(chat_id)s, %(user_id)s, %(lang)s, %(model)s, %(input)s,
-        %(callback_token)s, %(progress_message_id)s, now() + make_interval(secs => %(deadline_s)s))
-ON CONFLICT (request_key) DO NOTHING
-RETURNING *
+-- A new job in state created, its price held in the same transaction (storage/migrations/0007);
+-- committed before createTask is called. Fenced by the epoch when one is given.
+SELECT r.status, r.available, r.free_left, (r.job).*
+FROM create_job_with_hold(%(request_key)s, %(chat_id)s, %(user_id)s, %(lang)s, %(model)s, %(input)s,
+                          %(callback_token)s, %(progress_message_id)s, %(deadline_s)s, %(price)s,
+                          %(free_per_day)s, %(kie_credits)s, %(epoch)s) r
 
 -- name: job_by_request_key
 -- The job an idempotency key already created.
@@ -78,6 +77,7 @@ UPDATE jobs SET
     delivered_message_ids = COALESCE(%(delivered_message_ids)s, delivered_message_ids),
     result_file_ids = COALESCE(%(result_file_ids)s, result_file_ids),
     result_text = COALESCE(%(result_text)s, result_text),
+    kie_credits_consumed = COALESCE(%(kie_credits_consumed)s, kie_credits_consumed),
     claim_epoch = CASE WHEN %(new)s = 'delivering' THEN %(epoch)s ELSE claim_epoch END,
     claimed_at = CASE WHEN %(new)s = 'delivering' THEN now() ELSE claimed_at END,
     submitted_at = CASE WHEN %(new)s = 'submitted' THEN now() ELSE submitted_at END,
@@ -320,3 +320,218 @@ DELETE FROM job_events WHERE id IN (
       AND j.state IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
       AND j.updated_at < now() - make_interval(secs => %(age_s)s)
     ORDER BY e.at LIMIT %(batch)s)
+
+-- name: wallet
+-- One user's balances (none: an empty wallet).
+SELECT user_id, available, held FROM wallets WHERE user_id = %(user_id)s
+
+-- name: user_movements
+-- The latest ledger entries of one user, newest first, with the model of the job each belongs to.
+SELECT l.id, l.kind::text AS kind, l.from_account::text AS from_account, l.to_account::text AS to_account,
+       l.amount, l.job_id, l.charge_id, l.reason, l.at, j.model
+FROM ledger l LEFT JOIN jobs j ON j.id = l.job_id
+WHERE l.user_id = %(user_id)s ORDER BY l.id DESC LIMIT %(limit)s
+
+-- name: free_used_today
+-- Free generations of a model a user has used today (UTC); failed and cancelled ones give theirs back.
+SELECT count(*) AS n FROM jobs
+WHERE user_id = %(user_id)s AND model = %(model)s AND free
+  AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  AND state NOT IN ('cancelled', 'undeliverable', 'delivery_unknown')
+  AND outcome IS DISTINCT FROM 'failure'
+
+-- name: free_used_today_by_model
+-- Free generations used today (UTC) by one user, per model.
+SELECT model, count(*) AS n FROM jobs
+WHERE user_id = %(user_id)s AND free
+  AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+  AND state NOT IN ('cancelled', 'undeliverable', 'delivery_unknown')
+  AND outcome IS DISTINCT FROM 'failure'
+GROUP BY model
+
+-- name: grant_credits
+-- An operator's grant or the welcome credit (see grant_credits in migration 0007).
+SELECT status, available FROM grant_credits(%(user_id)s, %(amount)s, %(kind)s::ledger_kind, %(reason)s)
+
+-- name: credit_star_payment
+-- A Stars payment credited once (see credit_star_payment in migration 0007).
+SELECT credit_star_payment(%(charge_id)s, %(provider_charge_id)s, %(user_id)s, %(package_id)s, %(stars)s,
+                           %(credits)s, %(referrer_bonus)s, %(referred_bonus)s, %(epoch)s) AS status
+
+-- name: request_star_refund
+-- Take back what is available of a payment's credits and queue its refund (migration 0007).
+SELECT status, taken, user_id FROM request_star_refund(%(charge_id)s, %(reason)s)
+
+-- name: star_payment
+-- One Stars payment.
+SELECT * FROM star_payments WHERE charge_id = %(charge_id)s
+
+-- name: user_star_payments
+-- A user's Stars payments, newest first.
+SELECT * FROM star_payments WHERE user_id = %(user_id)s ORDER BY paid_at DESC, charge_id LIMIT %(limit)s
+
+-- name: due_refunds
+-- Refunds whose refundStarPayment call is due (the outbox), oldest first.
+SELECT * FROM star_payments WHERE state = 'refund_requested' AND refund_next_at <= now()
+ORDER BY refund_next_at LIMIT %(limit)s
+
+-- name: refund_sent
+-- Telegram refunded the payment (or had already): the outbox entry is done.
+UPDATE star_payments SET state = 'refunded', refunded_at = now(), refund_error = NULL, refund_next_at = NULL
+WHERE charge_id = %(charge_id)s AND state = 'refund_requested' RETURNING charge_id
+
+-- name: refund_retry
+-- The refund call failed in a way worth retrying: try again later.
+UPDATE star_payments SET refund_attempts = refund_attempts + 1, refund_error = %(error)s,
+    refund_next_at = now() + make_interval(secs => %(delay_s)s)
+WHERE charge_id = %(charge_id)s AND state = 'refund_requested' RETURNING refund_attempts
+
+-- name: refund_given_up
+-- Telegram refused the refund for good: the operator must look (the credits taken stay taken).
+UPDATE star_payments SET state = 'refund_failed', refund_attempts = refund_attempts + 1, refund_error = %(error)s,
+    refund_next_at = NULL
+WHERE charge_id = %(charge_id)s AND state = 'refund_requested' RETURNING charge_id
+
+-- name: record_referral
+-- Who brought a user, once; never oneself, never back to someone the user brought (no loops),
+-- and only before the user's first purchase.
+WITH RECURSIVE chain(referrer_id, depth) AS (
+    SELECT r.referrer_id, 1 FROM referrals r WHERE r.user_id = %(referrer_id)s
+    UNION ALL
+    SELECT r.referrer_id, c.depth + 1 FROM referrals r JOIN chain c ON r.user_id = c.referrer_id
+    WHERE c.depth < 64
+)
+INSERT INTO referrals (user_id, referrer_id)
+SELECT %(user_id)s, %(referrer_id)s
+WHERE %(user_id)s <> %(referrer_id)s
+  AND NOT EXISTS (SELECT 1 FROM chain WHERE chain.referrer_id = %(user_id)s)
+  AND NOT EXISTS (SELECT 1 FROM star_payments s WHERE s.user_id = %(user_id)s)
+ON CONFLICT (user_id) DO NOTHING
+RETURNING user_id
+
+-- name: ledger_totals
+-- The whole ledger in one pass: the entries' sum per account kind and entry count.
+SELECT account, sum(delta)::bigint AS balance, count(*) AS n FROM (
+    SELECT from_account::text AS account, -amount AS delta FROM ledger
+    UNION ALL
+    SELECT to_account::text AS account, amount AS delta FROM ledger
+) moves GROUP BY account
+
+-- name: ledger_wallet_mismatches
+-- Wallets that disagree with the sum of their user's entries (or entries with no wallet).
+WITH derived AS (
+    SELECT user_id,
+           sum(CASE WHEN to_account = 'available' THEN amount ELSE 0 END)
+         - sum(CASE WHEN from_account = 'available' THEN amount ELSE 0 END) AS available,
+           sum(CASE WHEN to_account = 'held' THEN amount ELSE 0 END)
+         - sum(CASE WHEN from_account = 'held' THEN amount ELSE 0 END) AS held
+    FROM ledger GROUP BY user_id
+)
+SELECT coalesce(w.user_id, d.user_id) AS user_id, coalesce(w.available, 0) AS wallet_available,
+       coalesce(w.held, 0) AS wallet_held, coalesce(d.available, 0) AS ledger_available,
+       coalesce(d.held, 0) AS ledger_held
+FROM wallets w FULL JOIN derived d ON d.user_id = w.user_id
+WHERE coalesce(w.available, 0) <> coalesce(d.available, 0) OR coalesce(w.held, 0) <> coalesce(d.held, 0)
+   OR coalesce(d.available, 0) < 0 OR coalesce(d.held, 0) < 0
+LIMIT 100
+
+-- name: ledger_job_mismatches
+-- Jobs whose money does not match their fate: a paid job with no hold or a hold of another
+-- amount, a finished job whose hold is unresolved, a delivered result not captured (or
+-- captured for another amount), a failed/cancelled/undelivered job that was charged, a
+-- resolution without a hold, or a free job with money on it.
+WITH money AS (
+    SELECT job_id,
+           sum(amount) FILTER (WHERE kind = 'hold') AS held,
+           sum(amount) FILTER (WHERE kind = 'capture') AS captured,
+           sum(amount) FILTER (WHERE kind = 'release') AS released
+    FROM ledger WHERE job_id IS NOT NULL GROUP BY job_id
+)
+SELECT j.id, j.state::text AS state, j.outcome, j.price, j.free, m.held, m.captured, m.released
+FROM jobs j LEFT JOIN money m ON m.job_id = j.id
+WHERE (j.price > 0 AND m.held IS DISTINCT FROM j.price)
+   OR (j.price = 0 AND (m.held IS NOT NULL OR m.captured IS NOT NULL OR m.released IS NOT NULL))
+   OR (j.state = 'delivered' AND j.outcome = 'success' AND j.price > 0 AND m.captured IS DISTINCT FROM j.price)
+   OR ((j.state IN ('cancelled', 'undeliverable', 'delivery_unknown', 'failed')
+        OR (j.state IN ('delivering', 'delivered') AND j.outcome = 'failure'))
+       AND (m.captured IS NOT NULL OR (j.price > 0 AND m.released IS DISTINCT FROM j.price)))
+   OR (j.state IN ('created', 'submitting', 'submitted', 'succeeded')
+       AND (m.captured IS NOT NULL OR m.released IS NOT NULL))
+   OR (j.free AND j.price <> 0)
+ORDER BY j.id LIMIT 100
+
+-- name: ledger_orphan_resolutions
+-- Captures or releases of a job that has no hold.
+SELECT l.id, l.job_id, l.kind::text AS kind FROM ledger l
+WHERE l.kind IN ('capture', 'release')
+  AND NOT EXISTS (SELECT 1 FROM ledger h WHERE h.job_id = l.job_id AND h.kind = 'hold')
+LIMIT 100
+
+-- name: ledger_payment_mismatches
+-- Stars payments whose credit is missing or not their package's amount, or whose refund entry
+-- disagrees with the payment's state.
+SELECT s.charge_id, s.state, s.credits, s.refund_taken,
+       (SELECT sum(amount) FROM ledger l WHERE l.charge_id = s.charge_id AND l.kind = 'purchase') AS purchased,
+       (SELECT sum(amount) FROM ledger l WHERE l.charge_id = s.charge_id AND l.kind = 'refund') AS refunded
+FROM star_payments s
+WHERE (SELECT sum(amount) FROM ledger l WHERE l.charge_id = s.charge_id AND l.kind = 'purchase') IS DISTINCT FROM s.credits
+   OR (s.state = 'credited' AND EXISTS (SELECT 1 FROM ledger l WHERE l.charge_id = s.charge_id AND l.kind = 'refund'))
+   OR (s.state <> 'credited' AND coalesce((SELECT sum(amount) FROM ledger l
+                                            WHERE l.charge_id = s.charge_id AND l.kind = 'refund'), 0)
+                                  <> coalesce(s.refund_taken, 0))
+ORDER BY s.charge_id LIMIT 100
+
+-- name: ledger_unmatched_purchases
+-- Purchase entries with no Stars payment behind them.
+SELECT l.id, l.charge_id FROM ledger l
+WHERE l.kind = 'purchase' AND NOT EXISTS (SELECT 1 FROM star_payments s WHERE s.charge_id = l.charge_id)
+LIMIT 100
+
+-- name: open_payment_discrepancies
+-- Payments the reconciliation found on one side only, not yet resolved.
+SELECT charge_id, side, detail, found_at FROM payment_discrepancies WHERE resolved_at IS NULL ORDER BY found_at
+
+-- name: record_payment_discrepancy
+-- The reconciliation found a payment on one side only (kept until it is resolved).
+INSERT INTO payment_discrepancies (charge_id, side, detail) VALUES (%(charge_id)s, %(side)s, %(detail)s)
+ON CONFLICT (charge_id) DO UPDATE SET side = EXCLUDED.side, detail = EXCLUDED.detail, resolved_at = NULL
+WHERE payment_discrepancies.resolved_at IS NOT NULL OR payment_discrepancies.side <> EXCLUDED.side
+RETURNING charge_id
+
+-- name: resolve_payment_discrepancies
+-- Discrepancies the latest reconciliation no longer sees.
+UPDATE payment_discrepancies SET resolved_at = now()
+WHERE resolved_at IS NULL AND NOT (charge_id = ANY(%(still_open)s::text[])) RETURNING charge_id
+
+-- name: star_payment_ids_since
+-- Charge ids of payments (and their state) made since a time (the reconciliation's window).
+SELECT charge_id, state, stars, user_id, paid_at FROM star_payments WHERE paid_at >= %(since)s
+
+-- name: claim_operator_alert
+-- Send an operator alert of this kind only if none was sent within the period (any instance).
+INSERT INTO operator_alerts (kind, sent_at) VALUES (%(kind)s, now())
+ON CONFLICT (kind) DO UPDATE SET sent_at = now()
+WHERE operator_alerts.sent_at < now() - make_interval(secs => %(period_s)s)
+RETURNING kind
+
+-- name: user_jobs_money
+-- One user's jobs, newest first, with what each was charged.
+SELECT j.id, j.model, j.state::text AS state, j.price, j.free,
+       coalesce((SELECT sum(amount) FROM ledger l WHERE l.job_id = j.id AND l.kind = 'capture'), 0) AS charged
+FROM jobs j WHERE j.user_id = %(user_id)s ORDER BY j.created_at DESC, j.id DESC LIMIT %(limit)s
+
+-- name: user_known
+-- Has kiebot ever seen this user (chatted, paid, or been granted credits)?
+SELECT EXISTS (SELECT 1 FROM users WHERE user_id = %(user_id)s)
+    OR EXISTS (SELECT 1 FROM wallets WHERE user_id = %(user_id)s)
+    OR EXISTS (SELECT 1 FROM jobs WHERE user_id = %(user_id)s) AS known
+
+-- name: kie_price_drift
+-- Per model: jobs where KIE reported what it charged, and how that compares with our quote.
+SELECT model, count(*) AS jobs, sum(kie_credits_quoted) AS quoted, sum(kie_credits_consumed) AS consumed
+FROM jobs WHERE kie_credits_consumed IS NOT NULL AND kie_credits_quoted IS NOT NULL AND kie_credits_consumed > 0
+GROUP BY model ORDER BY model
+
+-- name: ledger_user_count
+-- How many users have a wallet.
+SELECT count(*) AS n FROM wallets

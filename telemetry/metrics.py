@@ -51,12 +51,20 @@ KNOWN: dict[str, dict[str, tuple[str, ...]]] = {
     "kiebot_telegram_updates": {"result": ("stored", "duplicate", "processed", "failed", "refused",
                                            "intake_error")},
     "kiebot_telegram_requests": {"method": ("sendMessage", "sendPhoto", "sendVideo", "sendAudio", "sendDocument",
-                                            "sendMediaGroup", "editMessageText", "answerCallbackQuery"),
+                                            "sendMediaGroup", "editMessageText", "answerCallbackQuery",
+                                            "sendInvoice", "answerPreCheckoutQuery", "refundStarPayment",
+                                            "getStarTransactions"),
                                  "result": RESULTS},
     "kiebot_telegram_wait_seconds": {"reason": ("chat", "429")},
     "kiebot_leadership_changes": {"to": ("active", "passive")},
     # storage.retention.Prunable's values
     "kiebot_retention_removed": {"table": ("telegram_updates", "callback_inbox", "job_events")},
+    # money (actors/treasurer.py and bot/): why a job met a short KIE balance; what became of a
+    # Stars payment, a refund call, an operator page
+    "kiebot_kie_no_credit": {"reason": ("402", "balance")},
+    "kiebot_star_payments": {"result": ("credited", "duplicate", "declined")},
+    "kiebot_star_refunds": {"result": ("refunded", "already_refunded", "retry", "failed")},
+    "kiebot_operator_pages": {"alert": ("kie_no_credit", "kie_balance_low", "payment_discrepancy")},
 }
 
 
@@ -161,6 +169,31 @@ class Metrics:
                                   registry=r)
         self.leadership_changes = Counter("kiebot_leadership_changes_total",
                                           "Times this instance became active or passive.", ["to"], registry=r)
+        # money
+        self.kie_credits_quoted = Counter(
+            "kiebot_kie_credits_quoted_total",
+            "KIE credits our price data expected for jobs KIE charged, by model (drift: consumed / quoted).",
+            ["model"], registry=r)
+        self.kie_credits_consumed = Counter(
+            "kiebot_kie_credits_consumed_total", "KIE credits KIE said it charged (creditsConsumed), by model.",
+            ["model"], registry=r)
+        self.kie_no_credit = Counter(
+            "kiebot_kie_no_credit_total",
+            "Jobs refused because the operator's KIE balance was short (402, or known low before createTask).",
+            ["reason"], registry=r)
+        self.kie_balance = Gauge("kiebot_kie_balance_credits",
+                                 "The operator's KIE balance as last read by the leader (NaN: not read yet).",
+                                 registry=r)
+        self.kie_balance.set(float("nan"))
+        self.payments = Counter("kiebot_star_payments_total", "Telegram Stars payments, by result.",
+                                ["result"], registry=r)
+        self.refunds = Counter("kiebot_star_refunds_total", "Stars refund calls, by result.", ["result"],
+                               registry=r)
+        self.payment_discrepancies = Gauge(
+            "kiebot_payment_discrepancies",
+            "Stars payments the last reconciliation found on one side only (Telegram or the ledger).", registry=r)
+        self.operator_pages = Counter("kiebot_operator_pages_total", "Messages sent to ADMIN_IDS, by alert.",
+                                      ["alert"], registry=r)
         # maintenance
         self.retention_removed = Counter("kiebot_retention_removed_total",
                                          "Rows deleted by the retention duty, by table.", ["table"], registry=r)
@@ -176,7 +209,9 @@ class Metrics:
                     "kiebot_telegram_requests": self.telegram_requests,
                     "kiebot_telegram_wait_seconds": self.telegram_waits,
                     "kiebot_leadership_changes": self.leadership_changes,
-                    "kiebot_retention_removed": self.retention_removed}
+                    "kiebot_retention_removed": self.retention_removed,
+                    "kiebot_kie_no_credit": self.kie_no_credit, "kiebot_star_payments": self.payments,
+                    "kiebot_star_refunds": self.refunds, "kiebot_operator_pages": self.operator_pages}
         for name, counter in counters.items():
             labels = dict(KNOWN[name])
             if name == "kiebot_jobs_finished":      # labelled (model, outcome)
@@ -185,6 +220,8 @@ class Metrics:
                 counter.labels(*values)
         for model in models:
             self.jobs_created.labels(model)
+            self.kie_credits_quoted.labels(model)
+            self.kie_credits_consumed.labels(model)
 
     def observe_kie_request(self, method: str, seen: str, seconds: float) -> None:
         """KieClient's `observe`: count one request under the shared result vocabulary."""

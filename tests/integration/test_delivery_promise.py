@@ -24,7 +24,7 @@ from sim.kie_tasks import Fate
 from sim.telegram import ChatMessage, TelegramSim
 from storage import inbox
 from storage.db import Database, connect
-from storage.jobs import Job, NewJob, create_job, get_job, job_events, recent_jobs
+from storage.jobs import Job, NewJob, create_job, created, get_job, job_events, recent_jobs
 from tests.support.factories import make_job
 from tests.support.harness import Instance, start_instance
 from tests.support.log_events import ActionSeen
@@ -230,9 +230,9 @@ def test_a_prompt_starting_with_tg_is_a_prompt_not_an_upload(
 def test_a_refused_upload_fails_the_job_at_once_with_a_plain_message(
         bot: Instance, telegram: TelegramSim, kie: KieSim, db: Database) -> None:
     telegram.user_sends(USER, "hi")     # the chat exists
-    job, _ = create_job(db, NewJob(
+    job = created(create_job(db, NewJob(
         request_key="upload-refused", chat_id=USER, user_id=USER, lang="en", model="google/nano-banana-edit",
-        input={"prompt": "a cat in a hat", "image_urls": [TelegramFile("nope").to_json()]}, deadline_s=900))
+        input={"prompt": "a cat in a hat", "image_urls": [TelegramFile("nope").to_json()]}, deadline_s=900)))
     # Nobody tells the supervisor: its sweep adopts the job.
     final = settled(db, job.id, timeout=15)
     assert (final.state, final.outcome) == (JobState.DELIVERED, "failure")

@@ -44,7 +44,7 @@ from sim.kie_tasks import Fate
 from sim.telegram import Call, TelegramSim
 from storage import inbox
 from storage.db import Database
-from storage.jobs import Job, NewJob, create_job, get_job, job_events
+from storage.jobs import Job, NewJob, create_job, created, get_job, job_events
 from telemetry.metrics import Metrics
 from tests.conftest import TEMPLATE, _admin, drop_database, with_database
 from tests.support.factories import take_epoch
@@ -125,8 +125,8 @@ class JobActorMachine(RuleBasedStateMachine):
     def submit(self, result_count: int) -> None:
         self.result_count = result_count
         self.kie.script_next(Fate(outcome="stuck", result_count=result_count))
-        self.job, _ = create_job(self.observer, NewJob("h:1", USER, USER, "en", "z-image",
-                                                       {"prompt": "a fox", "aspect_ratio": "1:1"}, 900))
+        self.job = created(create_job(self.observer, NewJob("h:1", USER, USER, "en", "z-image",
+                                                       {"prompt": "a fox", "aspect_ratio": "1:1"}, 900)))
         self.epoch = self.held = take_epoch(self.url)
         self.start_supervisor()
         # Rules start once KIE has the task, so that what a rule may do never depends on timing.

@@ -6,7 +6,7 @@ import pytest
 from actors.job_state import TRANSITIONS, IllegalTransition, JobState
 from storage import inbox, updates
 from storage.db import Database, connect
-from storage.jobs import LostRace, Moved, NewJob, create_job, get_job, transition
+from storage.jobs import Created, Existing, LostRace, Moved, NewJob, create_job, get_job, transition
 from storage.migrate import migrate
 from tests.support.factories import PATH_TO, make_job, take_epoch
 
@@ -54,10 +54,9 @@ def test_a_write_from_a_deposed_epoch_is_refused_by_the_database(db: Database, d
 def test_the_same_request_key_creates_one_job(db: Database) -> None:
     new = NewJob(request_key="update:42", chat_id=1, user_id=1, lang="en", model="z-image",
                  input={"prompt": "x"}, deadline_s=60)
-    first, created_first = create_job(db, new)
-    second, created_second = create_job(db, new)
-    assert (created_first, created_second) == (True, False)
-    assert first.id == second.id
+    first, second = create_job(db, new), create_job(db, new)
+    assert isinstance(first, Created) and isinstance(second, Existing)
+    assert first.job.id == second.job.id
 
 
 def test_every_state_change_is_recorded_as_an_event(db: Database, database_url: str) -> None:

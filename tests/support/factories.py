@@ -7,7 +7,7 @@ from typing import Any
 from actors.job_state import JobState
 from actors.outcomes import Failure, FailureCode, JobOutcome
 from storage.db import Database
-from storage.jobs import Job, NewJob, create_job, get_job, transition
+from storage.jobs import Job, NewJob, create_job, created, get_job, transition
 from storage.leader_term import LockConnection
 
 _keys = itertools.count(1)
@@ -42,9 +42,9 @@ def take_epoch(database_url: str) -> int:
 def make_job(db: Database, epoch: int, state: JobState = JobState.CREATED, *, chat_id: int = 1001,
              model: str = "z-image", prompt: str = "a red fox", deadline_s: int = 900, **extra: Any) -> Job:
     n = next(_keys)
-    job, _ = create_job(db, NewJob(request_key=f"test:{n}", chat_id=chat_id, user_id=chat_id, lang="en",
+    job = created(create_job(db, NewJob(request_key=f"test:{n}", chat_id=chat_id, user_id=chat_id, lang="en",
                                    model=model, input={"prompt": prompt, "aspect_ratio": "1:1"},
-                                   deadline_s=deadline_s, **extra))
+                                   deadline_s=deadline_s, **extra)))
     for new, fields in PATH_TO[state]:
         if "kie_task_id" in fields:
             fields = {**fields, "kie_task_id": f"{n:032x}"}
