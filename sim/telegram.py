@@ -2,7 +2,8 @@
 
 Owns: TelegramSim's lifecycle and test API, the Bot API methods it implements, the request
 pipeline and the call transcript. Routes: telegram_http; update feed: telegram_updates; faults and
-flood limits: telegram_faults; users and chats: telegram_chats; wire rules: telegram_spec.
+flood limits: telegram_faults; users and chats: telegram_chats; wire rules: telegram_spec;
+Telegram Stars (invoices, pre-checkout, charges, refunds): telegram_payments.
 It fetches only URLs the bot hands it, and only on loopback unless `allow_remote_urls` is set.
 """
 from __future__ import annotations
@@ -28,10 +29,19 @@ from sim.telegram_chats import (
 )
 from sim.telegram_faults import Failure, Faults, FloodLimiter, counts_for_flood
 from sim.telegram_http import SimServer, answer_control
+from sim.telegram_payments import (
+    PAYMENT_METHODS,
+    PRE_CHECKOUT_TIMEOUT_S,
+    PaymentAttempt,
+    PaymentOutcome,
+    StarPayment,
+    StarPayments,
+)
 from sim.telegram_spec import ApiError, Spec, Upload, bad_request
 from sim.telegram_updates import UpdateFeed, WebhookDelivery
 
-__all__ = ["Call", "ChatMessage", "TelegramSim", "WebhookDelivery"]
+__all__ = ["Call", "ChatMessage", "PaymentAttempt", "PaymentOutcome", "StarPayment", "TelegramSim",
+           "WebhookDelivery"]
 
 GET_FILE_LIMIT = 20 * MB
 CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_video", "record_voice",
@@ -58,9 +68,11 @@ class TelegramSim:
 
     def __init__(self, token: str = "123456:TEST-sim-token", host: str = "127.0.0.1", port: int = 0,
                  seed: int = 0, enforce_limits: bool = False, bot_username: str = "kiebot_sim_bot",
-                 *, clock: Callable[[], float] = time.monotonic) -> None:
+                 *, clock: Callable[[], float] = time.monotonic,
+                 pre_checkout_timeout_s: float = PRE_CHECKOUT_TIMEOUT_S) -> None:
         if not re.fullmatch(r"\d+:[\w-]+", token):
             raise ValueError("token must look like '<bot id>:<secret>'")
+        self.set_pre_checkout_timeout(pre_checkout_timeout_s)
         self.token: str = token
         self.host, self.port = host, port
         self.seed, self.enforce_limits, self.bot_username = seed, enforce_limits, bot_username
@@ -89,6 +101,7 @@ class TelegramSim:
             "sendAudio": self._sender("audio"), "sendDocument": self._sender("document"),
             "sendAnimation": self._sender("animation"), "sendMediaGroup": self._send_media_group,
             "getFile": self._get_file,
+            **{method: self._paying(name) for method, name in PAYMENT_METHODS.items()},
         }
         self._reset_state()
 
@@ -108,6 +121,8 @@ class TelegramSim:
         self._faults = Faults()
         self._limiter = FloodLimiter(self._clock)
         self._commands: dict[str, list[dict[str, Any]]] = {}
+        self._payments = StarPayments(self._world, self._feed, self._changed, self._stop_event,
+                                      lambda: self.pre_checkout_timeout_s)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -160,7 +175,8 @@ class TelegramSim:
         self.stop()
 
     def reset(self) -> None:
-        """Forget chats, calls, files, faults and the webhook; update_ids keep increasing."""
+        """Forget chats, calls, files, faults, payments and the webhook; update_ids keep increasing
+        (and charge ids never repeat)."""
         with self._changed:
             self._reset_state()
             self._changed.notify_all()
@@ -197,6 +213,25 @@ class TelegramSim:
                                       button_text, message_id)
             return self._feed.queue("callback_query", query)
 
+    def user_pays(self, user_id: int, invoice_message_id: int | None = None, *,
+                  chat_id: int | None = None, link: str | None = None) -> PaymentAttempt:
+        """The user presses Pay on an invoice message in `chat_id` (default their private chat;
+        the newest one they have not paid unless `invoice_message_id`) or opens an invoice
+        `link`: the bot gets a pre_checkout_query to answer within pre_checkout_timeout_s.
+        Returns the attempt as it starts; wait_for_payment() tells how it ended."""
+        return self._payments.pay(user_id, invoice_message_id, chat_id, link)
+
+    def redeliver_successful_payment(self, charge_id: str) -> int:
+        """Send the successful_payment message of `charge_id` again as a new update (as after a
+        webhook retry or a restart); returns its update_id."""
+        return self._payments.redeliver(charge_id)
+
+    def set_pre_checkout_timeout(self, seconds: float) -> None:
+        """How long the bot has to answer a pre_checkout_query (Telegram: 10 s), for new ones."""
+        if not 0 < seconds < float("inf"):
+            raise ValueError("the pre-checkout timeout must be a positive number of seconds")
+        self.pre_checkout_timeout_s = seconds
+
     def block_bot(self, user_id: int) -> None:
         """The user blocks the bot: sends to their private chat answer 403."""
         with self._lock:
@@ -218,6 +253,22 @@ class TelegramSim:
         """The Chat JSON of every chat someone wrote in, oldest first."""
         with self._lock:
             return [dict(chat.info) for chat in self._world.chats.values()]
+
+    def payment_attempt(self, query_id: str) -> PaymentAttempt:
+        """A press of Pay as it stands now; LookupError for an unknown pre_checkout_query id."""
+        return self._payments.attempt(query_id)
+
+    def payment_attempts(self) -> list[PaymentAttempt]:
+        """Every press of Pay since the last reset, oldest first."""
+        return self._payments.attempts()
+
+    def wait_for_payment(self, query_id: str, timeout: float = 15.0) -> PaymentAttempt:
+        """Block until the attempt is paid, declined or expired (at its deadline at the latest)."""
+        return self._payments.wait_settled(query_id, timeout)
+
+    def star_payments(self) -> list[StarPayment]:
+        """Every Stars charge since the last reset, oldest first, refunded ones flagged."""
+        return self._payments.payments()
 
     def calls(self, method: str | None = None) -> list[Call]:
         """Every Bot API call so far, in order; optionally only one method (any spelling)."""
@@ -554,6 +605,13 @@ class TelegramSim:
                 return {}
             raise bad_request("message to be replied not found")
         return {"reply_to_message": {k: v for k, v in original.items() if k != "reply_to_message"}}
+
+    def _paying(self, name: str) -> Callable[[dict[str, Any], dict[str, Upload]], Any]:
+        """A payments method as a handler; looked up per call, since reset() replaces the state."""
+        def handle(p: dict[str, Any], up: dict[str, Upload]) -> Any:
+            return getattr(self._payments, name)(p)
+        handle.__name__ = name
+        return handle
 
     # ------------------------------------------------------------ media
 

@@ -42,7 +42,8 @@ NOT_MODIFIED = ("message is not modified: specified new message content and repl
 
 @dataclass
 class ChatMessage:
-    """One message as the user sees it: current text/caption, media and inline buttons."""
+    """One message as the user sees it: current text/caption, media and inline buttons; an
+    invoice (its Pay button first) or a service line such as a payment or its refund."""
 
     message_id: int
     from_bot: bool
@@ -53,6 +54,8 @@ class ChatMessage:
     buttons: list[list[tuple[str, str]]]
     edited: bool
     date: float
+    invoice: dict[str, Any] | None = None
+    service: str | None = None
 
 
 @dataclass
@@ -463,7 +466,7 @@ def _visible(message: dict[str, Any]) -> tuple[Any, ...]:
     """What the user would notice changing; equal means 'message is not modified'."""
     return tuple(message.get(k) for k in ("text", "entities", "caption", "caption_entities",
                                           "reply_markup", "photo", "video", "audio", "document",
-                                          "animation"))
+                                          "animation", "invoice"))
 
 
 def _buttons(message: dict[str, Any]) -> list[list[tuple[str, str]]]:
@@ -494,4 +497,13 @@ def _as_chat_message(message: dict[str, Any], sent_at: float) -> ChatMessage:
     return ChatMessage(message_id=message["message_id"], from_bot=bool(message["from"].get("is_bot")),
                        text=message.get("text"), caption=message.get("caption"), media=media,
                        file_id=file_id, buttons=_buttons(message), edited="edit_date" in message,
-                       date=sent_at)
+                       date=sent_at, invoice=message.get("invoice"), service=_service_line(message))
+
+
+def _service_line(message: dict[str, Any]) -> str | None:
+    """What the chat shows for a service message about a payment."""
+    if "successful_payment" in message:
+        return f"You paid ⭐{message['successful_payment']['total_amount']}"
+    if "refunded_payment" in message:
+        return f"⭐{message['refunded_payment']['total_amount']} refunded"
+    return None

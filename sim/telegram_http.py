@@ -142,6 +142,20 @@ def _ack(action: Callable[[], object]) -> dict[str, Any]:
     return {}
 
 
+def _pay(s: TelegramSim, a: dict[str, Any]) -> dict[str, Any]:
+    """POST /__sim/pay: the user pays an invoice message (message_id, chat_id) or a link."""
+    return {"attempt": _jsonable(s.user_pays(_user(a), _int(a, "message_id", None),
+                                             chat_id=_int(a, "chat_id", None),
+                                             link=_str(a, "link", None)))}
+
+
+def _payment_attempts(s: TelegramSim, a: dict[str, Any]) -> dict[str, Any]:
+    """GET /__sim/payment_attempts lists every attempt; /payment_attempts/<query id> is one."""
+    if "id" not in a:
+        return {"attempts": [_jsonable(attempt) for attempt in s.payment_attempts()]}
+    return {"attempt": _jsonable(s.payment_attempt(_str(a, "id")))}
+
+
 def _wait_for_call(s: TelegramSim, a: dict[str, Any]) -> dict[str, Any]:
     calls = s.wait_for_call(_str(a, "method"), _int(a, "count", 1), _float(a, "timeout", 5.0))
     return {"calls": [_jsonable(c) for c in calls]}
@@ -174,6 +188,15 @@ _CONTROL: dict[tuple[str, str], Callable[[TelegramSim, dict[str, Any]], dict[str
     ("POST", "spare_next"): lambda s, a: _ack(lambda: s.spare_next(_str(a, "method"), _int(a, "n", 1))),
     ("POST", "slow"): lambda s, a: _ack(lambda: s.slow(_str(a, "method"), _float(a, "seconds"))),
     ("POST", "wait_for_call"): _wait_for_call,
+    ("POST", "pay"): _pay,
+    ("GET", "payment_attempts"): _payment_attempts,
+    ("POST", "wait_for_payment"): lambda s, a: {"attempt": _jsonable(s.wait_for_payment(
+        _str(a, "query_id"), _float(a, "timeout", 15.0)))},
+    ("POST", "redeliver_successful_payment"): lambda s, a: {
+        "update_id": s.redeliver_successful_payment(_str(a, "charge_id"))},
+    ("GET", "star_payments"): lambda s, a: {"payments": [_jsonable(p) for p in s.star_payments()]},
+    ("POST", "pre_checkout_timeout"): lambda s, a: _ack(lambda: s.set_pre_checkout_timeout(
+        _float(a, "seconds"))),
 }
 
 
