@@ -64,11 +64,11 @@ class Runtime:
             callback_stored=self._callback_stored, update_stored=self.bot.wake),
             instance_id=settings.instance_id, hmac_key=settings.kie_webhook_hmac_key,
             webhook_secret=settings.telegram_webhook_secret)
-        # Work stored by another instance (or by this one: harmless, the sweep repeats) reaches
-        # this one through the same hooks at once while it leads.
+        # Work stored by another instance reaches this one through the same hooks at once while
+        # it leads (what this one stored reached them directly, so its own notifications are skipped).
         self.listener = StoredWorkListener(database_url, StoredWorkHooks(
             callback_stored=self._callback_stored, update_stored=self.bot.wake),
-            application_name=f"kiebot-listen-{settings.instance_id}")
+            application_name=f"kiebot-listen-{settings.instance_id}", instance_id=settings.instance_id)
         self._stopped = threading.Event()
 
     def start(self) -> None:

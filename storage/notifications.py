@@ -1,8 +1,8 @@
 """Stored-work notifications: the leader hears at once about work any instance stored.
 
 `insert_callback` and `insert_update` send a NOTIFY in the transaction that stores the row
-(payload: the job id for a callback, nothing for an update), so it arrives only once the row is
-visible. `StoredWorkListener` LISTENs for them on its own connection and thread, and only while
+(payload: the storing instance, after the job id for a callback), so it arrives only once the
+row is visible; an instance ignores what it stored itself (its own hooks already fired). `StoredWorkListener` LISTENs for them on its own connection and thread, and only while
 this instance leads: never on the lock connection (a flood of notifications must not delay the
 lock check) and never on a standby. Notifications are hints, not the record: any lost while the
 connection was down or being set up are found by the supervisor's and the intake's sweeps.
@@ -60,7 +60,9 @@ class ListenConnection:
     """A dedicated, non-pooled, autocommit connection LISTENing on both channels, with the
     keepalives and bounded waits of storage.db's connections."""
 
-    def __init__(self, dsn: str, application_name: str) -> None:
+    def __init__(self, dsn: str, application_name: str, *, own: str | None = None) -> None:
+        """`own`: this instance's id; what it stored itself is not reported (it knows already)."""
+        self._own = own
         self._conn = connect(dsn, autocommit=True, application_name=application_name,
                              options=session_options(statement_timeout=round(STATEMENT_TIMEOUT_S * 1000)),
                              answer_timeout_s=ANSWER_S)
@@ -99,13 +101,17 @@ class ListenConnection:
         updates = False
         for notice in self._conn.notifies:
             if notice.channel == UPDATE_CHANNEL:
-                updates = True
+                updates = updates or not self._mine(notice.payload)
             elif notice.channel == CALLBACK_CHANNEL:
-                job_id = _job_id(notice.payload)
-                if job_id is not None:
+                job, _, storer = notice.payload.partition(" ")
+                job_id = _job_id(job)
+                if job_id is not None and not self._mine(storer):
                     job_ids[job_id] = None
         self._conn.notifies.clear()
         return StoredWork(tuple(job_ids), updates)
+
+    def _mine(self, storer: str) -> bool:
+        return self._own is not None and storer == self._own
 
     def close(self) -> None:
         try:
@@ -128,8 +134,11 @@ class StoredWorkListener:
 
     `set_epoch` is a LeaderActor leadership listener: an epoch starts listening, None stops."""
 
-    def __init__(self, dsn: str, hooks: StoredWorkHooks, *, application_name: str = "kiebot-listen") -> None:
+    def __init__(self, dsn: str, hooks: StoredWorkHooks, *, application_name: str = "kiebot-listen",
+                 instance_id: str | None = None) -> None:
+        """`instance_id`: work this instance stored reaches its hooks directly, not through here."""
         self._dsn = dsn
+        self._instance_id = instance_id
         self._hooks = hooks
         self._application_name = application_name
         self._conn: ListenConnection | None = None
@@ -183,7 +192,7 @@ class StoredWorkListener:
 
     def _connection(self) -> ListenConnection:
         if self._conn is None:
-            self._conn = ListenConnection(self._dsn, self._application_name)
+            self._conn = ListenConnection(self._dsn, self._application_name, own=self._instance_id)
             log.info("listening for stored work", extra={"action": "notify_listening"})
         return self._conn
 

@@ -130,13 +130,15 @@ SELECT * FROM jobs WHERE user_id = %(user_id)s ORDER BY created_at DESC LIMIT %(
 SELECT from_state::text, to_state::text, epoch, at FROM job_events WHERE job_id = %(job_id)s ORDER BY id
 
 -- name: insert_callback
--- Store a KIE callback before answering it, and tell the leader (the job id) when it commits.
+-- Store a KIE callback before answering it, and tell the leader when it commits (payload: the job
+-- id, a space, the storing instance: a leader ignores what it stored itself, it knows already).
 WITH stored AS (
     INSERT INTO callback_inbox (job_id, body, signature_ok, received_by)
     VALUES (%(job_id)s, %(body)s, %(signature_ok)s, %(received_by)s)
     RETURNING id, job_id
 )
-SELECT stored.id, pg_notify('kiebot_callback', stored.job_id::text)::text AS notified FROM stored
+SELECT stored.id, pg_notify('kiebot_callback', stored.job_id::text || ' ' || coalesce(%(received_by)s, ''))::text AS notified
+FROM stored
 
 -- name: unprocessed_callbacks_for_job
 -- A job's callbacks not yet handled, in arrival order.
@@ -156,15 +158,15 @@ WHERE callback_inbox.id = %(id)s AND callback_inbox.processed_at IS NULL AND ter
 RETURNING callback_inbox.id
 
 -- name: insert_update
--- Store a Telegram update before confirming it, and tell the leader (no payload) when it
--- commits; a redelivered update_id is ignored and notifies nobody.
+-- Store a Telegram update before confirming it, and tell the leader (payload: the storing
+-- instance) when it commits; a redelivered update_id is ignored and notifies nobody.
 WITH stored AS (
     INSERT INTO telegram_updates (update_id, body, received_by)
     VALUES (%(update_id)s, %(body)s, %(received_by)s)
     ON CONFLICT (update_id) DO NOTHING
     RETURNING update_id
 )
-SELECT stored.update_id, pg_notify('kiebot_update', '')::text AS notified FROM stored
+SELECT stored.update_id, pg_notify('kiebot_update', coalesce(%(received_by)s, ''))::text AS notified FROM stored
 
 -- name: unprocessed_updates
 -- Stored updates whose handlers have not finished, in update_id order, except those in flight.

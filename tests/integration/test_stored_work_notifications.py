@@ -164,3 +164,24 @@ def test_storing_notifies_once_it_commits_with_the_job_id_and_a_redelivered_upda
     later = make_job(db, epoch)
     inbox.store_callback(db, later.id, {}, None, "test")
     assert not any(b.updates for b in heard(listening, later.id))
+
+
+def test_a_listener_skips_what_its_own_instance_stored(db: Database, database_url: str) -> None:
+    """The instance that stored a callback or an update woke its own supervisor or intake at
+    once; hearing it again through NOTIFY would cost a second read of the inbox."""
+    epoch = take_epoch(database_url)
+    conn = ListenConnection(database_url, "kiebot-listen-test", own="me")
+    try:
+        mine, theirs = make_job(db, epoch), make_job(db, epoch)
+        assert updates.store_update(db, 9_300_101, {"update_id": 9_300_101}, "me")
+        inbox.store_callback(db, mine.id, {}, None, "me")
+        inbox.store_callback(db, theirs.id, {}, None, "other")
+        batches = heard(conn, theirs.id)
+        assert mine.id not in [j for b in batches for j in b.job_ids]
+        assert not any(b.updates for b in batches)
+        assert updates.store_update(db, 9_300_102, {"update_id": 9_300_102}, "other")
+        marker = make_job(db, epoch)
+        inbox.store_callback(db, marker.id, {}, None, "other")
+        assert any(b.updates for b in heard(conn, marker.id))
+    finally:
+        conn.close()
