@@ -268,9 +268,9 @@ class JobActor(pykka.ThreadingActor):
             return None
         self._note("submitted", f"task {task_id}")
         self._later(self._progress_interval(submitted), ProgressDue())
-        self._handle_callbacks()        # a callback may have arrived before createTask answered
-        if self.job and self.job.state == S.SUBMITTED:
-            self._schedule_poll()
+        # A callback that arrived before createTask answered is not read here: its
+        # CallbacksPending is already in this mailbox (or the supervisor's sweep sends one).
+        self._schedule_poll()
         return None
 
     def _kie_alert(self, job: Job, exc: KieAlert) -> None:
