@@ -287,9 +287,9 @@ class JobActor(pykka.ThreadingActor):
         released by the same write), and the admins hear of it at once (once an hour)."""
         self.ctx.metrics.kie_no_credit.labels(reason).inc()
         self._note("no_kie_credit", detail, level=logging.ERROR)
-        alert = OperatorAlert.KIE_NO_CREDIT if reason == "402" else OperatorAlert.KIE_BALANCE_LOW
         with self.ctx.slots.outside():
-            page(self.ctx.db, self.ctx.pager, self.ctx.metrics, alert, detail, self.ctx.treasury.page_period_s)
+            page(self.ctx.db, self.ctx.pager, self.ctx.metrics, OperatorAlert.KIE_NO_CREDIT, detail,
+                 self.ctx.treasury.page_period_s)
         self._fail(job, Failure(FailureCode.NO_KIE_CREDIT, reason))
 
     def _retry_submit_later(self, job: Job, why: str, *, moved_back: bool) -> None:

@@ -82,8 +82,7 @@ class OperatorAlert(enum.Enum):
     """Something the operator must hear about at once (a message to ADMIN_IDS, at most once an
     hour per alert; the bot puts it into words)."""
 
-    KIE_NO_CREDIT = "kie_no_credit"             # KIE answered 402: the account needs topping up
-    KIE_BALANCE_LOW = "kie_balance_low"         # the balance read is below a job's price
+    KIE_NO_CREDIT = "kie_no_credit"             # KIE's balance is short (402, or read below a job's price)
     PAYMENT_DISCREPANCY = "payment_discrepancy"  # a Stars payment on one side only
 
 

@@ -64,7 +64,7 @@ KNOWN: dict[str, dict[str, tuple[str, ...]]] = {
     "kiebot_kie_no_credit": {"reason": ("402", "balance")},
     "kiebot_star_payments": {"result": ("credited", "duplicate", "declined")},
     "kiebot_star_refunds": {"result": ("refunded", "already_refunded", "retry", "failed")},
-    "kiebot_operator_pages": {"alert": ("kie_no_credit", "kie_balance_low", "payment_discrepancy")},
+    "kiebot_operator_pages": {"alert": ("kie_no_credit", "payment_discrepancy")},
 }
 
 
