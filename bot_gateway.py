@@ -8,8 +8,10 @@ in webhook mode http_gateway stores updates and the leader processes them the sa
 
 A sweep of the store (every INBOX_SWEEP_S, and at once when woken) hands each update to its
 chat's lane (bot.chat_lanes): one chat's updates are handled in order, different chats at
-once, so one busy chat cannot stall the others. An update that cannot be decoded or handled
-is set aside as failed with a short reason and never blocks the ones after it.
+once, so one busy chat cannot stall the others. A pre_checkout_query (no chat; Telegram
+wants its answer within 10 s) has a lane of its own per user, so it never waits behind that
+user's chat. An update that cannot be decoded or handled is set aside as failed with a short
+reason and never blocks the ones after it.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from telegram import Update  # noqa: TID251 - the gateway is PTB's home
@@ -32,6 +34,7 @@ from bot.flood_control import MAX_ON_WIRE, FloodControl
 from bot.presenter import Presenter
 from bot.sender import TelegramSender, run_on_loop
 from config.catalogue import Catalogue
+from config.pricing import Pricing, default_pricing
 from config.settings import Settings
 from storage import updates as update_inbox
 from storage.db import Database, DatabaseUnavailable
@@ -47,8 +50,8 @@ FAILURE_TEXT_MAX = 300       # characters of an update's failure reason kept
 START_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 25.0      # below the default delivery grace period (30 s)
 INTAKE_DRAIN_S = 5.0        # a stopping intake lets handlers with a reply on the wire finish
-BOT_COMMANDS = [("start", "Menu"), ("imagine", "Generate from one line"), ("cancel", "Leave the current step"),
-                ("help", "Help")]
+BOT_COMMANDS = [("start", "Menu"), ("imagine", "Generate from one line"), ("balance", "Your credits"),
+                ("buy", "Top up with Telegram Stars"), ("cancel", "Leave the current step"), ("help", "Help")]
 
 
 class FencedOut(Exception):
@@ -58,12 +61,13 @@ class FencedOut(Exception):
 class BotGateway:
     def __init__(self, settings: Settings, db: Database, catalogue: Catalogue, metrics: Metrics,
                  notify_job: Callable[[int], None], cancel_job: Callable[[int], None] = lambda job_id: None,
-                 holds_epoch: Callable[[int], bool] = lambda epoch: True) -> None:
+                 holds_epoch: Callable[[int], bool] = lambda epoch: True, *, pricing: Pricing | None = None) -> None:
         self.settings, self.db, self.metrics, self.catalogue = settings, db, metrics, catalogue
         self._holds_epoch = holds_epoch
         self.loop = asyncio.new_event_loop()
         self.app = self._build_application()
         dialogue.install(self.app, Deps(db, catalogue, metrics, notify_job, cancel_job,
+                                        pricing=pricing if pricing is not None else default_pricing(),
                                         max_active_jobs=settings.max_active_jobs, admin_ids=settings.admin_ids))
         # Result downloads go only to KIE's result hosts and to these (the simulators serve results there).
         media.allow_result_hosts(settings.kie_api_url, settings.kie_upload_url)
@@ -307,9 +311,12 @@ class BotGateway:
         return text[:FAILURE_TEXT_MAX]      # cut after masking: a cut must not leave half a secret
 
 
-def lane_key(update: Update) -> int | None:
+def lane_key(update: Update) -> Hashable:
     """The lane an update waits in: its chat, or its user for updates without a chat (inline
-    queries, pre-checkout queries); None for the rare update with neither."""
+    queries); a pre-checkout query its own lane per user, answered without waiting for the
+    user's chat; None for the rare update with neither."""
+    if update.pre_checkout_query is not None:
+        return ("pre_checkout", update.pre_checkout_query.from_user.id)
     if update.effective_chat is not None:
         return update.effective_chat.id
     if update.effective_user is not None:

@@ -26,6 +26,7 @@ from bot.operator_pager import TelegramOperatorPager
 from bot.stars_account import TelegramStarsAccount
 from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
+from config.pricing import load_pricing
 from config.settings import Settings
 from http_gateway import GatewayHooks, HttpGateway
 from kie.client import KieClient
@@ -49,6 +50,7 @@ class Runtime:
         self.settings = settings
         self.database_url = database_url
         self.catalogue = load_catalogue()
+        self.pricing = load_pricing(self.catalogue, settings.pricing_file)     # ConfigError: exit 2
         self.metrics = Metrics()
         self.db = Database(database_url, application_name=f"kiebot-{settings.instance_id}")
         self.metrics.watch_database(lambda: DatabaseGauges(*jobs.database_gauges(self.db)))
@@ -58,7 +60,8 @@ class Runtime:
         self.timers: Timers | None = None
         self.leader: pykka.ActorRef[Any] | None = None
         self.bot = BotGateway(settings, self.db, self.catalogue, self.metrics, self._to_supervisor_job,
-                              lambda job_id: self._tell_supervisor(CancelJob(job_id)), holds_epoch=self.status.holds)
+                              lambda job_id: self._tell_supervisor(CancelJob(job_id)), holds_epoch=self.status.holds,
+                              pricing=self.pricing)
         self.http = HttpGateway(settings.http_host, settings.http_port, self.db, self.metrics, GatewayHooks(
             status=self.health, ready=self.ready,
             callback_stored=self._callback_stored, update_stored=self.bot.wake),

@@ -1,4 +1,5 @@
-"""The Telegram side: the dialogue handlers, callback data, flood control and the sending bridge."""
+"""The Telegram side: the dialogue handlers, prices and payments, callback data, flood control and
+the sending bridge."""
 import os
 
 # PTB 22.2+ returns durations (RetryAfter.retry_after, …) as timedelta when this is set and

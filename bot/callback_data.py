@@ -1,6 +1,8 @@
 """callback_data, built and parsed in one place: short stable strings (≤ 64 bytes) that survive
 restarts. Fields and enum values travel as indexes into the catalogue, drafts as short hex ids,
-jobs as their ids; anything unparseable is an old or foreign button."""
+jobs as their ids, and a confirmation's price (what the user agrees to pay, in minor units) as
+an integer; anything unparseable is an old or foreign button (buttons made before prices carry
+none, and are asked to confirm again)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ class Choose:
     draft: str
     field: int
     value: int
+    price: int | None = None    # on a confirmation: what the user agrees to pay (minor units)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class PickOption:
 @dataclass(frozen=True)
 class Generate:
     draft: str
+    price: int | None = None    # what the confirmation said it costs (minor units; 0: free)
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,12 @@ class Lang:
     code: str
 
 
-Data = Menu | Category | PickModel | Choose | Skip | MoreOptions | PickOption | Generate | JobAction | Lang
+@dataclass(frozen=True)
+class TopUp:
+    """The Top up button: the Stars packages as invoices."""
+
+
+Data = Menu | Category | PickModel | Choose | Skip | MoreOptions | PickOption | Generate | JobAction | Lang | TopUp
 
 
 def build(data: Data) -> str:
@@ -75,20 +84,22 @@ def build(data: Data) -> str:
             out = f"cat:{category}:{page}"
         case PickModel(model_id=model_id):
             out = f"model:{model_id}"
-        case Choose(draft=draft, field=field, value=value):
-            out = f"ch:{draft}:{field}:{value}"
+        case Choose(draft=draft, field=field, value=value, price=price):
+            out = f"ch:{draft}:{field}:{value}" + (f":{price}" if price is not None else "")
         case Skip(draft=draft, field=field):
             out = f"sk:{draft}:{field}"
         case MoreOptions(draft=draft):
             out = f"more:{draft}"
         case PickOption(draft=draft, field=field):
             out = f"opt:{draft}:{field}"
-        case Generate(draft=draft):
-            out = f"go:{draft}"
+        case Generate(draft=draft, price=price):
+            out = f"go:{draft}" + (f":{price}" if price is not None else "")
         case JobAction(action=action, job_id=job_id):
             out = f"job:{action}:{job_id}"
         case Lang(code=code):
             out = f"lang:{code}"
+        case TopUp():
+            out = "topup"
     if len(out.encode()) > MAX_BYTES:
         raise ValueError(f"callback_data over {MAX_BYTES} bytes: {out!r}")
     return out
@@ -108,6 +119,8 @@ def parse(raw: str | None) -> Data | None:
                 return PickModel(rest)
             case "ch", 3:
                 return Choose(parts[0], int(parts[1]), int(parts[2]))
+            case "ch", 4:
+                return Choose(parts[0], int(parts[1]), int(parts[2]), _price(parts[3]))
             case "sk", 2:
                 return Skip(parts[0], int(parts[1]))
             case "more", 1 if rest:
@@ -116,10 +129,22 @@ def parse(raw: str | None) -> Data | None:
                 return PickOption(parts[0], int(parts[1]))
             case "go", 1 if rest:
                 return Generate(rest)
+            case "go", 2:
+                return Generate(parts[0], _price(parts[1]))
             case "job", 2:
                 return JobAction(parts[0], int(parts[1]))
             case "lang", 1 if rest:
                 return Lang(rest)
+            case "topup", 1 if not rest:
+                return TopUp()
     except ValueError:
         return None
     return None
+
+
+def _price(raw: str) -> int:
+    """A price a button carries: minor units, never negative (ValueError: not our button)."""
+    price = int(raw)
+    if price < 0:
+        raise ValueError(raw)
+    return price

@@ -5,7 +5,9 @@ so a restart or a new leader continues the conversation. Handlers never call KIE
 validate, create the job through storage (committed), tell the supervisor, and reply. Every
 button press is answered first, best effort (bot.button_answer: a late or repeated answer is
 refused by Telegram, and the press still counts); a double tap creates one job (the draft id is
-the idempotency key).
+the idempotency key). A free generation starts at once; a paid one starts only from a
+confirmation that showed its price (bot.wizard.confirm), and money has its own handlers
+(bot.balance, bot.payments).
 """
 from __future__ import annotations
 
@@ -14,18 +16,26 @@ import re
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    PreCheckoutQueryHandler,
+    filters,
+)
 
 from actors.job_state import JobState
-from bot import admin, results, wizard
+from bot import admin, balance, payments, prices, referral, results, wizard
 from bot import callback_data as cd
 from bot.button_answer import answer_button
 from bot.context import Deps, deps_of, who
-from bot.launch import start_job
+from bot.launch import Launch, start_job
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from kie.uploads import TelegramFile
-from storage import conversations
+from storage import conversations, ledger
 from storage.conversations import Conversation, Step
 from storage.jobs import active_jobs, find_job
 
@@ -42,9 +52,13 @@ def install(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps) 
     application.bot_data["deps"] = deps
     for name, handler in (("start", start), ("imagine", imagine), ("cancel", cancel), ("help", help_command),
                           ("models", models), ("history", results.history), ("lang", results.choose_lang),
-                          ("stats", admin.stats)):
+                          ("balance", balance.balance), ("buy", payments.buy), ("stats", admin.stats),
+                          ("refund", admin.refund)):
         application.add_handler(CommandHandler(name, handler))
     application.add_handler(CallbackQueryHandler(button))
+    application.add_handler(PreCheckoutQueryHandler(payments.pre_checkout))
+    application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, payments.paid))
+    application.add_handler(MessageHandler(filters.StatusUpdate.REFUNDED_PAYMENT, payments.refunded))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, receive_text))
     media = filters.PHOTO | filters.VIDEO | filters.AUDIO | filters.VOICE | filters.Document.ALL | filters.ANIMATION
     application.add_handler(MessageHandler(media, receive_media))
@@ -53,11 +67,16 @@ def install(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps) 
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start: the main menu, by category."""
+    """/start: the main menu, by category; `/start ref_<code>` also remembers who invited the
+    user (a bad code, oneself or a loop is ignored without a word)."""
     deps = deps_of(context)
     chat_id, user_id, lang = who(update, deps)
     conversations.clear(deps.db, chat_id, user_id)
-    await context.bot.send_message(chat_id, text(lang, "welcome"), reply_markup=wizard.markup(wizard.main_menu(lang)))
+    welcome = text(lang, "welcome")
+    referrer = referral.referrer_in(context.args)
+    if referrer is not None and ledger.record_referral(deps.db, user_id, referrer) and deps.pricing.referred_bonus:
+        welcome += "\n\n" + text(lang, "referred", bonus=prices.amount(lang, deps.pricing.referred_bonus))
+    await context.bot.send_message(chat_id, welcome, reply_markup=wizard.markup(wizard.main_menu(lang)))
 
 
 async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -105,8 +124,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                                            reply_markup=wizard.markup(wizard.main_menu(lang)))
         case cd.Category(category=category, page=page) if category in wizard.CATEGORIES:
             await wizard.show_models(context, chat_id, lang, category, page)
-        case cd.PickModel(model_id=model_id) if (spec := deps.catalogue.get(model_id)) and spec.offered:
+        case cd.PickModel(model_id=model_id) if (spec := deps.catalogue.get(model_id)) and deps.pricing.offered(spec):
             await wizard.start_model(context, chat_id, user_id, lang, spec)
+        case cd.TopUp():
+            await payments.offer_packages(context, chat_id, lang)
         case cd.JobAction():
             await results.job_action(context, chat_id, user_id, lang, data, query.id)
         case cd.Lang(code=code):
@@ -139,7 +160,7 @@ async def draft_button(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id
                 return
             draft.answers[field.name] = choices[value]
             if conv.step is Step.CONFIRM:
-                await generate(context, chat_id, user_id, lang, spec, conv)
+                await generate(context, chat_id, user_id, lang, spec, conv, data.price)
             elif draft.optional:
                 await wizard.confirm(context, chat_id, user_id, lang, spec, conv)
             else:
@@ -151,8 +172,8 @@ async def draft_button(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id
             await wizard.more_options(context, chat_id, lang, spec, conv)
         case cd.PickOption(field=index) if index < len(spec.inputs):
             await wizard.ask_field(context, chat_id, user_id, lang, spec, conv, spec.inputs[index], optional=True)
-        case cd.Generate():
-            await generate(context, chat_id, user_id, lang, spec, conv)
+        case cd.Generate(price=price):
+            await generate(context, chat_id, user_id, lang, spec, conv, price)
         case _:
             await context.bot.send_message(chat_id, text(lang, "stale_button"))
 
@@ -218,13 +239,23 @@ async def accept_answer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_i
 
 
 async def generate(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
-                   conv: Conversation) -> None:
-    """The confirmation's start button: the job, once."""
+                   conv: Conversation, agreed: int | None) -> None:
+    """A start button of the confirmation: the job, once, at the price the button carries (a
+    button from before prices carries none: it starts only what is free). A job that now costs
+    more is confirmed again; one refused (busy, short of credits, bad input) keeps its draft."""
     deps = deps_of(context)
-    if await start_job(context, chat_id, user_id, lang, spec, conv.draft.answers, f"draft:{conv.draft.id}"):
-        conversations.clear(deps.db, chat_id, user_id)
-    else:
-        conversations.save(deps.db, chat_id, user_id, conv)
+    launch = await start_job(context, chat_id, user_id, lang, spec, conv.draft.answers, f"draft:{conv.draft.id}",
+                             agreed=agreed or 0)
+    match launch:
+        case Launch.STARTED:
+            conversations.clear(deps.db, chat_id, user_id)
+        case Launch.REPRICED:
+            header = text(lang, "price_changed") if agreed is not None else ""
+            await wizard.confirm(context, chat_id, user_id, lang, spec, conv, header=header)
+        case Launch.LEFT:
+            pass            # the next leader handles this press again
+        case _:
+            conversations.save(deps.db, chat_id, user_id, conv)
 
 
 async def imagine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -234,7 +265,7 @@ async def imagine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert update.message is not None
     prompt, flags = parse_imagine(update.message.text or "")
     spec = deps.catalogue.get(flags.get("model", DEFAULT_MODEL))
-    if spec is None or not spec.offered or spec.field("prompt") is None:
+    if spec is None or not deps.pricing.offered(spec) or spec.field("prompt") is None:
         await context.bot.send_message(chat_id, text(lang, "unknown_model", value=flags.get("model")))
         return
     ratios = [str(v) for v in (spec.field("aspect_ratio").enum or [])] if spec.field("aspect_ratio") else []  # type: ignore[union-attr]
@@ -253,7 +284,9 @@ async def imagine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if missing:     # a model that needs more than a prompt: continue in the wizard
         await wizard.start_model(context, chat_id, user_id, lang, spec, preset=given)
         return
-    await start_job(context, chat_id, user_id, lang, spec, given, f"update:{update.update_id}")
+    key = f"update:{update.update_id}"
+    if await start_job(context, chat_id, user_id, lang, spec, given, key) is Launch.REPRICED:
+        await wizard.confirm_draft(context, chat_id, user_id, lang, spec, given, key)    # paid: confirm first
 
 
 def parse_imagine(message: str) -> tuple[str, dict[str, str]]:

@@ -48,6 +48,14 @@ refused_for_epoch: contextvars.ContextVar[list[int] | None] = contextvars.Contex
     "refused_for_epoch", default=None)
 
 
+def leave_update() -> None:
+    """The handler learned from storage that its epoch has ended (a fenced write refused): like
+    a refused send, its update is left to the next leader, which handles it (and answers) again."""
+    epoch, refused = send_epoch.get(), refused_for_epoch.get()
+    if epoch is not None and refused is not None:
+        refused.append(epoch)
+
+
 class Deposed(Exception):
     """The request was made for an epoch this instance no longer holds: it was not sent."""
 

@@ -6,6 +6,10 @@ A result is a *plan* of messages computed from the job alone (albums of up to te
 the buttons message; one file with its buttons; or a text), so whoever resumes a delivery (the
 same actor after a 429, or a new leader) sends the same parts and skips the ones recorded as
 sent. Files go through bot/media.py's one path (a link when Telegram refuses the file).
+
+Money is told as it is: every failure or cancellation notice says "you were not charged" (a
+free job) or "N credits returned" (its hold was released in the transaction that recorded the
+failure), and a paid result's caption says what it cost.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from actors.ports import SendError, SendOutcome, Sent
 from bot import callback_data as cd
 from bot.sender import Buttons, TelegramSender
 from config.catalogue import Catalogue, ModelSpec
+from config.money import format_credits
 from config.texts import text
 from storage.jobs import Job
 
@@ -85,8 +90,10 @@ class Presenter:
         elapsed = int((dt.datetime.now(dt.UTC) - job.created_at).total_seconds())
         key = {ProgressStage.GENERATING: "progress_generating", ProgressStage.DONE: "progress_done",
                ProgressStage.CANCELLED: "cancelled_job", ProgressStage.FAILED: "progress_failed"}[stage]
-        self._sender.edit_text(job.chat_id, job.progress_message_id,
-                               text(job.lang, key, title=self._title(job), elapsed=elapsed))
+        words = text(job.lang, key, title=self._title(job), elapsed=elapsed)
+        if stage == ProgressStage.CANCELLED:
+            words = f"{words} {money_words(job)}"
+        self._sender.edit_text(job.chat_id, job.progress_message_id, words)
 
     def download_file(self, file_id: str) -> tuple[bytes, str]:
         return self._sender.download_file(file_id)
@@ -98,6 +105,8 @@ class Presenter:
         title = self._title(job)
         prompt = str(job.input.get("prompt") or job.input.get("text") or "")
         caption = text(job.lang, "result_caption", title=title, prompt=prompt) if prompt else title
+        if job.price > 0:
+            caption += text(job.lang, "result_cost", price=format_credits(job.price))
         buttons = self.result_buttons(job, spec)
         kind = spec.result_kind if spec else "document"
         urls = tuple(job.result_urls or ())
@@ -131,7 +140,8 @@ class Presenter:
         return describe_failure(job.lang, failure)
 
     def _notice(self, job: Job) -> tuple[str, Buttons]:
-        notice = text(job.lang, "progress_failed", title=self._title(job), reason=self.failure_words(job))
+        notice = text(job.lang, "progress_failed", title=self._title(job), reason=self.failure_words(job),
+                      money=money_words(job))
         buttons = [[(text(job.lang, "btn_retry"), cd.build(cd.JobAction("regen", job.id))),
                     (text(job.lang, "btn_menu"), cd.build(cd.Menu("home")))]]
         return notice, buttons
@@ -139,6 +149,14 @@ class Presenter:
     def _title(self, job: Job) -> str:
         spec = self._catalogue.get(job.model)
         return spec.name(job.lang) if spec else job.model
+
+
+def money_words(job: Job) -> str:
+    """What happened to the money of a job that did not deliver: its hold was released (storage:
+    the job_resolves_hold trigger, in the transaction that recorded the failure)."""
+    if job.price > 0:
+        return text(job.lang, "money_returned", amount=format_credits(job.price))
+    return text(job.lang, "money_not_charged")
 
 
 def describe_failure(lang: str, failure: Failure) -> str:
@@ -149,6 +167,8 @@ def describe_failure(lang: str, failure: Failure) -> str:
             return text(lang, "reason_deadline", minutes=failure.detail or "?")
         case FailureCode.UNAVAILABLE:
             return text(lang, "reason_unavailable")
+        case FailureCode.NO_KIE_CREDIT:
+            return text(lang, "reason_no_kie_credit")
         case FailureCode.UPLOAD_REFUSED:
             return text(lang, "reason_upload_refused")
         case FailureCode.INTERNAL:

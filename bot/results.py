@@ -1,5 +1,6 @@
 """After a result: its buttons (regenerate, edit the prompt, original quality, resend), and the
-commands that look back (/history) or change the user's settings (/lang)."""
+commands that look back (/history) or change the user's settings (/lang). Regenerate starts a
+free generation at once and shows a paid one's price for confirmation first."""
 from __future__ import annotations
 
 from telegram import Update
@@ -9,7 +10,7 @@ from actors.job_state import JobState
 from bot import callback_data as cd
 from bot import media, wizard
 from bot.context import deps_of, who
-from bot.launch import start_job
+from bot.launch import Launch, start_job
 from config.texts import LANGS, text
 from storage import conversations
 from storage.jobs import Job, get_job, recent_jobs
@@ -65,12 +66,15 @@ async def job_action(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: 
     deps = deps_of(context)
     job = get_job(deps.db, action.job_id)
     spec = deps.catalogue.get(job.model) if job else None
-    if job is None or job.user_id != user_id or spec is None or not spec.offered:
+    runs_again = action.action in ("regen", "edit")
+    if job is None or job.user_id != user_id or spec is None or (runs_again and not deps.pricing.offered(spec)):
         await context.bot.send_message(chat_id, text(lang, "job_gone"))
         return
     match action.action:
-        case "regen":
-            await start_job(context, chat_id, user_id, lang, spec, dict(job.input), f"regen:{query_id}")
+        case "regen":       # free: at once; paid: confirm the price first
+            key = f"regen:{query_id}"
+            if await start_job(context, chat_id, user_id, lang, spec, dict(job.input), key) is Launch.REPRICED:
+                await wizard.confirm_draft(context, chat_id, user_id, lang, spec, dict(job.input), key)
         case "edit":
             await wizard.start_model(context, chat_id, user_id, lang, spec, preset=dict(job.input), ask="prompt")
         case "orig":

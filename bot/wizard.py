@@ -4,25 +4,33 @@ first question → one question per required input → confirmation → the job.
 Driven entirely by the catalogue: a field's type decides how it is asked (enums and booleans
 as buttons, media as an upload or a link, numbers with their range, text with its limit), so
 a new model needs no code. A required enum asked last doubles as the start buttons on the
-confirmation (pick "16:9" and it starts). The draft (storage.conversations.Draft: model,
+confirmation (tap "16:9" and it starts; "✅ 16:9" when it is paid). The draft (storage.conversations.Draft: model,
 answers, what is being asked) is kept in the conversations table under a short id that the
 buttons carry.
+
+The confirmation is the one place a user agrees to a price: it shows the exact price of the
+choices made (or "free: 2 of 3 left today"), the balance, Top up when it is short, and start
+buttons carrying ✅ and the price agreed to. Paid starts elsewhere (/imagine, Regenerate) come
+here as a draft at the confirmation step (`confirm_draft`), idempotent by the draft's id.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.ext import ContextTypes
 
 from bot import callback_data as cd
+from bot import prices
 from bot.context import Deps, deps_of
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from kie.uploads import is_upload
-from storage import conversations
+from storage import conversations, ledger
 from storage.conversations import Conversation, Draft, Step
 
 CATEGORIES = ("image", "image_edit", "video", "audio", "tools")
@@ -33,12 +41,6 @@ Rows = list[list[tuple[str, str]]]
 
 def markup(rows: Rows) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(t, callback_data=d) for t, d in row] for row in rows])
-
-
-def price_text(lang: str, spec: ModelSpec) -> str:
-    if spec.price_credits is None:
-        return text(lang, "price_unknown")
-    return text(lang, "price_credits", price=f"{spec.price_credits:g}")
 
 
 def label(spec: ModelSpec, f: InputField) -> str:
@@ -52,10 +54,11 @@ def main_menu(lang: str) -> Rows:
 
 async def show_models(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str, category: str, page: int) -> None:
     """One page of a category's models, each with its price."""
-    models = deps_of(context).catalogue.in_category(category)
+    deps = deps_of(context)
+    models = [m for m in deps.catalogue.in_category(category) if deps.pricing.offered(m)]
     pages = max(1, math.ceil(len(models) / PAGE_SIZE))
     page = min(max(page, 0), pages - 1)
-    rows: Rows = [[(f"{m.name(lang)} · {price_text(lang, m)}", cd.build(cd.PickModel(m.id)))]
+    rows: Rows = [[(f"{m.name(lang)} · {prices.list_label(lang, deps.pricing, m)}", cd.build(cd.PickModel(m.id)))]
                   for m in models[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]]
     nav = []
     if page > 0:
@@ -74,7 +77,7 @@ async def start_model(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id:
     """Show the model card and ask the first question (or `ask`, to edit one answer)."""
     conv = Conversation(Step.WIZARD, Draft(model=spec.id, id=secrets.token_hex(5), answers=dict(preset or {})))
     card = text(lang, "model_card", name=spec.name(lang), description=spec.description(lang),
-                time=spec.typical_time_s, price=price_text(lang, spec))
+                time=spec.typical_time_s, price=prices.card_label(lang, deps_of(context).pricing, spec))
     target = spec.field(ask) if ask else None
     if target is not None:
         conv.draft.answers.pop(target.name, None)
@@ -138,26 +141,92 @@ def question_for(lang: str, spec: ModelSpec, conv: Conversation, f: InputField) 
     return text(lang, "ask_text_field", field=name, limit=limit), []
 
 
+def draft_id_for(request_key: str) -> str:
+    """The draft id of a confirmation made for a request (an /imagine update, a Regenerate
+    press): the same request handled again shows the same draft, so one job comes of it."""
+    return hashlib.sha256(request_key.encode()).hexdigest()[:10]
+
+
+async def confirm_draft(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str,
+                        spec: ModelSpec, answers: dict[str, Any], request_key: str) -> None:
+    """A paid start outside the wizard (/imagine, Regenerate): its choices as a draft at the
+    confirmation, which shows the price and the ✅ button."""
+    conv = Conversation(Step.CONFIRM, Draft(model=spec.id, id=draft_id_for(request_key), answers=dict(answers)))
+    await confirm(context, chat_id, user_id, lang, spec, conv)
+
+
 async def confirm(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                   conv: Conversation, header: str = "") -> None:
-    """Every choice and the price; the final enum's values (or Generate) start the job."""
+    """Every choice, its price and the balance; ✅ Generate (or the final enum's values, each
+    with ✅) starts the job at the price it carries."""
+    deps = deps_of(context)
     conv.step, conv.draft.asking = Step.CONFIRM, None
-    conversations.save(deps_of(context).db, chat_id, user_id, conv)
+    conversations.save(deps.db, chat_id, user_id, conv)
     answers, draft = conv.draft.answers, conv.draft.id
     choices = "\n".join(f"• {label(spec, f)}: {_show(answers[f.name])}" for f in spec.inputs if f.name in answers)
-    summary = text(lang, "confirm", name=spec.name(lang), price=price_text(lang, spec), choices=choices)
+    job_input = spec.with_defaults(answers)
+    charge = prices.charge_for(deps.db, deps.pricing, user_id, spec, job_input)
     last = spec.required_fields[-1] if spec.required_fields else None
-    if last is not None and last.name not in answers:
+    rows: Rows = []
+    if last is not None and last.name not in answers and _choices(last):
         index = spec.inputs.index(last)
-        buttons = [(_choice_label(lang, v), cd.build(cd.Choose(draft, index, i))) for i, v in enumerate(_choices(last))]
-        rows = [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
-        action = text(lang, "confirm_pick_last", field=label(spec, last).lower())
+        options = [(i, v, charge.requoted(deps.pricing.quote(spec, {**job_input, last.name: v})).price)
+                   for i, v in enumerate(_choices(last))]
+        known = [p for _, _, p in options if p is not None]
+        uniform = len({p for _, _, p in options}) == 1
+        buttons = [(_start_label(lang, v, p, uniform), cd.build(cd.Choose(draft, index, i, p)))
+                   for i, v, p in options if p is not None]
+        rows += [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
+        lowest = min(known) if known else None
+        money = _money_line(context, user_id, lang, charge, lowest, exact=uniform)
+        action = text(lang, "confirm_pick_last", field=label(spec, last).lower()) if known else ""
     else:
-        rows, action = [[(text(lang, "btn_generate"), cd.build(cd.Generate(draft)))]], text(lang, "confirm_generate")
+        price = charge.price
+        money = _money_line(context, user_id, lang, charge, price, exact=True)
+        if price is not None:
+            start = text(lang, "btn_generate_paid", price=prices.amount(lang, price)) if price else text(
+                lang, "btn_generate")
+            rows.append([(start, cd.build(cd.Generate(draft, price)))])
+        action = text(lang, "confirm_generate") if price is not None else ""
+    if money.short:
+        rows.append([(text(lang, "btn_top_up"), cd.build(cd.TopUp()))])
     if spec.optional_fields:
         rows.append([(text(lang, "btn_more_options"), cd.build(cd.MoreOptions(draft)))])
-    body = "\n\n".join(p for p in (header, summary, action) if p)
+    summary = text(lang, "confirm", name=spec.name(lang), choices=choices)
+    body = "\n\n".join(p for p in (header, summary, money.words, action) if p)
     await context.bot.send_message(chat_id, body, reply_markup=markup(rows))
+
+
+def _start_label(lang: str, value: Any, price: int, uniform: bool) -> str:
+    """A final choice that starts the job: "16:9" when free (as before prices), "✅ 16:9" when
+    paid, with its own price when the choices cost different amounts."""
+    if price == 0:
+        return _choice_label(lang, value)
+    cost = "" if uniform else f" · {prices.amount(lang, price)}"
+    return f"✅ {_choice_label(lang, value)}{cost}"
+
+
+@dataclass(frozen=True)
+class _Money:
+    """The confirmation's money line, and whether the balance is short of the price."""
+
+    words: str
+    short: bool = False
+
+
+def _money_line(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, charge: prices.Charge,
+                price: int | None, exact: bool) -> _Money:
+    """"free: 2 of 3 left today", or the price and the balance (read only for a paid job)."""
+    if price is None:
+        return _Money(text(lang, "confirm_no_price"))
+    if price == 0:
+        return _Money("🎁 " + (prices.free_note(lang, charge) or text(lang, "price_free")))
+    available = ledger.wallet(deps_of(context).db, user_id).available
+    cost = prices.amount(lang, price) if exact else text(lang, "price_from", price=prices.amount(lang, price))
+    words = text(lang, "confirm_price", price=cost, balance=prices.amount(lang, available))
+    if available < price:
+        return _Money(words + "\n" + text(lang, "confirm_short"), short=True)
+    return _Money(words)
 
 
 async def more_options(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str, spec: ModelSpec,
@@ -261,5 +330,5 @@ def new_message_media(message: Message) -> tuple[str, str] | None:
     return None
 
 
-__all__ = ["Deps", "advance", "ask_field", "confirm", "main_menu", "more_options", "parse_answer", "show_models",
-           "start_model"]
+__all__ = ["Deps", "advance", "ask_field", "confirm", "confirm_draft", "main_menu", "more_options", "parse_answer",
+           "show_models", "start_model"]

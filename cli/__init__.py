@@ -1,4 +1,5 @@
-"""The `kiebot` command line (design.md section 5): run, demo, sim, migrate, models.
+"""The `kiebot` command line (design.md section 5): run, demo, sim, migrate, models, and the money
+commands (user, grant, ledger check, refund: cli/money.py).
 
 Each subcommand is a small function; configuration errors end the command with one line per
 problem and exit code 2, never a traceback. `run --help` and `migrate --help` list the
@@ -24,6 +25,7 @@ NO_EMBEDDED_POSTGRES = ("DATABASE_URL is required: this installation has no embe
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; every option says what it does."""
+    from cli.money import add_parsers as add_money_parsers
     from cli.simulators import add_kie_sim_arguments
 
     parser = argparse.ArgumentParser(prog="kiebot", description="Telegram bot for KIE.ai generation.")
@@ -41,8 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the Telegram simulator's port (default: any free one)")
     add_kie_sim_arguments(sim)
     _with_environment(sub, "migrate", "apply database migrations")
-    models = sub.add_parser("models", help="list the model catalogue")
+    models = sub.add_parser("models", help="list the model catalogue with each model's price (KIEBOT_PRICING)")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.add_argument("--drift", action="store_true",
+                        help="per model, what KIE charged (creditsConsumed) against our price data, from the database")
+    add_money_parsers(sub)
     return parser
 
 
@@ -82,7 +87,7 @@ def _reader_gone() -> int:
     return 0
 
 
-def _database_url(settings: Settings) -> str:
+def database_url_for(settings: Settings) -> str:
     """DATABASE_URL, or the embedded Postgres when the `embedded` extra is installed."""
     from runtime import resolve_database_url
 
@@ -105,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     logs.configure(settings.log_level, settings.log_format, settings.instance_id, settings.secrets())
-    Runtime(settings, _database_url(settings)).run_until_signalled()
+    Runtime(settings, database_url_for(settings)).run_until_signalled()
     return 0
 
 
@@ -113,22 +118,43 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from storage.migrate import migrate
 
     settings = Settings.from_env(require_secrets=False)
-    applied = migrate(_database_url(settings))
+    applied = migrate(database_url_for(settings))
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    """The catalogue with each model's price under the price file in force (KIEBOT_PRICING)."""
+    from config.money import format_credits, to_decimal
+    from config.pricing import load_pricing
+
+    if args.drift:
+        from cli.money import cmd_drift
+
+        return cmd_drift(args)
     catalogue = load_catalogue()
-    rows = [{"id": m.id, "kind": m.kind, "task": m.task, "title": m.title,
-             "price_credits": float(m.price_credits) if m.price_credits is not None else None,
-             "offered": m.offered} for m in catalogue]
+    pricing = load_pricing(catalogue, Settings.from_env(require_secrets=False).pricing_file)
+    for note in pricing.notes:
+        print(f"kiebot: note: {note}", file=sys.stderr)
+    rows, table = [], []
+    for m in catalogue:
+        from_price, unit = pricing.from_price(m), pricing.unit(m)
+        table.append("-" if from_price is None else format_credits(from_price))
+        rows.append({"id": m.id, "kind": m.kind, "task": m.task, "title": m.title, "offered": pricing.offered(m),
+                     "not_offered_reason": pricing.not_offered_reason(m),
+                     "price": float(to_decimal(from_price)) if from_price is not None else None,
+                     "unit": unit.value if unit is not None else None,
+                     "free_per_day": pricing.free_per_day(m.id),
+                     "price_credits": float(m.price_credits) if m.price_credits is not None else None,
+                     "price_source": pricing.source(m)})
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
-    else:
-        for r in rows:
-            price = "?" if r["price_credits"] is None else f"{r['price_credits']:g}"
-            print(f"{r['id']:<48} {r['kind']:<6} {r['task']:<22} {price:>6}  {'offered' if r['offered'] else ''}")
+        return 0
+    print(f"{'ID':<42} {'KIND':<5} {'TASK':<20} {'FROM':>8} {'UNIT':<8} {'FREE/DAY':>8}  OFFERED")
+    for r, price in zip(rows, table, strict=True):
+        offered = "yes" if r["offered"] else f"no: {r['not_offered_reason']}"
+        print(f"{r['id']:<42} {r['kind']:<5} {r['task']:<20} {price:>8} {r['unit'] or '-':<8} "
+              f"{r['free_per_day']:>8}  {offered}")
     return 0
 
 
@@ -145,6 +171,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     data_dir=os.environ.get("KIEBOT_DATA_DIR", ".kiebot"))
 
 
+def _money(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from cli import money
+
+        command: Callable[[argparse.Namespace], int] = getattr(money, f"cmd_{name}")
+        return command(args)
+    return run
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "migrate": cmd_migrate, "models": cmd_models, "sim": cmd_sim, "demo": cmd_demo,
+    "user": _money("user"), "grant": _money("grant"), "ledger": _money("ledger"), "refund": _money("refund"),
 }

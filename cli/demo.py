@@ -2,8 +2,11 @@
 
 Embedded Postgres, the KIE and Telegram simulators, a front door standing in for the load
 balancer, two `kiebot run` processes (leader and standby) and scripted users who each make
-one image through the menu and one with /imagine. Midway the leader is killed (SIGKILL) and
-the takeover time printed. Exits 0 only if every job was delivered exactly once.
+one image through the menu and one with /imagine (free: the daily free tier). Midway the leader
+is killed (SIGKILL) and the takeover time printed. Then a paying user tops up with Telegram
+Stars, makes a paid image, and has a paid job fail at KIE (its credits come back). Exits 0
+only if every job was delivered exactly once, every charge is exactly its price, and the
+ledger check is clean.
 """
 from __future__ import annotations
 
@@ -27,7 +30,9 @@ from sim.cluster import (
 )
 from sim.front_door import FrontDoor
 from sim.kie import KieSim
-from sim.telegram import ChatMessage, TelegramSim
+from sim.kie_tasks import Fate
+from sim.telegram import ChatMessage, PaymentOutcome, TelegramSim
+from storage import ledger
 from storage.db import Database
 from storage.jobs import Job, job_events, recent_jobs
 
@@ -35,6 +40,8 @@ DEMO_DB = "kiebot_demo"
 STEP_TIMEOUT_S = 60.0
 # The demo's pace: KIE polled every half second, an unfinished delivery claim trusted for 2 s.
 DEMO_KNOBS = {"KIEBOT_POLL_BASE_S": "0.5", "KIEBOT_DELIVERY_GRACE_S": "2"}
+PAYING_USER = 9100
+PAID_MODEL = "google/nano-banana"
 PROMPTS = ["a lighthouse on a cliff at dawn", "a red fox reading a newspaper", "a tiny robot watering tomatoes",
            "an origami crane over Tokyo", "a cup of cocoa on a snowy windowsill", "a whale made of clouds"]
 
@@ -63,6 +70,35 @@ def script_user(telegram: TelegramSim, user: int, prompts: tuple[str, str], erro
         telegram.wait_for_chat(user, lambda c: photo_count(c) >= 1, STEP_TIMEOUT_S)
         telegram.user_sends(user, f"/imagine {prompts[1]} --ar 16:9")
         telegram.wait_for_chat(user, lambda c: photo_count(c) >= 2, STEP_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - reported in the summary, never a traceback
+        errors.append(f"user {user}: {exc}")
+
+
+def has_start_button(chat: list[ChatMessage]) -> bool:
+    """The newest bot message carries a ✅ button (a paid job waiting for its confirmation)."""
+    last = next((m for m in reversed(chat) if m.from_bot), None)
+    return last is not None and any(b[0].startswith("✅") for row in last.buttons for b in row)
+
+
+def script_paying_user(telegram: TelegramSim, kie: KieSim, user: int, errors: list[str]) -> None:
+    """A top-up with Stars, one paid image, and one paid job KIE fails (credits returned)."""
+    try:
+        telegram.user_sends(user, "/buy")
+        telegram.wait_for_chat(user, lambda c: any(m.from_bot and m.invoice for m in c), STEP_TIMEOUT_S)
+        attempt = telegram.user_pays(user)
+        if telegram.wait_for_payment(attempt.query_id, STEP_TIMEOUT_S).outcome is not PaymentOutcome.PAID:
+            raise RuntimeError("the Stars payment did not go through")
+        telegram.wait_for_chat(user, lambda c: any("Payment received" in (m.text or "") for m in c), STEP_TIMEOUT_S)
+        telegram.user_sends(user, f"/imagine a paper boat on a pond --model {PAID_MODEL}")
+        telegram.wait_for_chat(user, has_start_button, STEP_TIMEOUT_S)
+        telegram.user_presses(user, "✅ Generate")
+        telegram.wait_for_chat(user, lambda c: photo_count(c) >= 1, STEP_TIMEOUT_S)
+        kie.script_next(Fate(outcome="fail", fail_msg="The model could not draw this"))
+        telegram.user_sends(user, f"/imagine a storm inside a teacup --model {PAID_MODEL}")
+        telegram.wait_for_chat(user, has_start_button, STEP_TIMEOUT_S)
+        telegram.user_presses(user, "✅ Generate")
+        telegram.wait_for_chat(user, lambda c: any("returned" in (m.text or "") for m in c if m.from_bot),
+                               STEP_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - reported in the summary, never a traceback
         errors.append(f"user {user}: {exc}")
 
@@ -126,7 +162,11 @@ def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = T
                       flush=True)
             for t in threads:
                 t.join()
-            wait_until(lambda: all(j.terminal for u in user_ids for j in recent_jobs(db, u)), 60, "every job to finish")
+            print("a paying user: a Stars top-up, a paid image, a paid job that fails…", flush=True)
+            script_paying_user(telegram, kie, PAYING_USER, errors)
+            everyone = [*user_ids, PAYING_USER]
+            wait_until(lambda: all(j.terminal for u in everyone for j in recent_jobs(db, u)), 60,
+                       "every job to finish")
             return report(db, telegram, user_ids, out, errors, takeover_s)
         finally:
             stop_all(instances, timeout=20)
@@ -157,8 +197,41 @@ def report(db: Database, telegram: TelegramSim, user_ids: list[int], out: Path, 
     print(f"\nsummary: jobs created {len(jobs)} (expected {expected}), delivered {delivered}, "
           f"duplicates {duplicates}, lost {lost}" + (f", takeover {takeover_s:.2f}s" if takeover_s else ""))
     print(f"images written to {out}/")
+    money_ok = report_money(db, telegram, errors)
     for e in errors:
         print(f"problem: {e}")
-    ok = len(jobs) == expected and delivered == expected and duplicates == 0 and lost == 0 and not errors
+    ok = (len(jobs) == expected and delivered == expected and duplicates == 0 and lost == 0 and money_ok
+          and not errors)
     print("RESULT: every job delivered exactly once" if ok else "RESULT: FAILED")
     return 0 if ok else 1
+
+
+def report_money(db: Database, telegram: TelegramSim, errors: list[str]) -> bool:
+    """The paying user's chat and ledger, and the whole ledger's check."""
+    from config.money import format_credits
+
+    print(f"\n— chat with the paying user {PAYING_USER} —")
+    print("\n".join(render_chat(telegram.chat(PAYING_USER))))
+    jobs = list(reversed(recent_jobs(db, PAYING_USER)))
+    wallet = ledger.wallet(db, PAYING_USER)
+    payments = ledger.user_payments(db, PAYING_USER)
+    payment = payments[0] if len(payments) == 1 else None
+    paid = [j for j in jobs if j.state.value == "delivered" and j.outcome == "success"]
+    failed = [j for j in jobs if j.outcome == "failure"]
+    print("\n— money —")
+    for m in reversed(ledger.movements(db, PAYING_USER)):
+        change = "(paid from the hold)" if m.kind is ledger.EntryKind.CAPTURE else format_credits(m.amount)
+        what = f"job {m.job_id} {m.model}" if m.job_id else m.charge_id or m.reason or ""
+        print(f"  {m.kind.value:<9} {change:>20}  {what}")
+    expected = (payment.credits if payment else 0) - sum(j.price for j in paid)
+    print(f"  balance {format_credits(wallet.available)} (held {format_credits(wallet.held)}); "
+          f"expected {format_credits(expected)}")
+    check = ledger.check(db)
+    print(f"  ledger check: {'clean' if check.clean else 'VIOLATIONS'} ({check.entries} entries)")
+    for violation in check.violations:
+        print(f"  ledger violation: {violation}")
+    ok = (payment is not None and len(paid) == 1 and paid[0].price > 0 and len(failed) == 1
+          and wallet.available == expected and wallet.held == 0 and check.clean)
+    if not ok:
+        errors.append("the money does not add up (see above)")
+    return ok

@@ -18,7 +18,7 @@ class MoneyError(ValueError):
 
 def parse_credits(value: str | int | Decimal) -> int:
     """Credits (e.g. "12.5", 3, Decimal("0.25")) as minor units, exactly; MoneyError otherwise."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MoneyError(f"{value!r}: write credits as a decimal string, not a float")
     try:
         amount = Decimal(str(value).strip())

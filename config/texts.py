@@ -38,14 +38,22 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "progress_done": {"en": "✅ {title}: done in {elapsed} s.", "ru": "✅ {title}: готово за {elapsed} с."},
     "progress_failed": {
-        "en": "❌ {title}: the generation failed. {reason}",
-        "ru": "❌ {title}: генерация не удалась. {reason}",
+        "en": "❌ {title}: the generation failed. {reason}\n{money}",
+        "ru": "❌ {title}: генерация не удалась. {reason}\n{money}",
     },
+    "money_not_charged": {"en": "You were not charged.", "ru": "Оплата не списана."},
+    "money_returned": {"en": "{amount} credits returned to your balance.",
+                       "ru": "{amount} кр. возвращено на баланс."},
+    "result_cost": {"en": " · {price} credits", "ru": " · {price} кр."},
     "result_caption": {"en": "{title}: {prompt}", "ru": "{title}: {prompt}"},
     "reason_kie": {"en": "The service said: {detail}", "ru": "Сервис ответил: {detail}"},
     "reason_deadline": {
-        "en": "It took longer than {minutes} minutes, so I stopped waiting. No credits were used.",
-        "ru": "Это заняло больше {minutes} минут, и я перестал ждать. Кредиты не списаны.",
+        "en": "It took longer than {minutes} minutes, so I stopped waiting.",
+        "ru": "Это заняло больше {minutes} минут, и я перестал ждать.",
+    },
+    "reason_no_kie_credit": {
+        "en": "The generation service cannot take new work right now. Please try again later.",
+        "ru": "Сервис генерации сейчас не может принять задачу. Попробуйте позже.",
     },
     "reason_unavailable": {
         "en": "The generation service is unavailable right now. Please try again later.",
@@ -84,9 +92,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "help": {
         "en": "/start – menu\n/imagine <prompt> [--ar W:H] [--model ID] – one-line generation\n"
               "/models – browse the models\n/history – your recent generations\n"
+              "/balance – your credits\n/buy – top up with Telegram Stars\n"
               "/cancel – leave the current step\n/lang – language\n/help – this text",
         "ru": "/start – меню\n/imagine <описание> [--ar Ш:В] [--model ID] – генерация одной строкой\n"
               "/models – модели\n/history – ваши последние генерации\n"
+              "/balance – ваши кредиты\n/buy – пополнить звёздами Telegram\n"
               "/cancel – выйти из текущего шага\n/lang – язык\n/help – эта справка",
     },
     "not_understood": {
@@ -110,6 +120,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "btn_skip": {"en": "Skip", "ru": "Пропустить"},
     "btn_done": {"en": "✅ Done", "ru": "✅ Готово"},
     "btn_generate": {"en": "✅ Generate", "ru": "✅ Создать"},
+    "btn_generate_paid": {"en": "✅ Generate · {price}", "ru": "✅ Создать · {price}"},
+    "btn_top_up": {"en": "💳 Top up", "ru": "💳 Пополнить"},
     "btn_more_options": {"en": "⚙️ More options", "ru": "⚙️ Дополнительно"},
     "btn_yes": {"en": "Yes", "ru": "Да"},
     "btn_no": {"en": "No", "ru": "Нет"},
@@ -121,7 +133,108 @@ TEXTS: dict[str, dict[str, str]] = {
     "model_card": {"en": "{name}\n{description}\n⏱ usually about {time} s · 💰 {price}",
                    "ru": "{name}\n{description}\n⏱ обычно около {time} с · 💰 {price}"},
     "price_credits": {"en": "{price} credits", "ru": "{price} кр."},
-    "price_unknown": {"en": "price as KIE charges it", "ru": "цена по тарифу KIE"},
+    "price_from": {"en": "from {price}", "ru": "от {price}"},
+    "price_free": {"en": "free", "ru": "бесплатно"},
+    "price_free_per_day": {"en": "free {n}/day", "ru": "бесплатно {n}/день"},
+    "price_free_then": {"en": "free {n}/day, then from {price}", "ru": "бесплатно {n}/день, затем от {price}"},
+    "price_none": {"en": "no price", "ru": "без цены"},
+    "free_left": {"en": "free: {left} of {n} left today", "ru": "бесплатно: осталось {left} из {n} на сегодня"},
+    "confirm_price": {"en": "💰 {price} · your balance: {balance}", "ru": "💰 {price} · ваш баланс: {balance}"},
+    "confirm_short": {
+        "en": "Not enough credits. Top up: your choices are kept, and one tap on ✅ starts it.",
+        "ru": "Не хватает кредитов. Пополните баланс: ваш выбор сохранён, и одно нажатие на ✅ запустит генерацию.",
+    },
+    "confirm_no_price": {
+        "en": "This model has no price yet, so it cannot be started. Please choose another one.",
+        "ru": "У этой модели пока нет цены, запустить её нельзя. Выберите другую.",
+    },
+    "price_changed": {"en": "The price has changed since you saw it. Please confirm again:",
+                      "ru": "Цена изменилась с тех пор, как вы её видели. Подтвердите ещё раз:"},
+    "short_of_credits": {
+        "en": "Not enough credits: this costs {price}, your balance is {balance}. "
+              "Top up and tap ✅ again: your choices are kept.",
+        "ru": "Не хватает кредитов: это стоит {price}, ваш баланс {balance}. "
+              "Пополните баланс и нажмите ✅ ещё раз: ваш выбор сохранён.",
+    },
+    "no_price": {"en": "{title} cannot be used right now: it has no price yet. Please choose another model.",
+                 "ru": "{title} сейчас недоступна: у неё пока нет цены. Выберите другую модель."},
+    "no_price_free_used": {
+        "en": "Today's free {title} generations are used up, and it cannot be bought. Come back tomorrow.",
+        "ru": "Бесплатные генерации {title} на сегодня закончились, а купить их нельзя. Возвращайтесь завтра.",
+    },
+    "referred": {
+        "en": "🎁 You came with a friend's invitation: after your first purchase you both get {bonus}.",
+        "ru": "🎁 Вы пришли по приглашению друга: после первой покупки вы оба получите {bonus}.",
+    },
+    # --- balance and payments ---------------------------------------------------------------
+    "balance_available": {"en": "💰 Balance: {amount} credits", "ru": "💰 Баланс: {amount} кр."},
+    "balance_held": {"en": "⏳ On hold for running generations: {amount} credits",
+                     "ru": "⏳ Зарезервировано для идущих генераций: {amount} кр."},
+    "balance_free": {"en": "🎁 Free today: {items}", "ru": "🎁 Бесплатно сегодня: {items}"},
+    "balance_free_item": {"en": "{name} {left} of {n} left", "ru": "{name}: осталось {left} из {n}"},
+    "balance_movements": {"en": "Latest movements:", "ru": "Последние операции:"},
+    "balance_no_movements": {"en": "No movements yet.", "ru": "Операций пока нет."},
+    "balance_referral": {
+        "en": "👥 Your invitation link: {link}\nWhen a friend you invite makes a first purchase, you both get "
+              "{bonus} credits.",
+        "ru": "👥 Ваша ссылка-приглашение: {link}\nКогда приглашённый друг сделает первую покупку, вы оба "
+              "получите {bonus} кр.",
+    },
+    "balance_link": {"en": "👥 Your invitation link: {link}", "ru": "👥 Ваша ссылка-приглашение: {link}"},
+    "mv_job": {"en": "job #{id} {model}", "ru": "задача №{id} {model}"},
+    "mv_hold": {"en": "{amount} · {job} · on hold", "ru": "{amount} · {job} · в резерве"},
+    "mv_capture": {"en": "✓ {amount} paid · {job}", "ru": "✓ оплачено {amount} · {job}"},
+    "mv_release": {"en": "{amount} · {job} · returned", "ru": "{amount} · {job} · возврат"},
+    "mv_purchase": {"en": "{amount} · Stars purchase", "ru": "{amount} · покупка за звёзды"},
+    "mv_refund": {"en": "{amount} · Stars refund", "ru": "{amount} · возврат звёзд"},
+    "mv_grant": {"en": "{amount} · from the operator{reason}", "ru": "{amount} · от оператора{reason}"},
+    "mv_grant_back": {"en": "{amount} · taken back by the operator{reason}",
+                      "ru": "{amount} · списано оператором{reason}"},
+    "mv_welcome": {"en": "{amount} · welcome credit", "ru": "{amount} · приветственный бонус"},
+    "mv_referral": {"en": "{amount} · referral bonus", "ru": "{amount} · бонус за приглашение"},
+    "buy_none": {"en": "Top-ups are not available right now.", "ru": "Пополнение сейчас недоступно."},
+    "invoice_title": {"en": "{credits} credits", "ru": "{credits} кредитов"},
+    "invoice_description": {
+        "en": "{credits} credits for generations in this bot, paid with Telegram Stars.",
+        "ru": "{credits} кредитов на генерации в этом боте, оплата звёздами Telegram.",
+    },
+    "checkout_changed": {
+        "en": "This offer has changed. Send /buy for the current packages; nothing was charged.",
+        "ru": "Это предложение изменилось. Отправьте /buy, чтобы увидеть актуальные пакеты; оплата не списана.",
+    },
+    "paid": {"en": "✅ Payment received: +{credits}. Your balance: {balance}.",
+             "ru": "✅ Оплата получена: +{credits}. Ваш баланс: {balance}."},
+    "refunded": {"en": "↩️ Your payment of {stars} ⭐ was refunded.", "ru": "↩️ Ваш платёж {stars} ⭐ возвращён."},
+    "refunded_taken": {"en": "{taken} taken back from your credits; balance: {balance}.",
+                       "ru": "С баланса списано {taken}; баланс: {balance}."},
+    "payment_unmatched": {
+        "en": "I received your payment but cannot tell which package it was for. "
+              "The operator has been told and will sort it out.",
+        "ru": "Оплата получена, но я не могу понять, за какой пакет. Оператор уже знает и всё исправит.",
+    },
+    "refund_usage": {"en": "Usage: /refund <telegram_payment_charge_id>",
+                     "ru": "Использование: /refund <telegram_payment_charge_id>"},
+    "refund_requested": {
+        "en": "Refund of {charge} queued: {taken} taken back from user {user}. Telegram is asked by the outbox.",
+        "ru": "Возврат {charge} поставлен в очередь: у пользователя {user} списано {taken}. "
+              "Запрос в Telegram отправит очередь возвратов.",
+    },
+    "refund_already": {"en": "{charge} was refunded or queued before ({taken} taken back then).",
+                       "ru": "{charge} уже возвращён или в очереди (тогда списано {taken})."},
+    "refund_unknown": {"en": "There is no payment {charge}.", "ru": "Платежа {charge} нет."},
+    "page_kie_no_credit": {
+        "en": "⚠️ KIE says the account has no credit left (402): paid jobs fail until it is topped up. {detail}",
+        "ru": "⚠️ KIE сообщает, что на счёте нет кредитов (402): задачи не выполняются, пока счёт не пополнен. "
+              "{detail}",
+    },
+    "page_kie_balance_low": {
+        "en": "⚠️ The KIE balance is low: new jobs that cost more are refused. {detail}",
+        "ru": "⚠️ Баланс KIE низкий: новые задачи дороже остатка не принимаются. {detail}",
+    },
+    "page_payment_discrepancy": {
+        "en": "⚠️ A Telegram Stars payment is on one side only (ledger or Telegram). {detail}",
+        "ru": "⚠️ Платёж звёздами есть только с одной стороны (в журнале или в Telegram). {detail}",
+    },
     "ask_prompt_field": {"en": "Now describe what you want (up to {limit} characters).",
                          "ru": "Теперь опишите, что вы хотите (до {limit} символов)."},
     "ask_text_field": {"en": "{field}: send it as text{limit}.", "ru": "{field}: пришлите текстом{limit}."},
@@ -151,9 +264,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "too_short": {"en": "{field} is too short: at least {limit} characters, please.",
                   "ru": "{field} слишком короткое: нужно не меньше {limit} символов."},
     "wrong_media": {"en": "{field} needs {what}.", "ru": "{field}: нужно {what}."},
-    "confirm": {"en": "{name} · {price}\n{choices}", "ru": "{name} · {price}\n{choices}"},
+    "confirm": {"en": "{name}\n{choices}", "ru": "{name}\n{choices}"},
     "confirm_pick_last": {"en": "Choose {field} to start:", "ru": "Выберите {field}, чтобы начать:"},
-    "confirm_generate": {"en": "Tap Generate to start.", "ru": "Нажмите «Создать», чтобы начать."},
+    "confirm_generate": {"en": "Tap ✅ Generate to start.", "ru": "Нажмите ✅ «Создать», чтобы начать."},
     "choose_option": {"en": "Which option?", "ru": "Какой параметр?"},
     "busy": {"en": "⏳ Your previous generation is still running. I kept your choices: "
                    "tap the button again when it is done, or send /cancel.",

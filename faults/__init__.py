@@ -12,6 +12,8 @@ import threading
 
 POINTS = ("after_job_insert", "after_create_task", "after_callback_stored", "after_claim", "after_send",
           "after_record")
+# Where money can be caught between two steps of a payment (tests/system/test_money_crashes.py).
+PAYMENT_POINTS = ("before_payment_credit", "after_payment_credit")
 
 _armed = os.environ.get("KIEBOT_CRASHPOINT")
 _after = int(os.environ.get("KIEBOT_CRASHPOINT_AFTER", "1") or 1)

@@ -2,7 +2,8 @@
 
 Owns `KieSim`: the API host (createTask, recordInfo, credit, download-url, the result files and
 the `/__sim/...` control API), auth, the envelope and its error-delivery modes, validation through
-the shared model catalogue, credits, rate limits, forced replies and the call log. Task lifecycle
+the shared model catalogue, credits (each task charged by the catalogue's price rule, or a price
+set per model to stage a drift), rate limits, forced replies and the call log. Task lifecycle
 and callbacks live in `sim.kie_tasks`, file bytes in `sim.kie_media`, the upload host in `sim.kie_upload`.
 """
 from __future__ import annotations
@@ -23,7 +24,10 @@ from sim.kie_upload import UploadHost
 
 __all__ = ["Fate", "KieSim", "Reply", "Request"]
 
-DEFAULT_PRICE = Decimal(1)  # credits, for catalogue models without a known price
+DEFAULT_PRICE = Decimal(1)  # credits per task, for catalogue models without a price rule
+# The account's starting credits: enough to run every offered model once at its catalogue price
+# (about 8,000 credits) many times over; a test of 402 sets its own balance.
+DEFAULT_BALANCE = "100000"
 DOWNLOAD_URL_TTL_S = 20 * 60
 # (max calls, window in seconds) per API key, as KIE documents them.
 RATE_LIMITS = {"createTask": (20, 10.0), "recordInfo": (10, 1.0)}
@@ -49,15 +53,18 @@ class KieSim:
 
     def __init__(self, api_key: str = "sim-kie-key", host: str = "127.0.0.1", port: int = 0,
                  upload_port: int = 0, seed: int = 0, default_duration_s: float = 0.3,
-                 balance: Decimal | str = "1000", error_mode: str = "http200",
+                 balance: Decimal | str = DEFAULT_BALANCE, error_mode: str = "http200",
                  hmac_key: str | None = None, result_ttl_s: float = 24 * 3600,
                  upload_ttl_s: float = 3 * 24 * 3600, server_error_rate: float = 0.0,
                  rate_limits: bool = True, *, callback_timeout_s: float = 15.0,
                  callback_retries: int = 3, callback_backoff_s: tuple[float, ...] = (0.2, 0.4, 0.8),
                  duration_by_kind: dict[str, float] | None = None, billing: str = "on_success",
                  download_url_ttl_s: float = DOWNLOAD_URL_TTL_S,
-                 catalogue: Catalogue | None = None, response_delay_s: float = 0.0) -> None:
-        """response_delay_s: every API answer waits this long (a slow network, or a busy KIE)."""
+                 catalogue: Catalogue | None = None, response_delay_s: float = 0.0,
+                 legacy_credit_fields: bool = False) -> None:
+        """response_delay_s: every API answer waits this long (a slow network, or a busy KIE).
+        legacy_credit_fields: records and callbacks carry `consumeCredits` + `remainedCredits`
+        (older KIE pages) instead of `creditsConsumed`."""
         if error_mode not in ERROR_MODES:
             raise ValueError(f"error_mode must be one of {ERROR_MODES}")
         if billing not in BILLING_MODES:
@@ -73,6 +80,7 @@ class KieSim:
         self.response_delay_s = response_delay_s
         self.catalogue = catalogue or load_catalogue()
         self._initial_balance = Decimal(str(balance))
+        self._initial_legacy_credit_fields = legacy_credit_fields
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._epoch = 0
@@ -82,7 +90,7 @@ class KieSim:
         self.sender = CallbackSender(self._scheduler, self._pool, self._record_attempt, lambda: self._epoch,
                                      hmac_key, callback_timeout_s, tuple(callback_backoff_s), callback_retries)
         self.book = TaskBook(self._scheduler, self.sender, seed, default_duration_s, duration_by_kind,
-                             result_ttl_s, self._on_success)
+                             result_ttl_s, self._on_success, self.balance)
         self.uploads = UploadHost(self, upload_ttl_s)
         # Ids outlive reset(), as KIE's never repeat: a bot's database may still hold the ids
         # handed out before a reset (jobs.kie_task_id is unique), and so may its download links.
@@ -132,6 +140,8 @@ class KieSim:
     def _reset_state(self) -> None:
         with self._lock:
             self._balance = self._initial_balance
+            self._prices: dict[str, Decimal] = {}
+            self.legacy_credit_fields = self._initial_legacy_credit_fields
             self._maintenance = False
             self._next_fates: collections.deque[Fate] = collections.deque()
             self._prompt_fates: list[tuple[str, Fate]] = []
@@ -145,7 +155,8 @@ class KieSim:
             self._mode_rng = random.Random(f"{self.seed}-mode")
 
     def reset(self) -> None:
-        """Forget every task, script, forced reply, call, callback and upload; restore the balance.
+        """Forget every task, script, forced reply, call, callback, upload and set price; restore
+        the balance and the credit field spelling.
         Task ids, file ids and download tokens keep coming from where they were: none repeats."""
         with self._lock:
             self._epoch += 1
@@ -191,6 +202,36 @@ class KieSim:
     def balance(self) -> Decimal:
         with self._lock:
             return self._balance
+
+    def set_price(self, model_id: str, credits: Decimal | str | int | None) -> None:
+        """Charge every later task of `model_id` exactly `credits`, whatever its input (KIE
+        changed its price: what a drift report must notice); None goes back to the price rule."""
+        if self.catalogue.get(model_id) is None:
+            raise ValueError(f"{model_id!r} is not a model of the catalogue")
+        with self._lock:
+            if credits is None:
+                self._prices.pop(model_id, None)
+            else:
+                amount = Decimal(str(credits))
+                if not amount.is_finite() or amount < 0:
+                    raise ValueError(f"a price must be a number of credits >= 0, not {credits!r}")
+                self._prices[model_id] = amount
+
+    def price_for(self, model_id: str, given: dict[str, Any]) -> Decimal:
+        """What a task of `model_id` with input `given` is charged: the price set for the model,
+        else the catalogue's price rule, else DEFAULT_PRICE."""
+        with self._lock:
+            if model_id in self._prices:
+                return self._prices[model_id]
+        spec = self.catalogue.get(model_id)
+        if spec is None or spec.price is None:
+            return DEFAULT_PRICE
+        return spec.price.kie_credits(given)
+
+    def set_legacy_credit_fields(self, on: bool) -> None:
+        """Later tasks report `consumeCredits` + `remainedCredits` (on) or `creditsConsumed` (off)."""
+        with self._lock:
+            self.legacy_credit_fields = bool(on)
 
     def tasks(self) -> dict[str, dict[str, Any]]:
         return self.book.summaries()
@@ -354,7 +395,7 @@ class KieSim:
         problems = spec.validate(given)
         if problems:
             return self.envelope(422, "; ".join(problems))
-        price = spec.price_credits if spec.price_credits is not None else DEFAULT_PRICE
+        price = self.price_for(model, given)
         with self._lock:
             if self._balance < price:
                 return self.envelope(402, DEFAULT_MSG[402])
@@ -362,13 +403,15 @@ class KieSim:
                 self._balance -= price
             fate = self._fate_for(given)
             task_id = self._new_task_id()
+            legacy = self.legacy_credit_fields
         request: dict[str, Any] = {"model": model}
         if callback_url is not None:
             request["callBackUrl"] = callback_url
         request["input"] = given
         param = json.dumps(request, ensure_ascii=False, separators=(",", ":"))
         # May complete the task and deliver an `early` callback before we answer.
-        self.book.create(task_id, model, spec.kind, given, callback_url, param, fate, price)
+        self.book.create(task_id, model, spec.kind, given, callback_url, param, fate, price,
+                         legacy_credit_fields=legacy)
         return self.envelope(200, "success", {"taskId": task_id})
 
     def _fate_for(self, given: dict[str, Any]) -> Fate:
@@ -419,7 +462,9 @@ class KieSim:
     # ----- the control API ----------------------------------------------------------------------
 
     def _admin(self, req: Request) -> Reply:
-        """`/__sim/...` for other processes: script, force, calls, callbacks, tasks, reset, and more."""
+        """`/__sim/...` for other processes: script, force, calls, callbacks, tasks, reset, balance,
+        price (POST {"model", "credits"}; credits null goes back to the rule), legacy_credit_fields
+        (POST {"on"}), and more."""
         def ok(payload: Any = None) -> Reply:
             return Reply(200, json.dumps({"ok": True, "result": payload}).encode())
 
@@ -459,6 +504,13 @@ class KieSim:
             if action == "balance":
                 self.set_balance(str(body["credits"]))
                 return ok(number(self.balance()))
+            if action == "price":
+                amount = body.get("credits")
+                self.set_price(str(body["model"]), None if amount is None else str(amount))
+                return ok()
+            if action == "legacy_credit_fields":
+                self.set_legacy_credit_fields(bool(body.get("on", True)))
+                return ok()
             if action == "complete":
                 self.complete_now(str(body["task_id"]))
                 return ok()
@@ -477,7 +529,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upload-port", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--duration", type=float, default=3.0, help="default seconds to terminal for images")
-    parser.add_argument("--balance", default="1000")
+    parser.add_argument("--balance", default=DEFAULT_BALANCE)
     parser.add_argument("--error-mode", choices=ERROR_MODES, default="http200")
     parser.add_argument("--hmac-key", default=None)
     args = parser.parse_args(argv)

@@ -315,6 +315,8 @@ class Task:
     result_urls: list[str] = field(default_factory=list)
     result_object: dict[str, Any] | None = None
     credits_consumed: Decimal | None = None
+    remained_credits: Decimal | None = None     # the account's balance once the task ended
+    legacy_credit_fields: bool = False          # consumeCredits + remainedCredits, not creditsConsumed
     generation: int = 0
     callback_note: str = ""
 
@@ -329,8 +331,15 @@ class Task:
             return json.dumps({"resultObject": self.result_object})
         return json.dumps({"resultUrls": self.result_urls})
 
+    def credit_fields(self, consumed: Decimal | None) -> dict[str, Any]:
+        """What the task cost, spelt as newer KIE pages do (`creditsConsumed`) or as older ones
+        do (`consumeCredits` and the account's `remainedCredits`)."""
+        if self.legacy_credit_fields:
+            return {"consumeCredits": number(consumed), "remainedCredits": number(self.remained_credits)}
+        return {"creditsConsumed": number(consumed)}
+
     def record(self) -> dict[str, Any]:
-        """The `data` of recordInfo."""
+        """The `data` of recordInfo (the credits are null until the task ends)."""
         failed = self.state == "fail"
         return {
             "taskId": self.task_id, "model": self.model, "state": self.shown_state,
@@ -339,7 +348,7 @@ class Task:
             "failMsg": self.fate.fail_msg if failed else "",
             "costTime": self.cost_time(), "completeTime": self.complete_ms,
             "createTime": self.created_ms, "updateTime": self.update_ms,
-            "creditsConsumed": number(self.credits_consumed),
+            **self.credit_fields(self.credits_consumed),
         }
 
     def cost_time(self) -> int | None:
@@ -357,7 +366,7 @@ class Task:
         else:
             data.update(resultJson=None, failCode=self.fate.fail_code, failMsg=self.fate.fail_msg)
         data.update(costTime=self.cost_time(), completeTime=self.complete_ms, createTime=self.created_ms,
-                    updateTime=self.update_ms, creditsConsumed=number(self.credits_consumed) or 0)
+                    updateTime=self.update_ms, **self.credit_fields(self.credits_consumed or Decimal(0)))
         return {"code": 200 if self.state == "success" else 501,
                 "msg": MSG_SUCCESS if self.state == "success" else MSG_FAIL, "data": data}
 
@@ -367,7 +376,7 @@ class Task:
         stale_update = min(self.created_ms, self.update_ms - 1)
         data: dict[str, Any] = {"taskId": self.task_id, "model": self.model, "param": self.param,
                                 "costTime": None, "completeTime": None, "createTime": self.created_ms,
-                                "updateTime": stale_update, "creditsConsumed": 0}
+                                "updateTime": stale_update, **self.credit_fields(Decimal(0))}
         if self.state == "success":
             data.update(state="fail", resultJson=None, failCode=self.fate.fail_code, failMsg=self.fate.fail_msg)
             return {"code": 501, "msg": MSG_FAIL, "data": data}
@@ -391,7 +400,8 @@ class Task:
                 "canonical_state": self.state, "created": self.created_ms, "createTime": self.created_ms,
                 "updateTime": self.update_ms, "completeTime": self.complete_ms,
                 "duration_s": self.duration_s, "price": number(self.price),
-                "creditsConsumed": number(self.credits_consumed), "resultUrls": list(self.result_urls),
+                "creditsConsumed": number(self.credits_consumed),
+                "remainedCredits": number(self.remained_credits), "resultUrls": list(self.result_urls),
                 "fate": self.fate.to_json(), "callback_note": self.callback_note}
 
 
@@ -410,7 +420,10 @@ class TaskBook:
 
     def __init__(self, scheduler: Scheduler, sender: CallbackSender, seed: int,
                  default_duration_s: float, duration_by_kind: dict[str, float] | None,
-                 result_ttl_s: float, on_success: Callable[[Task], None]) -> None:
+                 result_ttl_s: float, on_success: Callable[[Task], None],
+                 balance: Callable[[], Decimal] | None = None) -> None:
+        """on_success charges a task that succeeded; balance reads the account's credits
+        afterwards (for `remainedCredits`)."""
         self._lock = threading.RLock()
         self._scheduler = scheduler
         self._sender = sender
@@ -420,6 +433,7 @@ class TaskBook:
         self.duration_by_kind = dict(duration_by_kind or {})
         self.result_ttl_s = result_ttl_s
         self._on_success = on_success
+        self._balance = balance
         self.base_url = ""
         self.tasks: dict[str, Task] = {}
         self.files: dict[str, ResultFile] = {}
@@ -438,13 +452,15 @@ class TaskBook:
         return self.default_duration_s * DURATION_FACTOR_BY_KIND.get(kind, 1.0)
 
     def create(self, task_id: str, model: str, kind: str, given_input: dict[str, Any],
-               callback_url: str | None, param: str, fate: Fate, price: Decimal) -> Task:
+               callback_url: str | None, param: str, fate: Fate, price: Decimal,
+               legacy_credit_fields: bool = False) -> Task:
         """Store the task and schedule its walk. An `early` fate finishes here and now, and its
         first callback attempt completes before this returns (so before the HTTP response)."""
         created = now_ms()
         task = Task(task_id=task_id, model=model, kind=kind, input=given_input, callback_url=callback_url,
                     param=param, fate=fate, price=price, duration_s=self.duration_for(kind, fate),
-                    created_ms=created, created_mono=time.monotonic(), update_ms=created)
+                    created_ms=created, created_mono=time.monotonic(), update_ms=created,
+                    legacy_credit_fields=legacy_credit_fields)
         first = fate.states[0] if fate.states else "waiting"
         self._show(task, first)
         with self._lock:
@@ -504,6 +520,7 @@ class TaskBook:
                 self._show(task, "success")
                 task.credits_consumed = task.price
                 self._on_success(task)
+            task.remained_credits = self._balance() if self._balance is not None else None
             chains, delay = self._plan_callbacks(task)
         for chain in chains:
             self._sender.deliver(chain, delay_s=delay, sync_first=sync_callback)

@@ -91,10 +91,12 @@ class NewJob:
     input: dict[str, Any]
     deadline_s: int
     progress_message_id: int | None = None
-    price: int = 0                  # minor units, held from the user's available balance
+    price: int | None = 0           # minor units, held from the user's available balance
+                                    # (None: not for sale, free generations only)
     free_per_day: int = 0           # free generations of this model per user per day
     kie_credits: Decimal | None = None
     epoch: int | None = None        # the intake's leader epoch: a deposed intake creates nothing
+    agreed: int | None = None       # the most the user agreed to pay (None: the price)
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,19 @@ class Insufficient:
 
 
 @dataclass(frozen=True)
+class Repriced:
+    """No free generation is left and the price is above what the user agreed to (or there is
+    no price: `price` None); nothing was written (the caller asks the user to confirm the price)."""
+
+    price: int | None
+
+
+@dataclass(frozen=True)
 class NotLeading:
     """The epoch is no longer current: this instance must not create jobs."""
 
 
-JobCreation = Created | Existing | Insufficient | NotLeading
+JobCreation = Created | Existing | Insufficient | Repriced | NotLeading
 
 
 @dataclass(frozen=True)
@@ -155,7 +165,7 @@ def create_job(db: Database, new: NewJob) -> JobCreation:
         lang=new.lang, model=new.model, input=json_param(new.input),
         callback_token=secrets.token_urlsafe(24), progress_message_id=new.progress_message_id,
         deadline_s=new.deadline_s, price=new.price, free_per_day=new.free_per_day,
-        kie_credits=new.kie_credits, epoch=new.epoch)
+        kie_credits=new.kie_credits, epoch=new.epoch, agreed=new.agreed)
     assert row is not None, "create_job_with_hold returns one row"
     match row["status"]:
         case "created":
@@ -163,7 +173,9 @@ def create_job(db: Database, new: NewJob) -> JobCreation:
         case "exists":
             return Existing(Job.from_row(row))
         case "insufficient":
-            return Insufficient(new.price, int(row["available"]))
+            return Insufficient(new.price or 0, int(row["available"]))
+        case "repriced":
+            return Repriced(new.price)
         case _:
             return NotLeading()
 

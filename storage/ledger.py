@@ -191,6 +191,17 @@ def credit_payment(db: Database, payment: Payment, *, referrer_bonus: int = 0, r
     return Credit(row["status"])
 
 
+def payment_announced(db: Database, charge_id: str) -> bool:
+    """Was the user told of this payment (a message sent and recorded)?"""
+    row = db.one("payment_announced", charge_id=charge_id)
+    return bool(row and row["announced"])
+
+
+def mark_payment_announced(db: Database, charge_id: str) -> bool:
+    """Record that the user was told; False when someone recorded it first."""
+    return db.one("mark_payment_announced", charge_id=charge_id) is not None
+
+
 def star_payment(db: Database, charge_id: str) -> StarPayment | None:
     row = db.one("star_payment", charge_id=charge_id)
     return StarPayment.from_row(row) if row else None

@@ -2,8 +2,9 @@
 
 `insert_callback` and `insert_update` send a NOTIFY in the transaction that stores the row
 (payload: the storing instance, after the job id for a callback), so it arrives only once the
-row is visible; an instance ignores what it stored itself (its own hooks already fired). `StoredWorkListener` LISTENs for them on its own connection and thread, and only while
-this instance leads: never on the lock connection (a flood of notifications must not delay the
+row is visible; an instance ignores what it stored itself (its own hooks already fired).
+`StoredWorkListener` LISTENs for them on its own connection and thread, and only while this
+instance leads: never on the lock connection (a flood of notifications must not delay the
 lock check) and never on a standby. Notifications are hints, not the record: any lost while the
 connection was down or being set up are found by the supervisor's and the intake's sweeps.
 It never raises out of its thread; a database error closes the connection and it reconnects.

@@ -51,7 +51,7 @@ SELECT pg_backend_pid() AS pid
 SELECT r.status, r.available, r.free_left, (r.job).*
 FROM create_job_with_hold(%(request_key)s, %(chat_id)s, %(user_id)s, %(lang)s, %(model)s, %(input)s,
                           %(callback_token)s, %(progress_message_id)s, %(deadline_s)s, %(price)s,
-                          %(free_per_day)s, %(kie_credits)s, %(epoch)s) r
+                          %(free_per_day)s, %(kie_credits)s, %(epoch)s, %(agreed)s) r
 
 -- name: job_by_request_key
 -- The job an idempotency key already created.
@@ -537,3 +537,12 @@ GROUP BY model ORDER BY model
 -- name: ledger_user_count
 -- How many users have a wallet.
 SELECT count(*) AS n FROM wallets
+
+-- name: mark_payment_announced
+-- The user was told of this payment; returns nothing when they had been told before.
+UPDATE star_payments SET announced_at = now() WHERE charge_id = %(charge_id)s AND announced_at IS NULL
+RETURNING charge_id
+
+-- name: payment_announced
+-- Was the user told of this payment?
+SELECT announced_at IS NOT NULL AS announced FROM star_payments WHERE charge_id = %(charge_id)s

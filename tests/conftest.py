@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,13 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url, application_name="kiebot-test")
     yield database
     database.close()
+
+
+@pytest.fixture
+def sql(database_url: str) -> Iterator[Any]:
+    """An autocommit cursor on the test database, for a test's own setup (bulk rows, backdating:
+    the test's clock is the database's, moved back by hand)."""
+    conn = connect(database_url, autocommit=True, application_name="kiebot-tests")
+    with conn.cursor() as cur:
+        yield cur
+    conn.close()

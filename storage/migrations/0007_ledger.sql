@@ -128,14 +128,16 @@ CREATE TRIGGER jobs_resolve_hold AFTER UPDATE OF state ON jobs
 
 -- Create a job and hold its price in one transaction (one call), fenced by the leader epoch.
 -- status: 'created' | 'exists' (the request key made that job already) | 'insufficient' (the
--- available balance is below the price; nothing written) | 'deposed' (p_epoch is not current;
--- nothing written). With free generations of this model left today (p_free_per_day), the job is
--- free. Jobs of one user are created one at a time (their wallet row is locked), so the free tier
+-- available balance is below the price; nothing written) | 'repriced' (no free generation is
+-- left, and the price is above p_agreed, the most the user agreed to pay, or there is no price:
+-- p_price NULL; nothing written) |
+-- 'deposed' (p_epoch is not current; nothing written). With free generations of this model left
+-- today (p_free_per_day), the job is free. Jobs of one user are created one at a time (their wallet row is locked), so the free tier
 -- and the balance are counted without a race.
 CREATE FUNCTION create_job_with_hold(
     p_request_key text, p_chat_id bigint, p_user_id bigint, p_lang text, p_model text,
     p_input jsonb, p_callback_token text, p_progress_message_id bigint, p_deadline_s double precision,
-    p_price bigint, p_free_per_day integer, p_kie_credits numeric, p_epoch bigint)
+    p_price bigint, p_free_per_day integer, p_kie_credits numeric, p_epoch bigint, p_agreed bigint)
 RETURNS TABLE (status text, available bigint, free_left integer, job jobs)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -171,6 +173,10 @@ BEGIN
             charge := 0;
         END IF;
     END IF;
+    IF charge IS NULL OR (p_agreed IS NOT NULL AND charge > p_agreed) THEN
+        RETURN QUERY SELECT 'repriced'::text, balance, 0, NULL::jobs;
+        RETURN;
+    END IF;
     IF charge > balance THEN
         RETURN QUERY SELECT 'insufficient'::text, balance, 0, NULL::jobs;
         RETURN;
@@ -203,6 +209,7 @@ CREATE TABLE star_payments (
     state               text NOT NULL DEFAULT 'credited'
                         CHECK (state IN ('credited', 'refund_requested', 'refunded', 'refund_failed')),
     paid_at             timestamptz NOT NULL DEFAULT now(),
+    announced_at        timestamptz,        -- the user was told (a redelivery after that says nothing)
     refund_reason       text,
     refund_taken        bigint,
     refund_requested_at timestamptz,

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
-from storage.db import connect
 from tests.support.harness import Instance, start_instance
 
 
@@ -38,14 +36,6 @@ def instance_factory(database_url: str, kie: KieSim, telegram: TelegramSim) -> I
         inst.runtime.stop()
 
 
-@pytest.fixture
-def sql(database_url: str) -> Iterator[Any]:
-    """An autocommit cursor on the test database, for a test's own setup (bulk rows, backdating:
-    the test's clock is the database's, moved back by hand)."""
-    conn = connect(database_url, autocommit=True, application_name="kiebot-tests")
-    with conn.cursor() as cur:
-        yield cur
-    conn.close()
 
 
 @pytest.fixture

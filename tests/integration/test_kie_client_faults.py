@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from kie.client import KieClient
-from kie.errors import KieAlert, KieError, KieJobFailed, KieRetryLater, KieSubmitOutcomeUnknown
+from kie.errors import KieAlert, KieError, KieJobFailed, KieNoCredit, KieRetryLater, KieSubmitOutcomeUnknown
 from sim.kie import KieSim
 
 KEY = "sim-kie-key-3f9a1c77e2"
@@ -134,7 +134,7 @@ def test_four_html_403_polls_in_a_row_decide_nothing_and_the_fifth_reads_the_suc
 
 
 @pytest.mark.parametrize(("code", "expected"), [
-    (401, KieAlert), (402, KieAlert), (433, KieAlert), (422, KieJobFailed), (500, KieRetryLater),
+    (401, KieAlert), (402, KieNoCredit), (433, KieAlert), (422, KieJobFailed), (500, KieRetryLater),
     (455, KieRetryLater), (429, KieRetryLater),
 ])
 @pytest.mark.parametrize("error_mode", ["http200", "http"])

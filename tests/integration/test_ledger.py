@@ -12,17 +12,28 @@ from actors.job_state import JobState as S
 from actors.outcomes import Failure, FailureCode, JobOutcome
 from storage import ledger
 from storage.db import Database
-from storage.jobs import Created, Existing, Insufficient, Job, NewJob, NotLeading, create_job, get_job, transition
+from storage.jobs import (
+    Created,
+    Existing,
+    Insufficient,
+    Job,
+    NewJob,
+    NotLeading,
+    Repriced,
+    create_job,
+    get_job,
+    transition,
+)
 from tests.support.factories import take_epoch
 
 USER = 7001
 
 
-def new_job(key: str, *, user: int = USER, price: int = 0, free_per_day: int = 0, epoch: int | None = None,
+def new_job(key: str, *, user: int = USER, price: int | None = 0, free_per_day: int = 0, epoch: int | None = None,
             model: str = "google/nano-banana") -> NewJob:
     return NewJob(request_key=key, chat_id=user, user_id=user, lang="en", model=model,
                   input={"prompt": "a fox"}, deadline_s=900, price=price, free_per_day=free_per_day,
-                  kie_credits=Decimal("4"), epoch=epoch)
+                  kie_credits=Decimal(4), epoch=epoch)
 
 
 def walk(db: Database, job: Job, epoch: int, *states: tuple[S, dict[str, Any]]) -> Job:
@@ -224,3 +235,20 @@ def test_the_check_finds_a_tampered_wallet_and_a_missing_capture(db: Database, d
     assert not report.clean
     assert any(f"job {created.job.id}" in v and "captured None" in v for v in report.violations)
     assert any(f"user {USER}: wallet available 701" in v for v in report.violations)
+
+
+def test_a_job_is_never_held_for_more_than_the_user_agreed_to(db: Database, database_url: str) -> None:
+    """A start the user took for free finds the last free generation gone (another chat took
+    it): nothing is created, and the caller asks for the price."""
+    epoch = take_epoch(database_url)
+    ledger.grant(db, USER, 1000, "test")
+    first = create_job(db, new_job("last-free", price=300, free_per_day=1, epoch=epoch))
+    assert isinstance(first, Created) and first.job.free
+    agreed_free = NewJob(**{**new_job("took-it-free", price=300, free_per_day=1, epoch=epoch).__dict__, "agreed": 0})
+    assert create_job(db, agreed_free) == Repriced(300)
+    free_only = NewJob(**{**new_job("free-only", price=None, free_per_day=1, epoch=epoch).__dict__, "agreed": 0})
+    assert create_job(db, free_only) == Repriced(None)
+    agreed_more = NewJob(**{**new_job("agreed", price=300, free_per_day=1, epoch=epoch).__dict__, "agreed": 400})
+    held = create_job(db, agreed_more)
+    assert isinstance(held, Created) and held.job.price == 300
+    assert ledger.wallet(db, USER) == ledger.Wallet(USER, 700, 300)

@@ -128,8 +128,8 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def sim() -> Iterator[KieSim]:
-    """A sim without rate limits (tests poll fast) and with short callback backoff."""
-    with KieSim(default_duration_s=0.05, rate_limits=False, callback_backoff_s=FAST_BACKOFF) as s:
+    """A sim without rate limits (tests poll fast), with short callback backoff and 1000 credits."""
+    with KieSim(default_duration_s=0.05, rate_limits=False, callback_backoff_s=FAST_BACKOFF, balance="1000") as s:
         yield s
 
 
@@ -300,11 +300,86 @@ def test_credit_returns_a_fractional_balance_debited_by_the_price_on_success(sim
     assert sim.balance() == Decimal("999.2")
 
 
-def test_a_model_without_a_known_price_costs_one_credit(sim: KieSim) -> None:
-    inp = {"prompt": "waves", "sound": False, "aspect_ratio": "16:9", "duration": "5"}
-    sim.script_next(Fate(duration_s=0.05))
-    wait_terminal(sim, create_id(sim, model="kling-2.6/text-to-video", inp=inp))
+def test_a_model_without_a_price_rule_costs_one_credit(sim: KieSim) -> None:
+    spec = sim.catalogue.get("elevenlabs/sound-effect-v2")
+    assert spec is not None and spec.price is None
+    wait_terminal(sim, create_id(sim, model="elevenlabs/sound-effect-v2", inp={"text": "rain on a tin roof"}))
     assert sim.balance() == Decimal(999)
+
+
+KLING = "kling-2.6/text-to-video"
+KLING_IN = {"prompt": "waves", "sound": False, "aspect_ratio": "16:9", "duration": "10"}
+
+
+def test_a_task_is_charged_what_its_price_rule_says_for_its_input(sim: KieSim) -> None:
+    # Kling 2.6: 11.2 credits a second without sound, 22 with, times the duration.
+    silent = wait_terminal(sim, create_id(sim, model=KLING, inp=KLING_IN))
+    assert silent["creditsConsumed"] == 112
+    assert sim.balance() == Decimal(888)
+    loud = wait_terminal(sim, create_id(sim, model=KLING, inp={**KLING_IN, "sound": True, "duration": "5"}))
+    assert loud["creditsConsumed"] == 110
+    assert sim.balance() == Decimal(778)
+
+
+def test_the_default_account_can_run_every_offered_model_at_its_catalogue_price_many_times() -> None:
+    catalogue = load_catalogue()
+    once = sum(m.price.kie_credits(m.with_defaults({})) for m in catalogue if m.offered and m.price is not None)
+    with KieSim() as s:
+        assert s.balance() >= 10 * once
+
+
+def test_a_balance_below_the_price_of_this_input_answers_402(sim: KieSim) -> None:
+    sim.set_balance("111.9")
+    body = create(sim, model=KLING, inp=KLING_IN).json()
+    assert (body["code"], body["msg"]) == (402, "Credits insufficient")
+    assert sim.tasks() == {}
+    assert create(sim, model=KLING, inp={**KLING_IN, "duration": "5"}).json()["code"] == 200  # 56 credits
+
+
+def test_a_price_set_for_a_model_is_charged_until_it_is_cleared(sim: KieSim) -> None:
+    sim.set_price("z-image", "3")
+    assert wait_terminal(sim, create_id(sim))["creditsConsumed"] == 3
+    sim.set_price(KLING, 7)
+    assert wait_terminal(sim, create_id(sim, model=KLING, inp=KLING_IN))["creditsConsumed"] == 7
+    sim.set_price("z-image", None)
+    assert wait_terminal(sim, create_id(sim))["creditsConsumed"] == 0.8
+    assert sim.balance() == Decimal("989.2")
+    with pytest.raises(ValueError, match="not a model"):
+        sim.set_price("no/such-model", "1")
+    with pytest.raises(ValueError, match="credits >= 0"):
+        sim.set_price("z-image", "-1")
+    sim.set_price("z-image", "5")
+    sim.reset()
+    assert wait_terminal(sim, create_id(sim))["creditsConsumed"] == 0.8
+
+
+def test_legacy_credit_fields_report_consume_and_remained_credits_in_records_and_callbacks(receiver: Receiver) -> None:
+    with KieSim(default_duration_s=0.05, rate_limits=False, legacy_credit_fields=True, balance="1000") as s:
+        ok = wait_terminal(s, create_id(s, callback=receiver.url()))
+        assert (ok["consumeCredits"], ok["remainedCredits"]) == (0.8, 999.2)
+        assert "creditsConsumed" not in ok
+        [callback] = receiver.wait(1)
+        assert (callback["body"]["data"]["consumeCredits"], callback["body"]["data"]["remainedCredits"]) == (0.8, 999.2)
+        assert "creditsConsumed" not in callback["body"]["data"]
+        s.script_next(Fate(outcome="fail"))
+        failed = wait_terminal(s, create_id(s, callback=receiver.url()))
+        assert (failed["consumeCredits"], failed["remainedCredits"]) == (0, 999.2)
+        assert receiver.wait(2)[1]["body"]["data"]["consumeCredits"] == 0
+        s.set_legacy_credit_fields(False)
+        assert wait_terminal(s, create_id(s))["creditsConsumed"] == 0.8
+
+
+def test_the_control_api_sets_a_price_and_the_credit_fields_spelling(sim: KieSim) -> None:
+    ctl = f"{sim.url}/__sim"
+    assert requests.post(f"{ctl}/price", json={"model": "z-image", "credits": "2.5"}, timeout=10).json()["ok"]
+    assert requests.post(f"{ctl}/legacy_credit_fields", json={"on": True}, timeout=10).json()["ok"]
+    data = wait_terminal(sim, create_id(sim))
+    assert (data["consumeCredits"], data["remainedCredits"]) == (2.5, 997.5)
+    assert requests.post(f"{ctl}/price", json={"model": "z-image", "credits": None}, timeout=10).json()["ok"]
+    assert requests.post(f"{ctl}/legacy_credit_fields", json={"on": False}, timeout=10).json()["ok"]
+    assert wait_terminal(sim, create_id(sim))["creditsConsumed"] == 0.8
+    refused = requests.post(f"{ctl}/price", json={"model": "no/such-model", "credits": "1"}, timeout=10)
+    assert refused.status_code == 400 and "not a model" in refused.json()["error"]
 
 
 def test_a_fail_fate_reports_the_fail_code_and_charges_nothing(sim: KieSim) -> None:
@@ -316,7 +391,7 @@ def test_a_fail_fate_reports_the_fail_code_and_charges_nothing(sim: KieSim) -> N
 
 
 def test_billing_on_create_charges_even_a_failed_task() -> None:
-    with KieSim(billing="on_create", default_duration_s=0.05) as s:
+    with KieSim(billing="on_create", default_duration_s=0.05, balance="1000") as s:
         s.script_next(Fate(outcome="fail"))
         wait_terminal(s, create_id(s))
         assert s.balance() == Decimal("999.2")

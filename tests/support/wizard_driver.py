@@ -9,20 +9,26 @@ from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from sim.kie_media import png_bytes
 from sim.telegram import ChatMessage, TelegramSim
-from storage import conversations
+from storage import conversations, ledger
 from storage.conversations import Step
 from storage.db import Database
 from storage.jobs import Job, recent_jobs
 from tests.support.waiting import wait_until
 
 STEP_TIMEOUT_S = 120.0
+DRIVER_CREDITS = 10_000_000     # 100,000 credits: more than any model's price
 
 
 class Driver:
     """One simulated user walking one model's wizard, reading the dialogue step from Postgres."""
 
-    def __init__(self, telegram: TelegramSim, db: Database, spec: ModelSpec, user: int) -> None:
+    def __init__(self, telegram: TelegramSim, db: Database, spec: ModelSpec, user: int,
+                 credits: int = DRIVER_CREDITS) -> None:
+        """`credits` (minor units) are granted to the user first, as if they had bought them,
+        so that any model can be walked to its result."""
         self.tg, self.db, self.spec, self.user = telegram, db, spec, user
+        if credits:
+            ledger.grant(db, user, credits, "wizard driver")
 
     def bot_messages(self) -> int:
         return sum(1 for m in self.tg.chat(self.user) if m.from_bot)
@@ -90,7 +96,8 @@ class Driver:
     def confirm(self) -> None:
         last = self.spec.required_fields[-1] if self.spec.required_fields else None
         buttons = [b[0] for b in self.last_buttons()]
-        if text("en", "btn_generate") in buttons or last is None:
+        # A paid start says its price after the label ("✅ Generate · 8 credits").
+        if any(b.startswith(text("en", "btn_generate")) for b in buttons) or last is None:
             self.act(lambda: self.tg.user_presses(self.user, text("en", "btn_generate")))
             return
         self.act(lambda: self.tg.user_presses(self.user, default_choice_label(last)))

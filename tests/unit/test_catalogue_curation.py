@@ -1,11 +1,13 @@
-"""The curated fields of config/models.json: labels, category, timing, price hint, result kind, offer.
+"""The curated fields of config/models.json: labels, category, timing, price, result kind, offer.
 
 Reads the JSON directly (not through config/catalogue.py) so these checks hold whatever the loader does.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +36,6 @@ MODELS = _load()
 IDS = [m["id"] for m in MODELS]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def test_the_catalogue_has_109_models_with_unique_ids() -> None:
     assert len(MODELS) == 109
     assert len(set(IDS)) == len(IDS)
@@ -48,8 +46,8 @@ def test_every_model_has_the_curated_fields_with_the_right_types(model: dict[str
     assert model["category"] in CATEGORIES
     assert model["result_kind"] in RESULT_KINDS
     assert isinstance(model["typical_time_s"], int) and not isinstance(model["typical_time_s"], bool)
-    hint = model["price_hint_credits"]
-    assert hint is None or (_is_number(hint) and hint > 0)
+    assert "price_credits" not in model and "price_hint_credits" not in model  # replaced by "price"
+    assert model["price"] is None or isinstance(model["price"], dict)
     assert isinstance(model["offered"], bool)
     assert isinstance(model["labels"], dict) and set(model["labels"]) == set(LANGUAGES)
 
@@ -136,6 +134,20 @@ def test_every_required_input_of_an_offered_model_can_be_asked_in_chat(model: di
             assert f["type"] in ASKABLE_TYPES, f["name"]
         if f["type"] in {"url", "array-of-url"}:
             assert (f.get("media") or {}).get("kind") in {"image", "video", "audio"}, f["name"]
+
+
+@pytest.mark.parametrize("model", [m for m in MODELS if m["price"]], ids=[m["id"] for m in MODELS if m["price"]])
+def test_every_price_says_its_figures_in_decimal_strings_with_a_source_and_a_date(model: dict[str, Any]) -> None:
+    price = model["price"]
+    amounts = [price["credits"], *price.get("by_value", {}).values()]
+    assert all(isinstance(a, str) and Decimal(a) >= 0 for a in amounts)  # strings: no float rounding
+    assert isinstance(price["source"], str) and len(price["source"]) > 10
+    assert datetime.date(2025, 1, 1) <= datetime.date.fromisoformat(price["date"]) <= datetime.date(2026, 12, 31)
+
+
+def test_every_offered_model_but_one_unpriceable_has_a_price() -> None:
+    unpriced = {m["id"] for m in MODELS if m["offered"] and not m["price"]}
+    assert unpriced == {"elevenlabs/sound-effect-v2"}  # no public KIE rate card gives its price
 
 
 def test_at_least_100_models_are_offered_including_z_image() -> None:
