@@ -286,6 +286,9 @@ TEXTS: dict[str, dict[str, str]] = {
     "state_failed": {"en": "failed", "ru": "ошибка"},
     "state_cancelled": {"en": "cancelled", "ru": "отменено"},
     "state_undeliverable": {"en": "not delivered", "ru": "не доставлено"},
+    # --- #14 wording: questions and answers in human words (keys added above this line) ---
+    # --- #14 controls: cancel, stop waiting, the queue, progress (keys added above this line) ---
+    # --- #14 dialogue: menus, commands, groups, discovery (keys added above this line) ---
 }
 
 
