@@ -150,7 +150,7 @@ class BotGateway:
         chat lanes live as long as the epoch, so a restart does not cut other chats short."""
         log.info("telegram intake started (%s)", self.settings.bot_mode,
                  extra={"action": "intake_start", "epoch": epoch})
-        lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch))
+        lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch), urgent=is_checkout_lane)
         try:
             while True:
                 try:
@@ -217,25 +217,26 @@ class BotGateway:
                 log.warning("getUpdates failed: %s", type(exc).__name__, extra={"action": "poll_error"})
                 await asyncio.sleep(POLL_ERROR_BACKOFF_S[min(failures, len(POLL_ERROR_BACKOFF_S)) - 1])
                 continue
-            for update in batch:
-                if await asyncio.to_thread(self._store, update.update_id, update.to_dict()) is None:
-                    # Database gone: confirm nothing; the intake restarts (or the leader steps down).
-                    raise DatabaseUnavailable("could not store a polled update")
+            if batch and not await asyncio.to_thread(self._store_batch, [(u.update_id, u.to_dict()) for u in batch]):
+                # Database gone: confirm nothing; the intake restarts (or the leader steps down).
+                raise DatabaseUnavailable("could not store a polled batch")
             if batch:
                 # The next getUpdates confirms this batch: only now that every update is stored.
                 offset = batch[-1].update_id + 1
                 self._wake.set()
 
-    def _store(self, update_id: int, body: dict[str, Any]) -> bool | None:
+    def _store_batch(self, batch: list[tuple[int, dict[str, Any]]]) -> bool:
+        """Store one getUpdates batch in one transaction; False when the database is gone."""
         try:
-            new = update_inbox.store_update(self.db, update_id, body, self.settings.instance_id)
+            new = update_inbox.store_updates(self.db, batch, self.settings.instance_id)
         except DatabaseUnavailable as exc:
-            log.error("cannot store update %s: %s", update_id, exc, extra={"action": "update_store_failed"})
-            return None
-        self.metrics.telegram_updates.labels("stored" if new else "duplicate").inc()
-        if not new:
-            self.metrics.duplicates_suppressed.labels("update").inc()
-        return new
+            log.error("cannot store %d updates: %s", len(batch), exc, extra={"action": "update_store_failed"})
+            return False
+        self.metrics.telegram_updates.labels("stored").inc(len(new))
+        if len(batch) > len(new):
+            self.metrics.telegram_updates.labels("duplicate").inc(len(batch) - len(new))
+            self.metrics.duplicates_suppressed.labels("update").inc(len(batch) - len(new))
+        return True
 
     async def _sweep(self, epoch: int, lanes: ChatLanes[Update]) -> None:
         """Hand stored updates to their chat lanes every INBOX_SWEEP_S, and at once on a wake."""
@@ -309,6 +310,11 @@ class BotGateway:
             if secret:
                 text = text.replace(secret, "***")
         return text[:FAILURE_TEXT_MAX]      # cut after masking: a cut must not leave half a secret
+
+
+def is_checkout_lane(key: Hashable) -> bool:
+    """A pre-checkout query's lane (lane_key): answered within Telegram's 10 s, on urgent slots."""
+    return isinstance(key, tuple) and len(key) == 2 and key[0] == "pre_checkout"
 
 
 def lane_key(update: Update) -> Hashable:

@@ -12,6 +12,7 @@ is shown again, so one tap on ✅ starts it.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -132,10 +133,13 @@ async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     charge_id = payment.telegram_payment_charge_id
     crashpoint("before_payment_credit")     # stored (the intake has the update), not credited yet
-    credit = ledger.credit_payment(
-        deps.db, ledger.Payment(charge_id=charge_id,
-                                provider_charge_id=payment.provider_payment_charge_id or None, user_id=user_id,
-                                package_id=promise.package_id, stars=payment.total_amount, credits=promise.credits),
+    # The database calls run off the bot loop: a burst of payments must not hold up the
+    # pre-checkout answers that share it (Telegram cancels a checkout after 10 s).
+    credit = await asyncio.to_thread(
+        ledger.credit_payment, deps.db,
+        ledger.Payment(charge_id=charge_id, provider_charge_id=payment.provider_payment_charge_id or None,
+                       user_id=user_id, package_id=promise.package_id, stars=payment.total_amount,
+                       credits=promise.credits),
         referrer_bonus=deps.pricing.referrer_bonus, referred_bonus=deps.pricing.referred_bonus,
         epoch=flood_control.send_epoch.get())
     if credit is ledger.Credit.DEPOSED:
@@ -144,16 +148,16 @@ async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     deps.metrics.payments.labels(credit.value).inc()
     if credit is ledger.Credit.DUPLICATE:
         log.info("payment %s credited before; nothing more", charge_id, extra={"action": "payment_duplicate"})
-        if ledger.payment_announced(deps.db, charge_id):
+        if await asyncio.to_thread(ledger.payment_announced, deps.db, charge_id):
             return
         # Credited by an earlier handling whose message never went out (e.g. refused as its
         # leader stepped down): the user is still told, once.
     crashpoint("after_payment_credit")
-    log.info("payment %s credited", payment.telegram_payment_charge_id, extra={"action": "payment_credited"})
-    available = ledger.wallet(deps.db, user_id).available
+    log.info("payment %s credited", charge_id, extra={"action": "payment_credited"})
+    available = (await asyncio.to_thread(ledger.wallet, deps.db, user_id)).available
     await context.bot.send_message(chat_id, text(lang, "paid", credits=prices.amount(lang, promise.credits),
                                                  balance=prices.amount(lang, available)))
-    ledger.mark_payment_announced(deps.db, charge_id)
+    await asyncio.to_thread(ledger.mark_payment_announced, deps.db, charge_id)
     conv = conversations.load(deps.db, chat_id, user_id)
     spec = deps.catalogue.get(conv.draft.model) if conv.step is Step.CONFIRM else None
     if spec is not None and deps.pricing.offered(spec):

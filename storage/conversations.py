@@ -90,8 +90,7 @@ def clear(db: Database, chat_id: int, user_id: int) -> None:
 def user_lang(db: Database, user_id: int, telegram_lang: str | None) -> str:
     """The user's language: remembered, else from Telegram (ru or en)."""
     guess = "ru" if (telegram_lang or "").lower().startswith("ru") else "en"
-    db.run("remember_user", user_id=user_id, lang=guess)
-    row = db.one("user_lang", user_id=user_id)
+    row = db.one("remember_user_lang", user_id=user_id, lang=guess)
     return row["lang"] if row else guess
 
 

@@ -46,12 +46,14 @@ LISTEN kiebot_callback; LISTEN kiebot_update
 SELECT pg_backend_pid() AS pid
 
 -- name: insert_job
--- A new job in state created, its price held in the same transaction (storage/migrations/0007);
--- committed before createTask is called. Fenced by the epoch when one is given.
-SELECT r.status, r.available, r.free_left, (r.job).*
+-- A new job in state created (or queued behind the user's running ones), its price held in the
+-- same transaction (storage/migrations/0009); committed before createTask is called. Fenced by
+-- the epoch when one is given.
+SELECT r.status, r.available, r.free_left, r.waiting, (r.job).*
 FROM create_job_with_hold(%(request_key)s, %(chat_id)s, %(user_id)s, %(lang)s, %(model)s, %(input)s,
                           %(callback_token)s, %(progress_message_id)s, %(deadline_s)s, %(price)s,
-                          %(free_per_day)s, %(kie_credits)s, %(epoch)s, %(agreed)s) r
+                          %(free_per_day)s, %(kie_credits)s, %(epoch)s, %(agreed)s,
+                          %(max_active)s, %(queue_length)s, %(expected_s)s, %(expected_p90_s)s) r
 
 -- name: job_by_request_key
 -- The job an idempotency key already created.
@@ -62,7 +64,9 @@ SELECT * FROM jobs WHERE request_key = %(request_key)s
 SELECT * FROM jobs WHERE id = %(job_id)s
 
 -- name: transition_job
--- Move one job from the expected state to a new one, fenced by the epoch; NULL fields keep their value.
+-- Move one job from the expected state to a new one, fenced by the epoch; NULL fields keep their
+-- value. A stop the user asked for (user_stop) refuses the moves it forbids. `queue_waiting`: the
+-- move freed one of the user's running slots (or left the queue) and jobs of the user are queued.
 WITH term AS (SELECT epoch FROM leader_term WHERE id = 1 FOR SHARE)
 UPDATE jobs SET
     state = %(new)s::job_state,
@@ -94,7 +98,13 @@ WHERE jobs.id = %(job_id)s
        OR (%(claim_fenced)s AND jobs.state = 'delivering' AND jobs.claim_epoch = %(epoch)s
            AND NOT jobs.claim_released))
   AND (%(expected_claim_epoch)s::bigint IS NULL OR jobs.claim_epoch = %(expected_claim_epoch)s::bigint)
-RETURNING jobs.*
+  -- the user asked to stop: no createTask, and once they stopped waiting, no outcome to deliver
+  AND NOT (jobs.user_stop IS NOT NULL AND %(new)s = 'submitting')
+  AND NOT (jobs.user_stop = 'stop_waiting' AND %(new)s IN ('succeeded', 'failed'))
+RETURNING jobs.*,
+    (%(expected)s IN ('queued', 'created', 'submitting', 'submitted', 'succeeded', 'failed')
+     AND %(new)s NOT IN ('created', 'submitting', 'submitted', 'succeeded', 'failed')
+     AND EXISTS (SELECT 1 FROM jobs q WHERE q.user_id = jobs.user_id AND q.state = 'queued')) AS queue_waiting
 
 -- name: record_delivery_parts
 -- The parts of a delivery sent so far, recorded under the claim that sent them (claim-fenced,
@@ -108,13 +118,13 @@ RETURNING *
 -- name: unfinished_job_ids
 -- Every job that is not in a final state, oldest first.
 SELECT id FROM jobs
-WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled', 'abandoned')
 ORDER BY id
 
 -- name: unfinished_jobs
 -- Every unfinished job, whole rows, oldest first: a new supervisor adopts them in one read.
 SELECT * FROM jobs
-WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled', 'abandoned')
 ORDER BY id
 
 -- name: job_counts_by_state
@@ -168,6 +178,20 @@ WITH stored AS (
 )
 SELECT stored.update_id, pg_notify('kiebot_update', coalesce(%(received_by)s, ''))::text AS notified FROM stored
 
+-- name: insert_updates
+-- Store a batch of Telegram updates in one transaction (a getUpdates answer), redeliveries
+-- ignored; one notification for the batch when any update was new (payload: the storing instance).
+WITH stored AS (
+    INSERT INTO telegram_updates (update_id, body, received_by)
+    SELECT u.update_id, u.body, %(received_by)s
+    FROM unnest(%(update_ids)s::bigint[], %(bodies)s::jsonb[]) AS u(update_id, body)
+    ON CONFLICT (update_id) DO NOTHING
+    RETURNING update_id
+), notified AS (
+    SELECT pg_notify('kiebot_update', coalesce(%(received_by)s, '')) WHERE EXISTS (SELECT 1 FROM stored)
+)
+SELECT stored.update_id FROM stored, (SELECT count(*) FROM notified) n
+
 -- name: unprocessed_updates
 -- Stored updates whose handlers have not finished, in update_id order, except those in flight.
 SELECT update_id, body FROM telegram_updates WHERE processed_at IS NULL
@@ -201,14 +225,15 @@ ON CONFLICT (chat_id, user_id) DO UPDATE SET step = EXCLUDED.step, data = EXCLUD
 -- Leave the dialogue.
 DELETE FROM conversations WHERE chat_id = %(chat_id)s AND user_id = %(user_id)s
 
--- name: remember_user
--- First sight of a user: keep their language.
-INSERT INTO users (user_id, lang) VALUES (%(user_id)s, %(lang)s)
-ON CONFLICT (user_id) DO NOTHING
-
--- name: user_lang
--- The language a user chose or arrived with.
-SELECT lang FROM users WHERE user_id = %(user_id)s
+-- name: remember_user_lang
+-- A user's language in one round trip: remembered, or (first sight) kept as `lang` and returned.
+WITH known AS (SELECT lang FROM users WHERE user_id = %(user_id)s),
+new AS (
+    INSERT INTO users (user_id, lang) SELECT %(user_id)s, %(lang)s WHERE NOT EXISTS (SELECT 1 FROM known)
+    ON CONFLICT (user_id) DO NOTHING
+    RETURNING lang
+)
+SELECT lang FROM known UNION ALL SELECT lang FROM new
 
 -- name: database_gauges
 -- Unfinished jobs by state, inbox backlogs and the oldest unfinished job's age (for /metrics).
@@ -217,20 +242,51 @@ SELECT lang FROM users WHERE user_id = %(user_id)s
 SELECT
     (SELECT COALESCE(jsonb_object_agg(s.state, s.n), '{}'::jsonb) FROM (
         SELECT state::text AS state, count(*) AS n FROM jobs
-        WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+        WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled', 'abandoned')
         GROUP BY state) s) AS jobs_by_state,
     (SELECT count(*) FROM callback_inbox WHERE processed_at IS NULL) AS callback_backlog,
     (SELECT count(*) FROM telegram_updates WHERE processed_at IS NULL) AS update_backlog,
     COALESCE((SELECT extract(epoch FROM now() - min(created_at)) FROM jobs
-              WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')), 0)::float8 AS oldest_age_s
+              WHERE state NOT IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled', 'abandoned')), 0)::float8 AS oldest_age_s
 
 -- name: active_jobs_for_user
--- A user's jobs still generating (the one-at-a-time rule, /cancel): once a job's result is
--- being delivered its generation is over, so a user who answers the photo at once is not
--- refused, and a delivery stuck behind Telegram never keeps its user busy.
+-- A user's jobs queued or still generating (the queue, /cancel), oldest first: once a job's
+-- result is being delivered its generation is over, so a user who answers the photo at once
+-- does not wait, and a delivery stuck behind Telegram never keeps its user busy.
 SELECT * FROM jobs WHERE user_id = %(user_id)s
-  AND state NOT IN ('delivering', 'delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+  AND state IN ('queued', 'created', 'submitting', 'submitted', 'succeeded', 'failed')
 ORDER BY id
+
+-- name: launch_view
+-- What starting a job needs to know, in one read: how many of the user's generations run and
+-- wait (jobs_generating_by_user), and the model's usual duration (model_durations, migration 0009).
+SELECT
+    (SELECT count(*) FROM jobs WHERE user_id = %(user_id)s
+        AND state IN ('created', 'submitting', 'submitted', 'succeeded', 'failed'))::integer AS running,
+    (SELECT count(*) FROM jobs WHERE user_id = %(user_id)s AND state = 'queued')::integer AS waiting,
+    d.median_s, d.p90_s, d.samples
+FROM model_durations(%(model)s, %(samples)s) d
+
+-- name: request_job_stop
+-- The user asked to stop a job (cancel, or stop waiting): kept in the row for whichever leader
+-- runs it, while the job can still be stopped; stop_waiting is never taken back. Fenced by the
+-- given epoch (NULL: unfenced). Returns the row as it is now (its state says if it was too late).
+WITH term AS (SELECT epoch FROM leader_term WHERE id = 1 FOR SHARE)
+UPDATE jobs SET user_stop = CASE
+        WHEN jobs.state IN ('queued', 'created', 'submitting', 'submitted')
+             AND jobs.user_stop IS DISTINCT FROM 'stop_waiting' THEN %(kind)s
+        ELSE jobs.user_stop END
+FROM term
+WHERE jobs.id = %(job_id)s AND (%(epoch)s::bigint IS NULL OR term.epoch = %(epoch)s::bigint)
+RETURNING jobs.*
+
+-- name: start_queued_job
+-- A queued job's turn, if it has come (see start_queued_job in migration 0009).
+SELECT r.status, r.job_position, r.others_waiting, (r.job).* FROM start_queued_job(%(job_id)s, %(epoch)s) r
+
+-- name: queued_job_ids_for_user
+-- A user's queued jobs, first in line first (jobs_generating_by_user).
+SELECT id FROM jobs WHERE user_id = %(user_id)s AND state = 'queued' ORDER BY id
 
 -- name: set_user_lang
 -- The language a user chose with /lang.
@@ -319,7 +375,7 @@ DELETE FROM callback_inbox WHERE id IN (
 DELETE FROM job_events WHERE id IN (
     SELECT e.id FROM job_events e JOIN jobs j ON j.id = e.job_id
     WHERE e.at < now() - make_interval(secs => %(age_s)s)
-      AND j.state IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled')
+      AND j.state IN ('delivered', 'delivery_unknown', 'undeliverable', 'cancelled', 'abandoned')
       AND j.updated_at < now() - make_interval(secs => %(age_s)s)
     ORDER BY e.at LIMIT %(batch)s)
 
@@ -335,11 +391,11 @@ FROM ledger l LEFT JOIN jobs j ON j.id = l.job_id
 WHERE l.user_id = %(user_id)s ORDER BY l.id DESC LIMIT %(limit)s
 
 -- name: free_used_today
--- Free generations of a model a user has used today (UTC); failed and cancelled ones give theirs back.
+-- Free generations of a model a user has used today (UTC); failed, cancelled and abandoned ones give theirs back.
 SELECT count(*) AS n FROM jobs
 WHERE user_id = %(user_id)s AND model = %(model)s AND free
   AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-  AND state NOT IN ('cancelled', 'undeliverable', 'delivery_unknown')
+  AND state NOT IN ('cancelled', 'abandoned', 'undeliverable', 'delivery_unknown')
   AND outcome IS DISTINCT FROM 'failure'
 
 -- name: free_used_today_by_model
@@ -347,7 +403,7 @@ WHERE user_id = %(user_id)s AND model = %(model)s AND free
 SELECT model, count(*) AS n FROM jobs
 WHERE user_id = %(user_id)s AND free
   AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-  AND state NOT IN ('cancelled', 'undeliverable', 'delivery_unknown')
+  AND state NOT IN ('cancelled', 'abandoned', 'undeliverable', 'delivery_unknown')
   AND outcome IS DISTINCT FROM 'failure'
 GROUP BY model
 
@@ -440,7 +496,7 @@ LIMIT 100
 -- name: ledger_job_mismatches
 -- Jobs whose money does not match their fate: a paid job with no hold or a hold of another
 -- amount, a finished job whose hold is unresolved, a delivered result not captured (or
--- captured for another amount), a failed/cancelled/undelivered job that was charged, a
+-- captured for another amount), a failed/cancelled/abandoned/undelivered job that was charged, a
 -- resolution without a hold, or a free job with money on it.
 WITH money AS (
     SELECT job_id,
@@ -454,10 +510,10 @@ FROM jobs j LEFT JOIN money m ON m.job_id = j.id
 WHERE (j.price > 0 AND m.held IS DISTINCT FROM j.price)
    OR (j.price = 0 AND (m.held IS NOT NULL OR m.captured IS NOT NULL OR m.released IS NOT NULL))
    OR (j.state = 'delivered' AND j.outcome = 'success' AND j.price > 0 AND m.captured IS DISTINCT FROM j.price)
-   OR ((j.state IN ('cancelled', 'undeliverable', 'delivery_unknown', 'failed')
+   OR ((j.state IN ('cancelled', 'abandoned', 'undeliverable', 'delivery_unknown', 'failed')
         OR (j.state IN ('delivering', 'delivered') AND j.outcome = 'failure'))
        AND (m.captured IS NOT NULL OR (j.price > 0 AND m.released IS DISTINCT FROM j.price)))
-   OR (j.state IN ('created', 'submitting', 'submitted', 'succeeded')
+   OR (j.state IN ('queued', 'created', 'submitting', 'submitted', 'succeeded')
        AND (m.captured IS NOT NULL OR m.released IS NOT NULL))
    OR (j.free AND j.price <> 0)
 ORDER BY j.id LIMIT 100

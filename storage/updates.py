@@ -18,6 +18,16 @@ def store_update(db: Database, update_id: int, body: dict[str, Any], received_by
                   received_by=received_by) is not None
 
 
+def store_updates(db: Database, batch: Collection[tuple[int, dict[str, Any]]], received_by: str) -> set[int]:
+    """Store a batch (a getUpdates answer) in one transaction; the update_ids that were new
+    (the others were redeliveries). One notification for the batch when any was new."""
+    if not batch:
+        return set()
+    rows = db.all("insert_updates", update_ids=[u for u, _ in batch],
+                  bodies=[json_param(storable(b)) for _, b in batch], received_by=received_by)
+    return {int(r["update_id"]) for r in rows}
+
+
 def unprocessed(db: Database, limit: int = 100, skip: Collection[int] = ()) -> list[tuple[int, dict[str, Any]]]:
     """Stored updates not handled yet, in update_id order, leaving out `skip` (those in flight)."""
     return [(r["update_id"], r["body"])
