@@ -22,7 +22,7 @@ for _name in list(os.environ):          # never let a developer's real token or 
     if _name.startswith(("KIEBOT_", "TELEGRAM_", "KIE_")) or _name in ("DATABASE_URL", "PUBLIC_URL"):
         del os.environ[_name]
 
-from bench import failover, inflight, latency, standby_callbacks, telegram_ceiling, throughput  # noqa: E402
+from bench import failover, inflight, latency, payments, standby_callbacks, telegram_ceiling, throughput  # noqa: E402
 from bench.cpu import ForeignLoad  # noqa: E402
 from bench.logs import quiet_logging  # noqa: E402
 from bench.notes import notes_for  # noqa: E402
@@ -30,7 +30,8 @@ from bench.provenance import code_fingerprint, machine_info  # noqa: E402
 from bench.report import make_plots, write_report  # noqa: E402
 from bench.runs import BENCH_DIR, RUNS_DIR  # noqa: E402
 
-SCENARIOS = {m.NAME: m for m in (throughput, latency, standby_callbacks, inflight, telegram_ceiling, failover)}
+SCENARIOS = {m.NAME: m for m in (throughput, latency, standby_callbacks, inflight, telegram_ceiling, failover,
+                                  payments)}
 
 
 def _clean(value: Any) -> Any:

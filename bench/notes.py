@@ -199,6 +199,9 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
             f"{_ms(k.get('min'))}–{_ms(k.get('max'))}. After SIGTERM the leader stops its supervisor and intake, "
             "unlocks and NOTIFYs on its lock connection, and the standby, which waits on that connection's "
             f"socket between attempts, wakes on the NOTIFY: measured {_ms(s.get('min'))}–{_ms(s.get('max'))}.")
+    pm = sc.get("payments")
+    if pm:
+        _payments(pm, summary, diag)
     if t:
         diag.append(
             "**Side note on the Telegram simulator.** It answers a keep-alive request in two TCP writes (headers, "
@@ -207,6 +210,42 @@ def notes_for(results: dict[str, Any]) -> dict[str, str]:
             "wall times). It lengthens every Telegram call in these runs but not the measured callback → send "
             "latency, which ends when the request reaches the simulator.")
     return {"summary": "\n\n".join(summary), "diagnosis": "\n\n".join(f"{i}. {d}" for i, d in enumerate(diag, 1))}
+
+
+def _payments(pm: dict[str, Any], summary: list[str], diag: list[str]) -> None:
+    """The Stars burst: the summary, and where the answer time and the crediting time go."""
+    pc, cr, tm, it, s = pm["pre_checkout"], pm["credits"], pm["timing"], pm["intake"], pm["setup"]
+    a, q, k, c = (pc["answered_after_s"], pc["waiting_for_getupdates_s"], pc["inside_kiebot_s"],
+                  cr["charged_to_credited_s"])
+    o = pc["outcomes"]
+    summary.append(
+        f"**Stars payments.** {s['users']:,} users paying at once: {pc['answered']:,} pre-checkouts answered in time "
+        f"({o.get('expired', 0)} expired), answer p50 {_ms(a.get('p50'))}, p99 {_ms(a.get('p99'))}, max "
+        f"{_ms(a.get('max'))}; {cr['credited']:,} of {cr['paid']:,} payments credited, {cr['duplicate_credits']} "
+        f"twice, {cr['redeliveries_seen']} of {cr['redeliveries']} redeliveries recognised; all credited "
+        f"{_f(tm.get('credited_after_s'))} s after the burst began; ledger check "
+        f"{'clean' if pm['ledger']['clean'] else 'NOT clean'}.")
+    if (a.get("p99") or 0) >= 1.0:
+        diag.append(
+            "**A pre-checkout answer waits for the intake, not for FloodControl.** answerPreCheckoutQuery has no "
+            "chat_id, so FloodControl sends it at once (no chat or global slot). Of the answer time, waiting in "
+            f"Telegram's queue for the bot's next getUpdates took p50 {_ms(q.get('p50'))}, p99 {_ms(q.get('p99'))}, and "
+            f"the time inside kiebot from that getUpdates to the answer p50 {_ms(k.get('p50'))}, p99 "
+            f"{_ms(k.get('p99'))}. The intake takes up to 100 updates per getUpdates, stores them one transaction "
+            "each, one after another, and only then wakes the sweep and polls again: from one poll to the next "
+            f"{_ms(it['poll_to_next_poll_s'].get('p50'))} (median), {_f(it.get('updates_per_s'), '.0f')} updates/s. "
+            f"The burst queued its {pc['attempts']:,} pre_checkout_queries within "
+            f"{_f(tm.get('pays_sent_within_s'))} s, and every charge adds its successful_payment (and some a "
+            "redelivery) to the same queue, so the last pre-checkouts wait seconds to be fetched; and the handlers "
+            "make their storage calls synchronously on the PTB loop that also polls, sweeps and answers.")
+    diag.append(
+        "**Crediting a payment waits for a chat-lane slot.** `credit_payment` runs as soon as the successful_payment "
+        "handler starts, but a handler keeps one of ChatLanes' 256 slots until its \"paid\" message has gone out, "
+        "and FloodControl lets messages out at about 29/s: the charge → credited time was p50 "
+        f"{_f(c.get('p50'))} s, p99 {_f(c.get('p99'))} s; everything was credited {_f(tm.get('credited_after_s'))} s "
+        f"after the burst began, and every update handled after {_f(tm.get('handled_after_s'))} s, when the last of "
+        f"the {cr['announced']:,} messages went out ({_f(tm.get('paid_messages_per_s'))}/s). A pre-checkout lane "
+        "needs a slot from the same 256.")
 
 
 def _by_level(t: dict[str, Any]) -> str:

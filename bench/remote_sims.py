@@ -1,6 +1,7 @@
 """`SimHost`: the two simulators in a child process (bench/simhost.py), seen from the bench and
 driven over their HTTP APIs, for scenarios whose pipeline runs inside the bench process, so
-the simulators do not share its GIL. Talks to 127.0.0.1 only; every wait is bounded."""
+the simulators do not share its GIL; and `TelegramStars`, the Telegram simulator's Stars payments
+driven over HTTP (from any process). Talks to 127.0.0.1 only; every wait is bounded."""
 from __future__ import annotations
 
 import json
@@ -75,6 +76,11 @@ class SimHost:
         resp.raise_for_status()
         return list(resp.json()["result"])
 
+    @property
+    def stars(self) -> TelegramStars:
+        """The Telegram simulator's Stars payments, as a bot and as its paying users see them."""
+        return TelegramStars(self.telegram_url, self.telegram_token)
+
     def reset(self) -> None:
         """Forget calls and tasks of both sims, keeping the chats (re-created by the host)."""
         requests.post(f"{self.info['control_url']}/reset", timeout=60).raise_for_status()
@@ -91,3 +97,59 @@ class SimHost:
             except (subprocess.TimeoutExpired, OSError, AssertionError):
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class TelegramStars:
+    """Telegram Stars in the Telegram simulator (sim/telegram_payments.py), driven over HTTP: the
+    bot's createInvoiceLink and the /__sim/ routes by which users pay and Telegram redelivers.
+    Holds only addresses, so a payer process of its own can use it; each call may bring a
+    requests.Session to keep its connection."""
+
+    url: str
+    token: str
+
+    def create_invoice_link(self, *, title: str, description: str, payload: str, stars: int) -> str:
+        """createInvoiceLink through the Bot API, as a bot would: a link any user may pay, any
+        number of times."""
+        resp = requests.post(f"{self.url}/bot{self.token}/createInvoiceLink", timeout=30,
+                             json={"title": title, "description": description, "payload": payload,
+                                   "currency": "XTR", "prices": [{"label": title, "amount": stars}]})
+        body = resp.json()
+        if not body.get("ok"):
+            raise RuntimeError(f"createInvoiceLink refused: {body.get('description')}")
+        return str(body["result"])
+
+    def pay(self, user_id: int, link: str, http: requests.Session | None = None) -> dict[str, Any]:
+        """`user_id` opens the invoice `link` and presses Pay: the attempt as it starts (its
+        `query_id`; the bot gets a pre_checkout_query)."""
+        return dict(self._control("POST", "pay", {"user_id": user_id, "link": link}, http)["attempt"])
+
+    def wait_for_payment(self, query_id: str, timeout: float = 15.0,
+                         http: requests.Session | None = None) -> dict[str, Any]:
+        """The attempt once it is paid, declined or expired (the simulator's deadline is 10 s)."""
+        return dict(self._control("POST", "wait_for_payment", {"query_id": query_id, "timeout": timeout}, http,
+                                  read_timeout=timeout + 30)["attempt"])
+
+    def attempts(self) -> list[dict[str, Any]]:
+        """Every press of Pay since the last reset, oldest first, each with its outcome and
+        `answered_after_s` (pre_checkout_query queued → the bot's answer)."""
+        return list(self._control("GET", "payment_attempts", {}, None)["attempts"])
+
+    def redeliver(self, charge_id: str, http: requests.Session | None = None) -> int:
+        """The successful_payment of `charge_id` again, as a new update; its update_id."""
+        return int(self._control("POST", "redeliver_successful_payment", {"charge_id": charge_id}, http)["update_id"])
+
+    def charges(self) -> list[dict[str, Any]]:
+        """Every Stars charge the simulator made since the last reset."""
+        return list(self._control("GET", "star_payments", {}, None)["payments"])
+
+    def _control(self, verb: str, route: str, body: dict[str, Any], http: requests.Session | None,
+                 read_timeout: float = 120.0) -> dict[str, Any]:
+        """One request to the /__sim/ control API; any status but 200 raises."""
+        send = http.request if http is not None else requests.request
+        resp = send(verb, f"{self.url}/__sim/{route}", json=body if verb == "POST" else None,
+                    timeout=(10, read_timeout))
+        if resp.status_code != 200:
+            raise RuntimeError(f"/__sim/{route} answered {resp.status_code}: {resp.text[:300]}")
+        return dict(resp.json())

@@ -189,6 +189,8 @@ def write_report(results: dict[str, Any], path: Path, plots: dict[str, str], plo
         _ceiling(add, sc["telegram_ceiling"], plots, plots_rel)
     if "failover" in sc and "error" not in sc["failover"]:
         _failover(add, sc["failover"], plots, plots_rel)
+    if "payments" in sc and "error" not in sc["payments"]:
+        _payments(add, sc["payments"])
     for name, s in sc.items():
         if "error" in s:
             add(f"## {s.get('title', name)} — crashed")
@@ -417,3 +419,42 @@ def _failover(add: Any, fo: dict[str, Any], plots: dict[str, str], rel: str) -> 
         add("Problems: " + "; ".join(fo["problems"]))
         add("")
     _img(add, plots, "failover", rel, "failover")
+
+
+def _payments(add: Any, pm: dict[str, Any]) -> None:
+    s, pc, cr, tm, it = pm["setup"], pm["pre_checkout"], pm["credits"], pm["timing"], pm["intake"]
+    add(f"## 6. {pm['title']}")
+    add("")
+    add(f"One in-process instance (polling, `KIEBOT_CLIENT_PACING` on, as shipped); an invoice link for package "
+        f"`{s['package']}` ({s['stars']} Stars → {s['credits']} credits) made with createInvoiceLink; "
+        f"{s['users']:,} distinct users pay it from {s['payer_threads']} threads of a process of their own, "
+        f"released together; the successful_payment of {s['redelivered_charges']} charges is redelivered once or "
+        f"twice ({s['redeliveries_planned']} in all) right after the charge. The simulator enforces Telegram's "
+        f"{s['pre_checkout_deadline_s']:.0f} s pre-checkout deadline. Answer time = the pre_checkout_query queued at "
+        "the simulator → the bot's answer arriving there; it splits into waiting in the simulator's queue for the "
+        "bot's next getUpdates and the time inside kiebot from that getUpdates to the answer.")
+    add("")
+    add("| answered | paid / declined / expired | answer p50 / p95 / p99 / max | waiting for getUpdates p50 / p99 | "
+        "inside kiebot p50 / p99 |")
+    add("|---|---|---|---|---|")
+    a, q, k = pc["answered_after_s"], pc["waiting_for_getupdates_s"], pc["inside_kiebot_s"]
+    o = pc["outcomes"]
+    add(f"| {pc['answered']:,}/{pc['attempts']:,} | {o.get('paid', 0):,} / {o.get('declined', 0):,} / "
+        f"{o.get('expired', 0):,} | {_ms(a.get('p50'))} / {_ms(a.get('p95'))} / {_ms(a.get('p99'))} / "
+        f"{_ms(a.get('max'))} | {_ms(q.get('p50'))} / {_ms(q.get('p99'))} | {_ms(k.get('p50'))} / {_ms(k.get('p99'))} |")
+    add("")
+    add("| credited / paid | duplicates | wallets off | redeliveries seen as duplicates | charge → credited p50 / p99 | "
+        "burst → all credited | burst → every update handled | \"paid\" messages (once each) |")
+    add("|---|---|---|---|---|---|---|---|")
+    c = cr["charged_to_credited_s"]
+    add(f"| {cr['credited']:,} / {cr['paid']:,} | {cr['duplicate_credits']} | {cr['wallets_off']} | "
+        f"{cr['redeliveries_seen']} / {cr['redeliveries']} | {_s(c.get('p50'))} / {_s(c.get('p99'))} | "
+        f"{_s(tm['credited_after_s'])} | {_s(tm['handled_after_s'])} | {cr['announced']:,} "
+        f"({cr['announced_twice']} twice), {_num(tm.get('paid_messages_per_s'))}/s |")
+    add("")
+    g = it["poll_to_next_poll_s"]
+    add(f"Intake: {it['polls_with_updates']} getUpdates brought updates, {_num(it['updates_per_poll'].get('mean'))} "
+        f"on average; from one such poll to the next {_ms(g.get('p50'))} (median), "
+        f"{_num(it.get('updates_per_s'))} updates/s. Ledger check: "
+        f"{'clean' if pm['ledger']['clean'] else '; '.join(pm['ledger']['violations'][:5])}.")
+    add("")
