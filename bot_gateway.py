@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from telegram import Update  # noqa: TID251 - the gateway is PTB's home
+from telegram import BotCommand, Update  # noqa: TID251 - the gateway is PTB's home
 from telegram.error import Conflict, NetworkError, TelegramError, TimedOut  # noqa: TID251 - the gateway is PTB's home
 from telegram.ext import Application, ApplicationBuilder  # noqa: TID251 - the gateway is PTB's home
 from telegram.request import HTTPXRequest  # noqa: TID251 - the gateway is PTB's home
@@ -36,6 +36,7 @@ from bot.sender import TelegramSender, run_on_loop
 from config.catalogue import Catalogue
 from config.pricing import Pricing, default_pricing
 from config.settings import Settings
+from config.texts import LANGS, text
 from storage import updates as update_inbox
 from storage.db import Database, DatabaseUnavailable
 from telemetry.metrics import Metrics
@@ -50,8 +51,8 @@ FAILURE_TEXT_MAX = 300       # characters of an update's failure reason kept
 START_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 25.0      # below the default delivery grace period (30 s)
 INTAKE_DRAIN_S = 5.0        # a stopping intake lets handlers with a reply on the wire finish
-BOT_COMMANDS = [("start", "Menu"), ("imagine", "Generate from one line"), ("balance", "Your credits"),
-                ("buy", "Top up with Telegram Stars"), ("cancel", "Leave the current step"), ("help", "Help")]
+# The command menu Telegram shows, described per language (config/texts cmd_<name>).
+BOT_COMMANDS = ("start", "imagine", "models", "history", "balance", "buy", "cancel", "lang", "help")
 
 
 class FencedOut(Exception):
@@ -68,7 +69,8 @@ class BotGateway:
         self.app = self._build_application()
         dialogue.install(self.app, Deps(db, catalogue, metrics, notify_job, cancel_job,
                                         pricing=pricing if pricing is not None else default_pricing(),
-                                        max_active_jobs=settings.max_active_jobs, admin_ids=settings.admin_ids))
+                                        max_active_jobs=settings.max_active_jobs, admin_ids=settings.admin_ids,
+                                        queue_length=settings.queue_length))
         # Result downloads go only to KIE's result hosts and to these (the simulators serve results there).
         media.allow_result_hosts(settings.kie_api_url, settings.kie_upload_url)
         self.sender = TelegramSender(self.app.bot, self.loop)
@@ -185,8 +187,9 @@ class BotGateway:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _register_intake(self) -> None:
-        """Tell Telegram where updates go: our webhook (with its secret), or nowhere (polling).
-        Retried until it works; pending updates are never dropped."""
+        """Tell Telegram where updates go: our webhook (with its secret), or nowhere (polling),
+        and which commands to offer in each language. Retried until it works; pending updates
+        are never dropped."""
         failures = 0
         while True:
             try:
@@ -196,12 +199,20 @@ class BotGateway:
                                                    allowed_updates=Update.ALL_TYPES)
                 else:
                     await self.app.bot.delete_webhook(drop_pending_updates=False)
+                await self._set_commands()
                 return
             except TelegramError as exc:
                 failures += 1
                 log.warning("could not register the intake: %s", type(exc).__name__,
                             extra={"action": "intake_register"})
                 await asyncio.sleep(POLL_ERROR_BACKOFF_S[min(failures, len(POLL_ERROR_BACKOFF_S)) - 1])
+
+    async def _set_commands(self) -> None:
+        """setMyCommands: English for everyone (no language code), and each other language for
+        the users whose Telegram speaks it."""
+        for lang in LANGS:
+            commands = [BotCommand(name, text(lang, f"cmd_{name}")) for name in BOT_COMMANDS]
+            await self.app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
 
     async def _poll(self) -> None:
         """Long polling: store each batch, then wake the sweep; the next getUpdates confirms it."""

@@ -1,8 +1,12 @@
-"""JobActor: one job, one mailbox: submit to KIE, poll / accept callbacks, deliver, finish.
+"""JobActor: one job, one mailbox: wait its turn, submit to KIE, poll / accept callbacks,
+deliver, finish.
 
-Every message for a job (resume, poll tick, callbacks) is handled here one at a time, so the
-outcome is decided and delivered exactly once. Every state change is a fenced
-`storage.jobs.transition`; a lost race means another epoch leads, and the actor stops.
+Every message for a job (resume, poll tick, callbacks, the user's stop) is handled here one at a
+time, so the outcome is decided and delivered exactly once. Every state change is a fenced
+`storage.jobs.transition`; a lost race means another epoch leads, and the actor stops, unless
+the move was refused by what the user asked (jobs.user_stop): then it ends the job as asked.
+A queued job starts when its turn comes (`storage.jobs.start_queued`); a job that frees one of
+its user's slots tells the supervisor, which wakes the user's queued jobs.
 Runs on its own pykka thread; blocking calls to KIE and Telegram are fine here.
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, TypeVar
 import pykka
 
 from actors.decisions import Failed, KeepWaiting, Next, Succeeded, decide_after_record, next_poll_delay
+from actors.job_state import STOPPABLE
 from actors.job_state import JobState as S
 from actors.messages import (
     CallbacksPending,
@@ -27,11 +32,13 @@ from actors.messages import (
     ChildFinished,
     PollDue,
     ProgressDue,
+    QueueMoved,
     Resume,
     RetrySend,
     ShowFinalAgain,
+    TryStart,
 )
-from actors.outcomes import Failure, FailureCode, JobOutcome, ProgressStage
+from actors.outcomes import Failure, FailureCode, JobOutcome, ProgressStage, StopRequest
 from actors.ports import OperatorAlert, OperatorPager, Sender, SendError, SendOutcome, Sent, StarsAccount
 from actors.retention import RetentionConfig
 from actors.timers import Timers
@@ -46,7 +53,19 @@ from kie.records import parse_record, task_id_of
 from kie.uploads import TelegramFile
 from storage import inbox
 from storage.db import Database, DatabaseUnavailable
-from storage.jobs import Job, LostRace, Moved, get_job, record_delivery_parts, transition
+from storage.jobs import (
+    Job,
+    LostRace,
+    Moved,
+    NotQueued,
+    Started,
+    Waiting,
+    get_job,
+    record_delivery_parts,
+    request_stop,
+    start_queued,
+    transition,
+)
 from telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -122,6 +141,7 @@ class JobActor(pykka.ThreadingActor):
         self._foreign_claim_seen: dt.datetime | None = None   # another epoch's open claim, first seen
         self._claimed = False           # this actor holds the job's delivery claim
         self._claim_clean = False       # …and nothing of it is on the wire or unrecorded
+        self._queue_position: int | None = None     # the place in the queue shown to the user
 
     # --- pykka hooks ------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -164,10 +184,9 @@ class JobActor(pykka.ThreadingActor):
                 if at >= self._inbox_read_at:   # else a later read already saw it (sweeps repeat)
                     self._handle_callbacks()
             case Cancel():
-                job = self._reload()
-                if job is not None and job.state == S.CREATED and self._move(job, S.CANCELLED):
-                    self._show_progress(job, ProgressStage.CANCELLED)
-                    self._finish()
+                self._cancel()
+            case TryStart():
+                self._try_start()
             case ProgressDue():
                 job = self.job
                 if job is not None and job.state in (S.SUBMITTING, S.SUBMITTED):
@@ -205,9 +224,13 @@ class JobActor(pykka.ThreadingActor):
             self._inherited = True      # an earlier epoch wrote this row last
         if job is None or job.terminal:
             return self._finish()
+        if self._stopped_by_user(job):
+            return None
         if job.state in (S.CREATED, S.SUBMITTING, S.SUBMITTED) and self._past_deadline(job):
             return self._fail(job, self._deadline_failure(job))
         match job.state:
+            case S.QUEUED:
+                self._try_start()
             case S.CREATED:
                 self._submit(job)
             case S.SUBMITTING:
@@ -224,12 +247,86 @@ class JobActor(pykka.ThreadingActor):
                     # Spread, not at once: a new leader adopts every job together, and KIE
                     # allows 10 recordInfo/s per key. Callbacks meanwhile reach the inbox.
                     self._schedule_poll(spread=True)
+                    # The progress message goes on counting (and shows a stop asked before).
+                    self._later(self._progress_interval(job), ProgressDue())
             case S.SUCCEEDED | S.FAILED:
                 self._deliver(job)
             case S.DELIVERING:
                 self._resume_delivery(job)
         return None
 
+    # --- the queue and the user's stop -------------------------------------------------------
+    def _try_start(self) -> None:
+        """A queued job: start it if its turn has come, else show its place (when it changed)."""
+        result = start_queued(self.ctx.db, self.job_id, self.ctx.epoch)
+        match result:
+            case Started(job=job, others_waiting=others):
+                self.job = job
+                self._note("started", "its turn in the queue came")
+                if others:
+                    self._tell_supervisor(QueueMoved(job.user_id))     # the rest move up
+                self._show_progress(job, ProgressStage.GENERATING)
+                self._submit(job)
+            case Waiting(job=job, position=position):
+                self.job = job
+                if position != self._queue_position:
+                    self._show_queued(job, position)
+            case NotQueued(job=job):
+                # It moved on meanwhile (another epoch started or ended it), or the user asked to
+                # stop it: do what its row calls for.
+                self._adopted = job
+                self._resume()
+            case LostRace():
+                self._stop_stale("the queue's epoch is not ours")
+
+    def _cancel(self) -> None:
+        """The user asked to stop the job. Before KIE has it, it is cancelled; once KIE has it
+        (KIE cannot stop a task), stopping waiting is offered, or done when that was asked."""
+        job = self._reload()
+        if job is None or job.terminal:
+            return self._finish()
+        if job.state not in STOPPABLE:
+            return None         # the outcome is known: it is on its way to the user
+        if job.stop is None:
+            # Told without a recorded request (an intake from before user_stop): record it.
+            job = request_stop(self.ctx.db, job.id, StopRequest.CANCEL, self.ctx.epoch)
+            if job is None:
+                return self._stop_stale("stop request refused: the epoch is not ours")
+            self.job = job
+        if not self._stopped_by_user(job):
+            self._show_progress(job, ProgressStage.GENERATING)     # now with the offer to stop waiting
+        return None
+
+    def _stopped_by_user(self, job: Job) -> bool:
+        """End the job as its user asked, if that can be done now: cancelled before KIE has it,
+        abandoned once they stopped waiting. True when this actor is done with the job."""
+        stop = job.stop
+        if stop is None:
+            return False
+        if job.state in (S.QUEUED, S.CREATED):
+            end, stage = S.CANCELLED, ProgressStage.CANCELLED
+        elif job.state in (S.SUBMITTING, S.SUBMITTED) and stop is StopRequest.STOP_WAITING:
+            end, stage = S.ABANDONED, ProgressStage.ABANDONED
+        else:
+            return False
+        moved = self._move(job, end)
+        if moved is not None:
+            self._note(end.value, f"as the user asked ({stop.value}) in {job.state.value}")
+            self._count_finished(moved, end.value)
+            self._show_progress(moved, stage)
+        self._finish()
+        return True
+
+    def _show_queued(self, job: Job, position: int) -> None:
+        """Best effort, like every progress edit."""
+        try:
+            with self.ctx.slots.outside():
+                self.ctx.sender.show_queued(job, position)
+            self._queue_position = position
+        except SendError as exc:
+            self._note("progress_edit_failed", str(exc), level=logging.DEBUG)
+
+    # --- submission ---------------------------------------------------------------------------
     def _submit(self, job: Job) -> None:
         try:
             job_input = self._resolve_uploads(job)
@@ -603,11 +700,20 @@ class JobActor(pykka.ThreadingActor):
 
     # --- helpers ----------------------------------------------------------------------------
     def _move(self, job: Job, new: S, **fields: Any) -> Job | None:
+        """A fenced move; None when it did not happen (and this actor is done with the job). A
+        move the user's stop request refused (to submitting; to an outcome once they stopped
+        waiting) ends the job as they asked; any other refusal means another epoch leads."""
         result = transition(self.ctx.db, job.id, job.state, new, self.ctx.epoch, **fields)
         if isinstance(result, Moved):
             self.job = result.job
+            if result.queue_waiting:
+                self._tell_supervisor(QueueMoved(job.user_id))
             return result.job
         assert isinstance(result, LostRace)
+        if new in (S.SUBMITTING, S.SUCCEEDED, S.FAILED):
+            fresh = self._reload()
+            if fresh is not None and fresh.state == job.state and self._stopped_by_user(fresh):
+                return None
         self._stop_stale(f"{job.state.value} -> {new.value} lost")
         return None
 
@@ -646,7 +752,7 @@ class JobActor(pykka.ThreadingActor):
 
     @staticmethod
     def _deadline_failure(job: Job) -> Failure:
-        minutes = max(1, round((job.deadline_at - job.created_at).total_seconds() / 60))
+        minutes = max(1, round((job.deadline_at - job.generating_since).total_seconds() / 60))
         return Failure(FailureCode.DEADLINE, str(minutes))
 
     def _show_progress(self, job: Job, stage: ProgressStage) -> None:

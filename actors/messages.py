@@ -36,7 +36,13 @@ class ShowFinalAgain:
 
 @dataclass(frozen=True)
 class Cancel:
-    """The user cancelled: end the job if it has not been submitted yet."""
+    """The user asked to stop the job (jobs.user_stop; none recorded yet counts as a cancel):
+    end it if KIE does not have it yet, else offer to stop waiting, or stop waiting."""
+
+
+@dataclass(frozen=True)
+class TryStart:
+    """The user's queue moved: a queued job looks whether its turn has come (or its place)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,13 @@ class JobCreated:
 @dataclass(frozen=True)
 class CallbackStored:
     job_id: int
+
+
+@dataclass(frozen=True)
+class QueueMoved:
+    """A job of this user left the running or queued ones: its queued jobs look again (TryStart)."""
+
+    user_id: int
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,19 @@ class Failure:
     detail: str = ""
 
 
+class StopRequest(str, enum.Enum):
+    """jobs.user_stop: what the user asked, kept in the row so that any leader honours it."""
+
+    CANCEL = "cancel"               # /cancel or the Cancel button: end it if KIE does not have it
+                                    # yet, else offer to stop waiting (KIE cannot stop a task)
+    STOP_WAITING = "stop_waiting"   # the Stop waiting button: end it whatever KIE still does
+
+
 class ProgressStage(enum.Enum):
     """What the progress message shows."""
 
-    GENERATING = "generating"
-    DONE = "done"
+    GENERATING = "generating"   # with the Cancel button, or the stop-waiting offer (user_stop)
+    DONE = "done"               # the result is in the chat: the progress message goes away
     FAILED = "failed"           # the failure notice, in place (never a new message)
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"     # cancelled before KIE had it
+    ABANDONED = "abandoned"     # the user stopped waiting; a late result is never sent

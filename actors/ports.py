@@ -2,10 +2,11 @@
 they never write a word a user reads.
 
 The `Sender` port speaks in intents about a job: how many messages its result takes, send
-part N of it, tell its failure, show its progress stage. bot/presenter.py implements it: all
-wording (the texts in config/, in the job's language), buttons (bot/callback_data.py) and media
-handling live there. The delivery outcomes are the small vocabulary below, produced by
-bot/sender.py's classify_send_error and acted on by the JobActor.
+part N of it, tell its failure, show its progress stage or its place in the queue.
+bot/presenter.py implements it: all wording (the texts in config/, in the job's language),
+buttons (bot/callback_data.py, bot/job_controls.py) and media handling live there. The
+delivery outcomes are the small vocabulary below, produced by bot/sender.py's
+classify_send_error and acted on by the JobActor.
 """
 from __future__ import annotations
 
@@ -70,7 +71,12 @@ class Sender(Protocol):
         ...
 
     def show_progress(self, job: Job, stage: ProgressStage) -> None:
-        """Best effort: the progress message now shows `stage`."""
+        """Best effort: the progress message now shows `stage` (DONE: the result is in the
+        chat, so the progress message goes away; what the user asked, job.stop, is shown too)."""
+        ...
+
+    def show_queued(self, job: Job, position: int) -> None:
+        """Best effort: the progress message shows the job's place in its user's queue (1: next)."""
         ...
 
     def download_file(self, file_id: str) -> tuple[bytes, str]:

@@ -1,7 +1,8 @@
 """JobSupervisor: exists only while this instance leads, for exactly one epoch.
 
 On start it spawns a JobActor for every unfinished job in Postgres (nothing lives only in its
-memory); it routes new jobs and stored callbacks to them, sweeps every second for work stored
+memory), queued ones included; it routes new jobs, the users' stop requests and stored callbacks
+to them, wakes a user's queued jobs when their queue moves, sweeps every second for work stored
 by other instances, restarts a JobActor that raised (bounded, with backoff) and stops them all
 when leadership ends.
 """
@@ -23,8 +24,10 @@ from actors.messages import (
     ChildFailed,
     ChildFinished,
     JobCreated,
+    QueueMoved,
     Respawn,
     Sweep,
+    TryStart,
 )
 from actors.outcomes import Failure, FailureCode, JobOutcome
 from actors.reconciler import Reconciler, ReconcilerConfig
@@ -32,7 +35,7 @@ from actors.retention import Retention
 from actors.treasurer import Treasurer, Treasury
 from storage import inbox
 from storage.db import DatabaseUnavailable
-from storage.jobs import Job, Moved, get_job, transition, unfinished_jobs
+from storage.jobs import Job, Moved, get_job, queued_job_ids, transition, unfinished_jobs
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,8 @@ class JobSupervisor(pykka.ThreadingActor):
             case CancelJob(job_id=job_id):
                 self._spawn(job_id)
                 self.children[job_id].tell(Cancel())
+            case QueueMoved(user_id=user_id):
+                self._wake_queue(user_id)
             case _:
                 raise TypeError(f"JobSupervisor got an unknown message: {message!r}")
 
@@ -150,6 +155,19 @@ class JobSupervisor(pykka.ThreadingActor):
                 self.ctx.metrics.duplicates_suppressed.labels("callback").inc()
                 inbox.mark_processed(self.ctx.db, stored.id, self.ctx.epoch)
 
+    def _wake_queue(self, user_id: int) -> None:
+        """The user's queue moved: each queued job looks whether its turn came (or its new
+        place); one without an actor gets one, whose Resume does the same."""
+        for job_id in queued_job_ids(self.ctx.db, user_id):
+            ref = self.children.get(job_id)
+            if ref is not None and ref.is_alive():
+                try:
+                    ref.tell(TryStart())
+                    continue
+                except pykka.ActorDeadError:
+                    pass
+            self._spawn(job_id)
+
     def _sweep(self) -> None:
         try:
             result = self.reconciler.run_once(set(self.children))
@@ -187,7 +205,7 @@ class JobSupervisor(pykka.ThreadingActor):
         job = get_job(self.ctx.db, job_id)
         if job is None or job.terminal:
             return
-        if job.state in (S.CREATED, S.SUBMITTING, S.SUBMITTED):
+        if job.state in (S.QUEUED, S.CREATED, S.SUBMITTING, S.SUBMITTED):
             transition(self.ctx.db, job_id, job.state, S.FAILED, self.ctx.epoch, outcome=JobOutcome.FAILURE,
                        failure=Failure(FailureCode.INTERNAL, "the job kept crashing"))
             self.restarts[job_id] = MAX_RESTARTS - 1   # one more life to deliver the notice
@@ -199,6 +217,8 @@ class JobSupervisor(pykka.ThreadingActor):
                 moved = transition(self.ctx.db, job_id, job.state, S.DELIVERING, self.ctx.epoch)
                 if not isinstance(moved, Moved):
                     return
+                if moved.queue_waiting:         # its generation is over: the queue moves up
+                    self._wake_queue(job.user_id)
                 job = moved.job
             transition(self.ctx.db, job_id, S.DELIVERING, S.UNDELIVERABLE, self.ctx.epoch,
                        expected_claim_epoch=job.claim_epoch)

@@ -12,7 +12,7 @@ MAX_BYTES = 64
 
 @dataclass(frozen=True)
 class Menu:
-    action: str                 # home | create
+    action: str                 # home (a new message) | back (this message becomes the menu) | create
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,31 @@ class Generate:
 
 
 @dataclass(frozen=True)
+class UseExample:
+    """"Use this" under an example prompt on a model card."""
+
+    draft: str
+    index: int
+
+
+@dataclass(frozen=True)
+class ShowConfirm:
+    """Back from More options to the draft's confirmation."""
+
+    draft: str
+
+
+@dataclass(frozen=True)
+class ModelList:
+    """A page of /models (or of /models <words>: the words travel with it)."""
+
+    page: int
+    words: str = ""
+
+
+@dataclass(frozen=True)
 class JobAction:
-    action: str                 # regen | edit | orig | resend
+    action: str                 # regen | edit | orig | resend | again (Create another)
     job_id: int
 
 
@@ -73,7 +96,8 @@ class TopUp:
     """The Top up button: the Stars packages as invoices."""
 
 
-Data = Menu | Category | PickModel | Choose | Skip | MoreOptions | PickOption | Generate | JobAction | Lang | TopUp
+Data = (Menu | Category | PickModel | Choose | Skip | MoreOptions | PickOption | Generate | JobAction | Lang | TopUp
+        | UseExample | ShowConfirm | ModelList)
 
 
 def build(data: Data) -> str:
@@ -100,6 +124,12 @@ def build(data: Data) -> str:
             out = f"lang:{code}"
         case TopUp():
             out = "topup"
+        case UseExample(draft=draft, index=index):
+            out = f"ex:{draft}:{index}"
+        case ShowConfirm(draft=draft):
+            out = f"cf:{draft}"
+        case ModelList(page=page, words=words):
+            out = f"ml:{page}" + (f":{words}" if words else "")
     if len(out.encode()) > MAX_BYTES:
         raise ValueError(f"callback_data over {MAX_BYTES} bytes: {out!r}")
     return out
@@ -110,6 +140,9 @@ def parse(raw: str | None) -> Data | None:
     kind, _, rest = (raw or "").partition(":")
     parts = rest.split(":")
     try:
+        if kind == "ml":
+            page, _, words = rest.partition(":")
+            return ModelList(int(page), words)
         match kind, len(parts):
             case "menu", 1 if rest:
                 return Menu(rest)
@@ -137,6 +170,10 @@ def parse(raw: str | None) -> Data | None:
                 return Lang(rest)
             case "topup", 1 if not rest:
                 return TopUp()
+            case "ex", 2:
+                return UseExample(parts[0], int(parts[1]))
+            case "cf", 1 if rest:
+                return ShowConfirm(rest)
     except ValueError:
         return None
     return None

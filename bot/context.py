@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 
 from config.catalogue import Catalogue
 from config.pricing import Pricing
+from config.settings import DEFAULT_QUEUE_LENGTH
 from storage import conversations, ledger
 from storage.db import Database
 from telemetry.metrics import Metrics
@@ -49,6 +50,7 @@ class Deps:
     cancel_job: Callable[[int], None]
     pricing: Pricing
     max_active_jobs: int = 1
+    queue_length: int = DEFAULT_QUEUE_LENGTH      # a user's generations that may wait their turn
     admin_ids: frozenset[int] = frozenset()
     welcomed: Welcomed = field(default_factory=Welcomed)
 

@@ -3,19 +3,25 @@
 Where a user is (`Step`) and what they chose (`Draft`) live in Postgres (storage.conversations),
 so a restart or a new leader continues the conversation. Handlers never call KIE: they
 validate, create the job through storage (committed), tell the supervisor, and reply. Every
-button press is answered first, best effort (bot.button_answer: a late or repeated answer is
-refused by Telegram, and the press still counts); a double tap creates one job (the draft id is
-the idempotency key). A free generation starts at once; a paid one starts only from a
-confirmation that showed its price (bot.wizard.confirm), and money has its own handlers
-(bot.balance, bot.payments).
+button press is answered once, best effort (bot.button_answer): silently when it does
+something, with a short toast when it is stale, repeated or someone else's, never with a new
+message; a finished step's keyboard is put away (bot.screens). A double tap creates one job
+(the draft id is the idempotency key). A free generation starts at once; a paid one starts only
+from a confirmation that showed its price (bot.wizard.confirm). Money has its own handlers
+(bot.balance, bot.payments), and so do the job controls (/cancel, Cancel, Stop waiting:
+bot.job_controls), registered first.
+
+Outside a flow, in a private chat, text is offered as a Z-Image prompt and a photo as an edit
+with the default editing model. In a group the bot answers only what is addressed to it, and
+never another bot's commands.
 """
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
-from telegram import Update
+from telegram import Message, Update
+from telegram.constants import ChatType
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -26,32 +32,46 @@ from telegram.ext import (
     filters,
 )
 
-from actors.job_state import JobState
-from bot import admin, balance, payments, prices, referral, results, wizard
+from bot import (
+    admin,
+    balance,
+    imagine,
+    incoming_media,
+    job_controls,
+    model_list,
+    offers,
+    payments,
+    prices,
+    questions,
+    referral,
+    results,
+    screens,
+    wizard,
+)
 from bot import callback_data as cd
-from bot.button_answer import answer_button
+from bot.button_answer import Tap
 from bot.context import Deps, deps_of, who
 from bot.launch import Launch, start_job
+from bot.screens import show
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from kie.uploads import TelegramFile
 from storage import conversations, ledger
-from storage.conversations import Conversation, Step
-from storage.jobs import active_jobs, find_job
+from storage.conversations import Conversation, Draft, Step
+from storage.jobs import find_job
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "z-image"
-DEFAULT_RATIO = "1:1"
-_FLAG = re.compile(r"(?:^|\s)--(ar|model)(?:=|\s+)(\S+)")
-_COMMAND = re.compile(r"^/\w+(?:@\w+)?\s?")
+DraftButton = cd.Choose | cd.Skip | cd.MoreOptions | cd.PickOption | cd.Generate | cd.UseExample | cd.ShowConfirm
 
 
 def install(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps) -> None:
-    """Register every handler of the dialogue on `application`."""
+    """Register every handler of the dialogue on `application` (the job controls' first)."""
     application.bot_data["deps"] = deps
-    for name, handler in (("start", start), ("imagine", imagine), ("cancel", cancel), ("help", help_command),
-                          ("models", models), ("history", results.history), ("lang", results.choose_lang),
+    for control in job_controls.handlers():
+        application.add_handler(control)
+    for name, handler in (("start", start), ("imagine", imagine.imagine), ("help", help_command),
+                          ("models", model_list.models), ("history", results.history), ("lang", results.choose_lang),
                           ("balance", balance.balance), ("buy", payments.buy), ("stats", admin.stats),
                           ("refund", admin.refund)):
         application.add_handler(CommandHandler(name, handler))
@@ -67,8 +87,8 @@ def install(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps) 
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start: the main menu, by category; `/start ref_<code>` also remembers who invited the
-    user (a bad code, oneself or a loop is ignored without a word)."""
+    """/start: the main menu (recent models, then the categories); `/start ref_<code>` also
+    remembers who invited the user (a bad code, oneself or a loop is ignored without a word)."""
     deps = deps_of(context)
     chat_id, user_id, lang = who(update, deps)
     conversations.clear(deps.db, chat_id, user_id)
@@ -76,108 +96,209 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     referrer = referral.referrer_in(context.args)
     if referrer is not None and ledger.record_referral(deps.db, user_id, referrer) and deps.pricing.referred_bonus:
         welcome += "\n\n" + text(lang, "referred", bonus=prices.amount(lang, deps.pricing.referred_bonus))
-    await context.bot.send_message(chat_id, welcome, reply_markup=wizard.markup(wizard.main_menu(lang)))
-
-
-async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/models: browse the catalogue."""
-    await start(update, context)
+    await close_open_question(context, chat_id, user_id)
+    await show(context.bot, chat_id, welcome, wizard.main_menu(lang, wizard.recent_models(deps, user_id)))
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/help: what the bot understands."""
+    """/help: what the bot does, in a few lines with examples."""
     chat_id, _, lang = who(update, deps_of(context))
     await context.bot.send_message(chat_id, text(lang, "help"))
 
 
-async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/cancel: leave any step, and cancel a job that has not been submitted yet."""
-    deps = deps_of(context)
-    chat_id, user_id, lang = who(update, deps)
-    conversations.clear(deps.db, chat_id, user_id)
-    for job in active_jobs(deps.db, user_id):
-        if job.state is JobState.CREATED:
-            deps.cancel_job(job.id)
-    await context.bot.send_message(chat_id, text(lang, "cancelled"))
-
-
 async def not_understood(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Anything else (stickers, unknown commands): point to the menu."""
-    if update.effective_chat is None or update.effective_user is None:
+    """Anything else (stickers, unknown commands): point to the menu, unless it was not meant
+    for this bot (another bot's command, a group's chatter, a bot's message)."""
+    message = update.effective_message
+    if update.effective_chat is None or update.effective_user is None or message is None:
+        return
+    if not addressed_to_us(update, message, context.bot.username):
         return
     _, _, lang = who(update, deps_of(context))
     await context.bot.send_message(update.effective_chat.id, text(lang, "not_understood"))
 
 
+def addressed_to_us(update: Update, message: Message, username: str) -> bool:
+    """Whether a message the dialogue did not understand was meant for this bot: never one
+    from a bot or a command for another bot (`/start@other_bot`); in a group, only a command
+    addressed to this bot by name."""
+    if update.effective_user is not None and update.effective_user.is_bot:
+        return False
+    words = (message.text or "").split(maxsplit=1)
+    command = words[0] if words and words[0].startswith("/") else ""
+    target = command.partition("@")[2]
+    if target:
+        return target.lower() == username.lower()
+    return update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+
+
+def in_private(update: Update) -> bool:
+    """A one-to-one chat with a person (offers are made there only)."""
+    user = update.effective_user
+    return (update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+            and user is not None and not user.is_bot)
+
+
+# --- buttons -----------------------------------------------------------------------------------
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Every inline button: answer the query first (best effort), then route by its data."""
+    """Every inline button: routed by its data and answered once (a toast when it is stale)."""
     query = update.callback_query
     assert query is not None
-    await answer_button(query)
     deps = deps_of(context)
     chat_id, user_id, lang = who(update, deps)
+    tap = Tap(query, chat_id, user_id, lang)
     data = cd.parse(query.data)
     match data:
-        case cd.Menu():
-            conversations.clear(deps.db, chat_id, user_id)
-            await context.bot.send_message(chat_id, text(lang, "welcome"),
-                                           reply_markup=wizard.markup(wizard.main_menu(lang)))
-        case cd.Category(category=category, page=page) if category in wizard.CATEGORIES:
-            await wizard.show_models(context, chat_id, lang, category, page)
-        case cd.PickModel(model_id=model_id) if (spec := deps.catalogue.get(model_id)) and deps.pricing.offered(spec):
-            await wizard.start_model(context, chat_id, user_id, lang, spec)
-        case cd.TopUp():
-            await payments.offer_packages(context, chat_id, lang)
+        case (cd.Choose() | cd.Skip() | cd.MoreOptions() | cd.PickOption() | cd.Generate() | cd.UseExample()
+              | cd.ShowConfirm()):
+            await draft_button(context, tap, data)
         case cd.JobAction():
-            await results.job_action(context, chat_id, user_id, lang, data, query.id)
+            await results.job_action(context, tap, data)
+        case cd.Menu(action="create"):
+            await tap.answer()
+            await results.create_another(context, tap, None)
+        case cd.Menu(action=action):
+            await tap.answer()
+            conversations.clear(deps.db, chat_id, user_id)
+            await close_open_question(context, chat_id, user_id)
+            await show(context.bot, chat_id, text(lang, "welcome"),
+                       wizard.main_menu(lang, wizard.recent_models(deps, user_id)),
+                       replace=tap.message_id if action == "back" else None)
+        case cd.Category(category=category, page=page) if category in wizard.CATEGORIES:
+            await tap.answer()
+            await wizard.show_models(context, chat_id, lang, category, page, replace=tap.message_id)
+        case cd.ModelList(page=page, words=words):
+            await tap.answer()
+            await model_list.show_page(context, chat_id, lang, words, page, replace=tap.message_id)
+        case cd.PickModel(model_id=model_id) if (spec := deps.catalogue.get(model_id)) and deps.pricing.offered(spec):
+            await tap.answer()
+            await close_open_question(context, chat_id, user_id)
+            await wizard.start_model(context, chat_id, user_id, lang, spec, replace=tap.message_id)
+        case cd.TopUp():
+            await tap.answer()
+            await payments.offer_packages(context, chat_id, lang)
         case cd.Lang(code=code):
-            await results.set_lang(context, chat_id, user_id, code)
-        case cd.Choose() | cd.Skip() | cd.MoreOptions() | cd.PickOption() | cd.Generate():
-            await draft_button(context, chat_id, user_id, lang, data)
+            await tap.answer()
+            await results.set_lang(context, chat_id, user_id, code, replace=tap.message_id)
         case _:
-            await context.bot.send_message(chat_id, text(lang, "stale_button"))
+            await tap.answer("toast_stale")
 
 
-async def draft_button(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str,
-                       data: cd.Choose | cd.Skip | cd.MoreOptions | cd.PickOption | cd.Generate) -> None:
-    """A button of the wizard; it belongs to one draft, and only the current draft counts."""
+async def draft_button(context: ContextTypes.DEFAULT_TYPE, tap: Tap, data: DraftButton) -> None:
+    """A button of the wizard. It belongs to one draft and one step: a button of another draft,
+    or of a step already passed, is answered with a toast and its keyboard put away."""
     deps = deps_of(context)
+    chat_id, user_id, lang = tap.chat_id, tap.user_id, tap.lang
     conv = conversations.load(deps.db, chat_id, user_id)
-    draft = conv.draft
-    spec = deps.catalogue.get(draft.model) if conv.step is not Step.IDLE else None
-    if spec is None or draft.id != data.draft:
-        already = find_job(deps.db, f"draft:{data.draft}") is not None
-        if already:
-            deps.metrics.duplicates_suppressed.labels("button").inc()
-        await context.bot.send_message(chat_id, text(lang, "already_started" if already else "stale_button"))
+    spec = deps.catalogue.get(conv.draft.model) if conv.step is not Step.IDLE else None
+    refusal = stale(deps, lang, spec, conv, data)
+    if refusal is not None or spec is None:
+        await tap.answer(refusal or "toast_stale")
+        await screens.settle(context.bot, chat_id, tap.message_id)
         return
+    await tap.answer()
+    opened = screens.take(context.chat_data, user_id)
+    if opened is not None and opened.message_id != tap.message_id:      # left behind: put it away
+        await screens.settle(context.bot, chat_id, opened.message_id)
+    draft = conv.draft
     match data:
-        case cd.Choose(field=index, value=value) if index < len(spec.inputs):
+        case cd.Choose() if conv.step is Step.CONFIRM:
+            await choose_and_start(context, tap, spec, conv, data)
+        case cd.Choose(field=index, value=value):
             field = spec.inputs[index]
-            choices = [True, False] if field.type == "boolean" else list(field.enum or [])
-            if value >= len(choices):
-                await context.bot.send_message(chat_id, text(lang, "stale_button"))
-                return
-            draft.answers[field.name] = choices[value]
-            if conv.step is Step.CONFIRM:
-                await generate(context, chat_id, user_id, lang, spec, conv, data.price)
-            elif draft.optional:
-                await wizard.confirm(context, chat_id, user_id, lang, spec, conv)
-            else:
-                await wizard.advance(context, chat_id, user_id, lang, spec, conv)
-        case cd.Skip():
-            await (wizard.confirm if draft.optional else wizard.advance)(
-                context, chat_id, user_id, lang, spec, conv)
+            choice = questions.choice_values(field)[value]
+            question, _ = wizard.question_for(lang, spec, conv, field)
+            draft.answers[field.name] = choice
+            await (wizard.confirm if draft.optional else wizard.advance)(context, chat_id, user_id, lang, spec, conv)
+            await put_away(context, tap, question, text(lang, "answer_chosen", field=field.label(lang),
+                                                        value=questions.shown(lang, field, choice)))
+        case cd.Skip(field=index):
+            field = spec.inputs[index]
+            question, _ = wizard.question_for(lang, spec, conv, field)
+            await (wizard.confirm if draft.optional else wizard.advance)(context, chat_id, user_id, lang, spec, conv)
+            if draft.optional:
+                await put_away(context, tap, question, text(lang, "answer_skipped", field=field.label(lang)))
+            else:                   # Done after a list of files
+                await screens.settle(context.bot, chat_id, tap.message_id)
+        case cd.UseExample(index=index):
+            prompt = spec.field(draft.asking or "")
+            assert prompt is not None
+            example = wizard.examples_for(lang, spec)[index]
+            question, _ = wizard.question_for(lang, spec, conv, prompt)
+            await accept_answer(context, chat_id, user_id, lang, spec, conv, prompt.name, example)
+            await put_away(context, tap, question, text(lang, "answer_chosen", field=prompt.label(lang), value=example))
         case cd.MoreOptions():
-            await wizard.more_options(context, chat_id, lang, spec, conv)
-        case cd.PickOption(field=index) if index < len(spec.inputs):
-            await wizard.ask_field(context, chat_id, user_id, lang, spec, conv, spec.inputs[index], optional=True)
+            await wizard.more_options(context, chat_id, lang, spec, conv, replace=tap.message_id)
+        case cd.ShowConfirm():
+            await wizard.confirm(context, chat_id, user_id, lang, spec, conv, replace=tap.message_id)
+        case cd.PickOption(field=index):
+            await wizard.ask_field(context, chat_id, user_id, lang, spec, conv, spec.inputs[index], optional=True,
+                                   replace=tap.message_id)
         case cd.Generate(price=price):
-            await generate(context, chat_id, user_id, lang, spec, conv, price)
-        case _:
-            await context.bot.send_message(chat_id, text(lang, "stale_button"))
+            if await generate(context, chat_id, user_id, lang, spec, conv, price) in (Launch.STARTED, Launch.REPRICED):
+                await screens.settle(context.bot, chat_id, tap.message_id)
 
 
+async def choose_and_start(context: ContextTypes.DEFAULT_TYPE, tap: Tap, spec: ModelSpec, conv: Conversation,
+                           data: cd.Choose) -> None:
+    """A final choice on the confirmation ("✅ 16:9"): it starts the job; once started, the
+    confirmation keeps its text, says what was chosen and loses its buttons."""
+    field = spec.inputs[data.field]
+    choice = questions.choice_values(field)[data.value]
+    conv.draft.answers[field.name] = choice
+    launch = await generate(context, tap.chat_id, tap.user_id, tap.lang, spec, conv, data.price)
+    if launch is Launch.STARTED:
+        started = text(tap.lang, "started_choice", field=field.label(tap.lang),
+                       value=questions.shown(tap.lang, field, choice))
+        await screens.settle(context.bot, tap.chat_id, tap.message_id, f"{tap.text}\n\n{started}" if tap.text else None)
+    elif launch is Launch.REPRICED:     # a new confirmation with the new price is shown
+        await screens.settle(context.bot, tap.chat_id, tap.message_id)
+
+
+async def put_away(context: ContextTypes.DEFAULT_TYPE, tap: Tap, question: str, answer: str) -> None:
+    """An answered question's message: the question gives way to the answer, the buttons go."""
+    await screens.settle(context.bot, tap.chat_id, tap.message_id, screens.answered(tap.text or "", question, answer))
+
+
+def stale(deps: Deps, lang: str, spec: ModelSpec | None, conv: Conversation, data: DraftButton) -> str | None:
+    """Why a wizard button no longer works, as a toast's texts key; None when it does. A button
+    of a draft that became a job says so ("already started")."""
+    if spec is None or conv.draft.id != data.draft:
+        if find_job(deps.db, f"draft:{data.draft}") is not None:
+            deps.metrics.duplicates_suppressed.labels("button").inc()
+            return "toast_started"
+        return "toast_stale"
+    draft, wizard_step = conv.draft, conv.step is Step.WIZARD
+    match data:
+        case cd.Choose(field=index, value=value):
+            if index >= len(spec.inputs) or value >= len(questions.choice_values(spec.inputs[index])):
+                return "toast_stale"
+            field = spec.inputs[index]
+            current = draft.asking == field.name if wizard_step else final_choice(spec, draft) == field
+            return None if current else "toast_stale"
+        case cd.Skip(field=index):
+            current = wizard_step and index < len(spec.inputs) and draft.asking == spec.inputs[index].name
+            return None if current else "toast_stale"
+        case cd.PickOption(field=index):
+            return None if index < len(spec.inputs) and spec.inputs[index] in spec.optional_fields else "toast_stale"
+        case cd.Generate():
+            return None if conv.step is Step.CONFIRM else "toast_stale"
+        case cd.UseExample(index=index):
+            current = (wizard_step and draft.asking is not None and draft.asking == wizard.example_field(spec)
+                       and index < len(wizard.examples_for(lang, spec)))
+            return None if current else "toast_stale"
+    return None
+
+
+def final_choice(spec: ModelSpec, draft: Draft) -> InputField | None:
+    """The last required field when the confirmation offers its values as start buttons."""
+    last = spec.required_fields[-1] if spec.required_fields else None
+    if last is None or last.name in draft.answers or not questions.choice_values(last):
+        return None
+    return last
+
+
+# --- messages ----------------------------------------------------------------------------------
 def asked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[
         int, int, str, Conversation, ModelSpec | None, InputField | None]:
     """Who wrote, their conversation, and the model and field the wizard is asking, if any."""
@@ -190,42 +311,71 @@ def asked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> tuple[
 
 
 async def receive_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Text while the wizard waits for a typed answer."""
+    """Text while the wizard waits for a typed answer; outside a flow, an offer to draw it."""
     chat_id, user_id, lang, conv, spec, field = asked(update, context)
     assert update.message is not None
-    if spec is None or field is None or field.type == "boolean" or field.enum:
-        await not_understood(update, context)
+    words = update.message.text or ""
+    if spec is None or field is None or questions.choice_values(field):
+        if conv.step is Step.IDLE and in_private(update):
+            await offers.offer_prompt(context, update.update_id, chat_id, user_id, lang, words)
+        else:
+            await not_understood(update, context)
         return
-    value, problem = wizard.parse_answer(lang, spec, field, update.message.text or "",
-                                      conv.draft.answers.get(field.name))
+    value, problem = wizard.parse_answer(lang, spec, field, words, conv.draft.answers.get(field.name))
     if problem:
         await context.bot.send_message(chat_id, problem)
         return
-    await accept_answer(context, chat_id, user_id, lang, spec, conv, field.name, value)
+    await answer_typed(context, chat_id, user_id, lang, spec, conv, field, value)
 
 
 async def receive_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A photo, video, audio or file while the wizard waits for a media input."""
+    """A photo, video, audio or file while the wizard waits for one, checked by what it is (a
+    PDF is no photo); outside a flow, a photo is offered for editing."""
     chat_id, user_id, lang, conv, spec, field = asked(update, context)
     assert update.message is not None
-    upload = wizard.new_message_media(update.message)
-    if spec is None or field is None or not field.media or upload is None:
+    file = incoming_media.received(update.message)
+    if file is None:
         await not_understood(update, context)
         return
-    kind, file_id = upload
-    wanted = str(field.media.get("kind") or "file")
-    if wanted in ("image", "video", "audio") and kind not in (wanted, "file"):
-        what = text(lang, wizard.MEDIA_WORD.get(wanted, "media_file"))
-        await context.bot.send_message(chat_id, text(lang, "wrong_media", field=wizard.label(spec, field), what=what))
+    if spec is None or field is None or not field.media:
+        if conv.step is Step.IDLE and in_private(update) and file.kind == "image":
+            caption = update.message.caption or ""
+            await offers.offer_edit(context, update.update_id, chat_id, user_id, lang, file, caption)
+        else:
+            await not_understood(update, context)
         return
-    value: Any = TelegramFile(file_id).to_json()
+    refusal = incoming_media.refusal(file, field.media)
+    if refusal is not None:
+        await context.bot.send_message(chat_id, incoming_media.refusal_words(lang, field, refusal))
+        return
+    value: Any = TelegramFile(file.file_id).to_json()
     if field.type == "array-of-url":
         value = [*(conv.draft.answers.get(field.name) or []), value]
+    await answer_typed(context, chat_id, user_id, lang, spec, conv, field, value)
+
+
+async def answer_typed(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
+                       conv: Conversation, field: InputField, value: Any) -> None:
+    """An answer typed or sent (not tapped): accepted, then its question, if it had buttons
+    (Skip, Done, the examples), is put away showing the answer."""
+    opened = screens.take(context.chat_data, user_id)
     await accept_answer(context, chat_id, user_id, lang, spec, conv, field.name, value)
+    if opened is not None:
+        answer = text(lang, "answer_chosen", field=field.label(lang), value=questions.shown(lang, field, value))
+        body = screens.answered(opened.body, opened.question, answer) if opened.field == field.name else None
+        await screens.settle(context.bot, chat_id, opened.message_id, body)
+
+
+async def close_open_question(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> None:
+    """Leaving a flow: the question left open loses its buttons."""
+    opened = screens.take(context.chat_data, user_id)
+    if opened is not None:
+        await screens.settle(context.bot, chat_id, opened.message_id)
 
 
 async def accept_answer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                         conv: Conversation, name: str, value: Any) -> None:
+    """Keep an answer and go on: another item of a list, the confirmation, or the next question."""
     conv.draft.answers[name] = value
     field = spec.field(name)
     assert field is not None
@@ -239,7 +389,7 @@ async def accept_answer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_i
 
 
 async def generate(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
-                   conv: Conversation, agreed: int | None) -> None:
+                   conv: Conversation, agreed: int | None) -> Launch:
     """A start button of the confirmation: the job, once, at the price the button carries (a
     button from before prices carries none: it starts only what is free). A job that now costs
     more is confirmed again; one refused (busy, short of credits, bad input) keeps its draft."""
@@ -256,44 +406,7 @@ async def generate(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: in
             pass            # the next leader handles this press again
         case _:
             conversations.save(deps.db, chat_id, user_id, conv)
-
-
-async def imagine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/imagine <prompt> [--ar W:H] [--model ID]: one-line generation."""
-    deps = deps_of(context)
-    chat_id, user_id, lang = who(update, deps)
-    assert update.message is not None
-    prompt, flags = parse_imagine(update.message.text or "")
-    spec = deps.catalogue.get(flags.get("model", DEFAULT_MODEL))
-    if spec is None or not deps.pricing.offered(spec) or spec.field("prompt") is None:
-        await context.bot.send_message(chat_id, text(lang, "unknown_model", value=flags.get("model")))
-        return
-    ratios = [str(v) for v in (spec.field("aspect_ratio").enum or [])] if spec.field("aspect_ratio") else []  # type: ignore[union-attr]
-    if not prompt:
-        await context.bot.send_message(chat_id, text(lang, "imagine_usage", ratios=", ".join(ratios)))
-        return
-    _, problem = wizard.parse_answer(lang, spec, spec.field("prompt"), prompt, None)  # type: ignore[arg-type]
-    ratio = flags.get("ar", DEFAULT_RATIO if DEFAULT_RATIO in ratios else (ratios[0] if ratios else ""))
-    if not problem and ratios and ratio not in ratios:
-        problem = text(lang, "bad_ratio", value=ratio, title=spec.name(lang), ratios=", ".join(ratios))
-    if problem:
-        await context.bot.send_message(chat_id, problem)
-        return
-    given = {"prompt": prompt, **({"aspect_ratio": ratio} if ratios else {})}
-    missing = [f for f in spec.required_fields if f.name not in spec.with_defaults(given)]
-    if missing:     # a model that needs more than a prompt: continue in the wizard
-        await wizard.start_model(context, chat_id, user_id, lang, spec, preset=given)
-        return
-    key = f"update:{update.update_id}"
-    if await start_job(context, chat_id, user_id, lang, spec, given, key) is Launch.REPRICED:
-        await wizard.confirm_draft(context, chat_id, user_id, lang, spec, given, key)    # paid: confirm first
-
-
-def parse_imagine(message: str) -> tuple[str, dict[str, str]]:
-    """Split `/imagine[@bot] <prompt> [--ar W:H] [--model ID]` into the prompt as typed and flags."""
-    rest = _COMMAND.sub("", message, count=1)
-    flags = {m.group(1): m.group(2) for m in _FLAG.finditer(rest)}
-    return _FLAG.sub("", rest).strip(), flags
+    return launch
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

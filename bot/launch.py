@@ -1,6 +1,11 @@
 """Starting a job from the chat: the one place a handler creates a job. It checks the draft
-once more, enforces one generation at a time, prices it, sends the progress message, commits the
-job row with its price held (storage.jobs.create_job) and wakes the supervisor; it never calls KIE.
+once more, prices it, sends the progress message, commits the job row with its price held
+(storage.jobs.create_job) and wakes the supervisor; it never calls KIE.
+
+The queue: up to `max_active_jobs` of a user's generations run at once; further ones wait their
+turn in Postgres (state queued, price held at once) up to `queue_length`, each with its own
+progress message showing its place and a Cancel button, and start by themselves (the JobActor
+side). Beyond the queue's length the request is refused in plain words (the draft waits).
 
 Money: a job starts only at a price the user agreed to (`agreed`, minor units; 0 for the
 free starts of /imagine and Regenerate). Costing more than that now, it is not started: the
@@ -18,8 +23,10 @@ from telegram import InlineKeyboardMarkup
 from telegram.ext import ContextTypes
 
 from bot import callback_data as cd
-from bot import flood_control, prices, wizard
-from bot.context import deps_of
+from bot import flood_control, job_buttons, prices, wizard
+from bot.context import Deps, deps_of
+from bot.presenter import control_buttons, estimate_words, queued_words
+from bot.sender import keyboard
 from config.catalogue import ModelSpec
 from config.texts import text
 from faults import crashpoint
@@ -30,18 +37,20 @@ from storage.jobs import (
     Insufficient,
     NewJob,
     NotLeading,
+    QueueFull,
     Repriced,
-    active_jobs,
     create_job,
     find_job,
+    launch_view,
 )
 
 
 class Launch(enum.Enum):
     """How an attempt to start a job ended (what the user was told is in each comment)."""
 
-    STARTED = "started"      # created now, or before by the same request (a second tap, a replay)
-    BUSY = "busy"            # another generation runs ("busy"): the draft waits
+    STARTED = "started"      # created now (running, or queued: its place is shown), or before by
+                             # the same request (a second tap, a replay)
+    BUSY = "busy"            # the user's queue is full ("queue_full"): the draft waits
     REFUSED = "refused"      # its input or its model cannot run (said why)
     SHORT = "short"          # not enough credits (price, balance, Top up): the draft waits
     REPRICED = "repriced"    # it costs more than agreed: nothing said; the caller confirms it
@@ -60,11 +69,14 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
             await context.bot.send_message(chat_id, text(lang, "already_started"))
         deps.notify_job(existing.id)               # else: this very update, handled again after a crash
         return Launch.STARTED
-    if len(active_jobs(deps.db, user_id)) >= deps.max_active_jobs:
-        await context.bot.send_message(chat_id, text(lang, "busy"))
+    view = launch_view(deps.db, user_id, spec.id)
+    queue_length = queue_length_of(deps)
+    queued = view.running >= deps.max_active_jobs or view.waiting > 0
+    if queued and view.waiting >= queue_length:
+        await context.bot.send_message(chat_id, text(lang, "queue_full", waiting=view.waiting))
         return Launch.BUSY
     job_input = spec.with_defaults(given)
-    problems = wizard.draft_problems(spec, job_input)
+    problems = wizard.draft_problems(spec, job_input, lang)
     if problems:
         await context.bot.send_message(chat_id, text(lang, "bad_value", reason="; ".join(problems)))
         return Launch.REFUSED
@@ -83,13 +95,20 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
             await context.bot.send_message(chat_id, words, reply_markup=markup)
             return Launch.SHORT
     note = prices.free_note(lang, charge, after_this=True)
+    expected = view.expected
+    estimate = estimate_words(lang, expected.median_s if expected else None, expected.p90_s if expected else None,
+                              spec.typical_time_s, None)
+    words = (queued_words(lang, spec.name(lang), view.waiting + 1, estimate) if queued
+             else text(lang, "progress_queued", title=spec.name(lang), estimate=estimate))
     progress = await context.bot.send_message(
-        chat_id, text(lang, "progress_queued", title=spec.name(lang)) + (f"\n{note}" if note else ""))
+        chat_id, words + (f"\n{note}" if note else ""),
+        reply_markup=keyboard(control_buttons(lang, job_buttons.Control.CANCEL, request_key=request_key)))
     creation = create_job(deps.db, NewJob(
         request_key=request_key, chat_id=chat_id, user_id=user_id, lang=lang, model=spec.id,
         input=job_input, deadline_s=spec.deadline_s, progress_message_id=progress.message_id,
         price=price, agreed=agreed, free_per_day=charge.free_per_day,
-        kie_credits=charge.quote.kie_credits if charge.quote else None, epoch=flood_control.send_epoch.get()))
+        kie_credits=charge.quote.kie_credits if charge.quote else None, epoch=flood_control.send_epoch.get(),
+        max_active=deps.max_active_jobs, queue_length=queue_length, expected=expected))
     match creation:
         case Created(job=job):
             crashpoint("after_job_insert")
@@ -102,6 +121,11 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
             await context.bot.edit_message_text(words, chat_id=chat_id, message_id=progress.message_id,
                                                 reply_markup=markup)
             return Launch.SHORT
+        case QueueFull(waiting=waiting):
+            # Another of the user's chats filled the queue meanwhile: nothing was held.
+            await context.bot.edit_message_text(text(lang, "queue_full", waiting=waiting), chat_id=chat_id,
+                                                message_id=progress.message_id)
+            return Launch.BUSY
         case Repriced():
             # Its last free generation went to another of the user's chats meanwhile: nothing was
             # held; the caller asks for the price instead.
@@ -111,6 +135,11 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
             flood_control.leave_update()
             return Launch.LEFT
     return Launch.STARTED
+
+
+def queue_length_of(deps: Deps) -> int:
+    """How many of a user's generations may wait (KIEBOT_QUEUE_LENGTH)."""
+    return deps.queue_length
 
 
 def short_of_credits(lang: str, price: int, available: int) -> tuple[str, InlineKeyboardMarkup]:

@@ -9,7 +9,14 @@ sent. Files go through bot/media.py's one path (a link when Telegram refuses the
 
 Money is told as it is: every failure or cancellation notice says "you were not charged" (a
 free job) or "N credits returned" (its hold was released in the transaction that recorded the
-failure), and a paid result's caption says what it cost.
+failure), the offer to stop waiting says what stopping will do to it, and a paid result's
+caption says what it cost.
+
+One message per job: the progress message (sent by bot/launch.py) shows the job's place in the
+queue, then how long it has been generating next to the model's usual duration, with Cancel (or,
+once KIE has the task and the user asked to cancel, the offer to stop waiting); a failure or a
+cancellation replaces it, and once the result is in the chat it is deleted (edited into a short
+"done" only when Telegram will not delete it). Every edit goes through FloodControl's limits.
 """
 from __future__ import annotations
 
@@ -17,9 +24,10 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from actors.outcomes import Failure, FailureCode, ProgressStage
+from actors.outcomes import Failure, FailureCode, ProgressStage, StopRequest
 from actors.ports import SendError, SendOutcome, Sent
 from bot import callback_data as cd
+from bot import job_buttons, questions
 from bot.sender import Buttons, TelegramSender
 from config.catalogue import Catalogue, ModelSpec
 from config.money import format_credits
@@ -83,17 +91,35 @@ class Presenter:
     def show_progress(self, job: Job, stage: ProgressStage) -> None:
         if not job.progress_message_id:
             return
-        if stage == ProgressStage.FAILED:
-            notice, buttons = self._notice(job)
-            self._sender.edit_text(job.chat_id, job.progress_message_id, notice, buttons)
+        lang, title = job.lang, self._title(job)
+        buttons: Buttons | None = None
+        match stage:
+            case ProgressStage.DONE:
+                self._clear_progress(job)
+                return
+            case ProgressStage.FAILED:
+                words, buttons = self._notice(job)
+            case ProgressStage.GENERATING:
+                elapsed = self._elapsed(job)
+                words = text(lang, "progress_generating", title=title, elapsed=elapsed,
+                             estimate=self._estimate(job, elapsed))
+                if job.stop is StopRequest.CANCEL:      # KIE has it: it cannot be stopped, only left
+                    words += "\n\n" + text(lang, "cannot_stop", money=future_money_words(job))
+                    buttons = control_buttons(lang, job_buttons.Control.STOP_WAITING, job_id=job.id)
+                else:
+                    buttons = control_buttons(lang, job_buttons.Control.CANCEL, job_id=job.id)
+            case ProgressStage.CANCELLED:
+                words = f"{text(lang, 'cancelled_job', title=title)}\n{money_words(job)}"
+            case ProgressStage.ABANDONED:
+                words = f"{text(lang, 'abandoned_job', title=title)}\n{money_words(job)}"
+        self._sender.edit_text(job.chat_id, job.progress_message_id, words, buttons)
+
+    def show_queued(self, job: Job, position: int) -> None:
+        if not job.progress_message_id:
             return
-        elapsed = int((dt.datetime.now(dt.UTC) - job.created_at).total_seconds())
-        key = {ProgressStage.GENERATING: "progress_generating", ProgressStage.DONE: "progress_done",
-               ProgressStage.CANCELLED: "cancelled_job", ProgressStage.FAILED: "progress_failed"}[stage]
-        words = text(job.lang, key, title=self._title(job), elapsed=elapsed)
-        if stage == ProgressStage.CANCELLED:
-            words = f"{words} {money_words(job)}"
-        self._sender.edit_text(job.chat_id, job.progress_message_id, words)
+        words = queued_words(job.lang, self._title(job), position, self._estimate(job, None))
+        self._sender.edit_text(job.chat_id, job.progress_message_id, words,
+                               control_buttons(job.lang, job_buttons.Control.CANCEL, job_id=job.id))
 
     def download_file(self, file_id: str) -> tuple[bytes, str]:
         return self._sender.download_file(file_id)
@@ -111,7 +137,8 @@ class Presenter:
         kind = spec.result_kind if spec else "document"
         urls = tuple(job.result_urls or ())
         if kind == "text" or not urls:
-            return [Part(PartKind.TEXT, text(job.lang, "result_text", title=title, text=job.result_text or ""),
+            return [Part(PartKind.TEXT, text(job.lang, "result_text", title=title,
+                                                   text=questions.readable_result(job.lang, job.result_text)),
                          buttons=buttons)]
         if len(urls) == 1:
             return [Part(PartKind.MEDIA, caption, kind, urls, buttons)]
@@ -125,7 +152,7 @@ class Presenter:
         first = [(text(lang, "btn_regenerate"), cd.build(cd.JobAction("regen", job.id)))]
         if spec is not None and spec.field("prompt") is not None:
             first.append((text(lang, "btn_edit_prompt"), cd.build(cd.JobAction("edit", job.id))))
-        second = [(text(lang, "btn_create_another"), cd.build(cd.Menu("create")))]
+        second = [(text(lang, "btn_create_another"), cd.build(cd.JobAction("again", job.id)))]
         if spec is not None and spec.result_kind == "photo":
             second.insert(0, (text(lang, "btn_original"), cd.build(cd.JobAction("orig", job.id))))
         return [first, second, [(text(lang, "btn_menu"), cd.build(cd.Menu("home")))]]
@@ -149,6 +176,73 @@ class Presenter:
     def _title(self, job: Job) -> str:
         spec = self._catalogue.get(job.model)
         return spec.name(job.lang) if spec else job.model
+
+    def _estimate(self, job: Job, elapsed: int | None) -> str:
+        spec = self._catalogue.get(job.model)
+        return estimate_words(job.lang, job.expected_s, job.expected_p90_s,
+                              spec.typical_time_s if spec else None, elapsed)
+
+    @staticmethod
+    def _elapsed(job: Job) -> int:
+        return max(0, int((dt.datetime.now(dt.UTC) - job.generating_since).total_seconds()))
+
+    def _clear_progress(self, job: Job) -> None:
+        """The result is in the chat: its progress message goes. Telegram deletes a bot's message
+        only for 48 hours; after that (refused) it is edited into a short "done" instead. Gone
+        already (a second try after a failover): nothing left to do."""
+        assert job.progress_message_id is not None
+        try:
+            self._sender.delete_message(job.chat_id, job.progress_message_id)
+        except SendError as exc:
+            if exc.outcome != SendOutcome.REJECTED:
+                raise
+            if "not found" in exc.detail.lower():
+                return
+            took = int(((job.delivered_at or dt.datetime.now(dt.UTC)) - job.generating_since).total_seconds())
+            self._sender.edit_text(job.chat_id, job.progress_message_id,
+                                   text(job.lang, "progress_done", title=self._title(job), elapsed=took))
+
+
+def control_buttons(lang: str, control: job_buttons.Control, *, job_id: int | None = None,
+                    request_key: str | None = None) -> Buttons | None:
+    """The one control a progress message carries (None when its callback_data would not fit)."""
+    data = job_buttons.build(control, job_id=job_id, request_key=request_key)
+    if data is None:
+        return None
+    key = "btn_cancel" if control is job_buttons.Control.CANCEL else "btn_stop_waiting"
+    return [[(text(lang, key), data)]]
+
+
+def queued_words(lang: str, title: str, position: int, estimate: str) -> str:
+    """A queued job's progress message: its place (1: next) and the model's usual duration."""
+    place = text(lang, "queue_next") if position <= 1 else text(lang, "queue_place", n=position,
+                                                                   ordinal=english_ordinal(position))
+    return text(lang, "progress_waiting", title=title, place=place, estimate=estimate)
+
+
+def english_ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, 21st: the English place words need the number."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def estimate_words(lang: str, median_s: float | None, p90_s: float | None, prior_s: int | None,
+                   elapsed: int | None) -> str:
+    """How long the model usually takes: measured (its recent deliveries' median; past their 90th
+    percentile it says so), or, before enough were measured, the catalogue's figure."""
+    if median_s is not None and p90_s is not None:
+        usual = max(1, round(median_s))
+        if elapsed is not None and elapsed > p90_s:
+            return text(lang, "estimate_slow", seconds=usual)
+        return text(lang, "estimate_usual", seconds=usual)
+    return text(lang, "estimate_about", seconds=prior_s) if prior_s else ""
+
+
+def future_money_words(job: Job) -> str:
+    """What stopping would do to the job's money: its hold comes back (nothing is charged)."""
+    if job.price > 0:
+        return text(job.lang, "money_will_return", amount=format_credits(job.price))
+    return text(job.lang, "money_will_not_charge")
 
 
 def money_words(job: Job) -> str:

@@ -157,6 +157,10 @@ class TelegramSender:
             chat, fit(text), reply_markup=keyboard(buttons))))
         return Sent((msg.message_id,))
 
+    def delete_message(self, chat_id: int, message_id: int) -> None:
+        """Delete one of the bot's messages (Telegram allows it for 48 hours: REJECTED after)."""
+        self._run("deleteMessage", lambda: self._bot.delete_message(chat_id, message_id))
+
     def edit_text(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None) -> None:
         try:
             self._run("editMessageText", lambda: self._bot.edit_message_text(

@@ -4,9 +4,13 @@ first question → one question per required input → confirmation → the job.
 Driven entirely by the catalogue: a field's type decides how it is asked (enums and booleans
 as buttons, media as an upload or a link, numbers with their range, text with its limit), so
 a new model needs no code. A required enum asked last doubles as the start buttons on the
-confirmation (tap "16:9" and it starts; "✅ 16:9" when it is paid). The draft (storage.conversations.Draft: model,
-answers, what is being asked) is kept in the conversations table under a short id that the
-buttons carry.
+confirmation ("✅ 16:9" starts it). The draft (storage.conversations.Draft: model, answers, what
+is being asked) is kept in the conversations table under a short id that the buttons carry.
+
+Menus, pages, More options and the card reached from a model button are shown in place of the
+message tapped (bot.screens); each question is a new message, and the dialogue puts an answered
+one away. A card whose first question is the prompt carries two example prompts, each with a
+"use this" button; the main menu starts with the user's recent models.
 
 The confirmation is the one place a user agrees to a price: it shows the exact price of the
 choices made (or "free: 2 of 3 left today"), the balance, Top up when it is short, and start
@@ -18,42 +22,51 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.ext import ContextTypes
 
 from bot import callback_data as cd
-from bot import prices
+from bot import prices, questions, screens
 from bot.context import Deps, deps_of
+from bot.screens import Rows, markup, show
 from config.catalogue import InputField, ModelSpec
-from config.texts import text
+from config.texts import TEXTS, text
 from kie.uploads import is_upload
 from storage import conversations, ledger
 from storage.conversations import Conversation, Draft, Step
+from storage.jobs import recent_jobs
 
 CATEGORIES = ("image", "image_edit", "video", "audio", "tools")
 PAGE_SIZE = 8
-MEDIA_WORD = {"image": "media_image", "video": "media_video", "audio": "media_audio"}
-Rows = list[list[tuple[str, str]]]
-
-
-def markup(rows: Rows) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(t, callback_data=d) for t, d in row] for row in rows])
-
-
-def label(spec: ModelSpec, f: InputField) -> str:
-    return "Prompt" if f.name == "prompt" else f.name.replace("_", " ").capitalize()
+MEDIA_WORD = questions.MEDIA_WORD
+RECENT_MODELS = 3           # recent models at the top of the main menu
+EXAMPLE_FIELDS = ("prompt", "text")     # the fields a card's example prompts fill
+EXAMPLE_BUTTON_CHARS = 32
 
 
 # --- menus ---------------------------------------------------------------------------------
-def main_menu(lang: str) -> Rows:
-    return [[(text(lang, f"cat_{c}"), cd.build(cd.Category(c, 0)))] for c in CATEGORIES]
+def main_menu(lang: str, recent: Sequence[ModelSpec] = ()) -> Rows:
+    """The user's recent models (🕘, one tap back to them), then the categories."""
+    rows = [[(text(lang, "btn_recent", name=m.name(lang)), cd.build(cd.PickModel(m.id)))] for m in recent]
+    return rows + [[(text(lang, f"cat_{c}"), cd.build(cd.Category(c, 0)))] for c in CATEGORIES]
 
 
-async def show_models(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str, category: str, page: int) -> None:
-    """One page of a category's models, each with its price."""
+def recent_models(deps: Deps, user_id: int) -> list[ModelSpec]:
+    """The offered models of the user's latest jobs, newest first, each once (at most three)."""
+    found: list[ModelSpec] = []
+    for job in recent_jobs(deps.db, user_id, 20):
+        spec = deps.catalogue.get(job.model)
+        if spec is not None and spec not in found and deps.pricing.offered(spec):
+            found.append(spec)
+    return found[:RECENT_MODELS]
+
+
+async def show_models(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str, category: str, page: int,
+                      replace: int | None = None) -> None:
+    """One page of a category's models, each with its price (in place of message `replace`)."""
     deps = deps_of(context)
     models = [m for m in deps.catalogue.in_category(category) if deps.pricing.offered(m)]
     pages = max(1, math.ceil(len(models) / PAGE_SIZE))
@@ -66,24 +79,59 @@ async def show_models(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: st
     if page < pages - 1:
         nav.append((text(lang, "btn_next"), cd.build(cd.Category(category, page + 1))))
     rows += [nav] if nav else []
-    rows.append([(text(lang, "btn_menu"), cd.build(cd.Menu("home")))])
-    await context.bot.send_message(chat_id, text(lang, "models_page", category=text(lang, f"cat_{category}"),
-                                                 page=page + 1, pages=pages), reply_markup=markup(rows))
+    rows.append([(text(lang, "btn_menu"), cd.build(cd.Menu("back")))])
+    await show(context.bot, chat_id, text(lang, "models_page", category=text(lang, f"cat_{category}"), page=page + 1,
+                                          pages=pages), rows, replace=replace)
 
 
 # --- the wizard ----------------------------------------------------------------------------
 async def start_model(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
-                      preset: dict[str, Any] | None = None, ask: str | None = None) -> None:
-    """Show the model card and ask the first question (or `ask`, to edit one answer)."""
-    conv = Conversation(Step.WIZARD, Draft(model=spec.id, id=secrets.token_hex(5), answers=dict(preset or {})))
+                      preset: dict[str, Any] | None = None, ask: str | None = None, *, replace: int | None = None,
+                      header: str = "", draft_id: str | None = None) -> None:
+    """Show the model card and ask the first question (or `ask`, to edit one answer), in place
+    of message `replace` if given. A fresh start whose first question is the prompt shows two
+    example prompts with a "use this" button each."""
+    conv = Conversation(Step.WIZARD, Draft(model=spec.id, id=draft_id or secrets.token_hex(5),
+                                           answers=dict(preset or {})))
     card = text(lang, "model_card", name=spec.name(lang), description=spec.description(lang),
                 time=spec.typical_time_s, price=prices.card_label(lang, deps_of(context).pricing, spec))
+    card = f"{header}\n\n{card}" if header else card
     target = spec.field(ask) if ask else None
     if target is not None:
         conv.draft.answers.pop(target.name, None)
-        await ask_field(context, chat_id, user_id, lang, spec, conv, target, header=card)
     else:
-        await advance(context, chat_id, user_id, lang, spec, conv, header=card)
+        target = next_question(spec, conv.draft.answers)
+    if target is None:
+        await confirm(context, chat_id, user_id, lang, spec, conv, header=card, replace=replace)
+        return
+    examples = examples_for(lang, spec) if ask is None and target.name == example_field(spec) else []
+    extra: Rows = []
+    if examples:
+        card += "\n\n" + "\n".join([text(lang, "card_examples"),
+                                      *(text(lang, "card_example", example=e) for e in examples)])
+        extra = [[(text(lang, "btn_use_example", example=_shorten(e, EXAMPLE_BUTTON_CHARS)),
+                   cd.build(cd.UseExample(conv.draft.id, i)))] for i, e in enumerate(examples)]
+    await ask_field(context, chat_id, user_id, lang, spec, conv, target, header=card, replace=replace, extra=extra)
+
+
+def example_field(spec: ModelSpec) -> str | None:
+    """The field a card's example prompts fill: the model's required prompt (or text), if any."""
+    return next((f.name for f in spec.required_fields
+                 if f.name in EXAMPLE_FIELDS and f.type == "string" and not f.enum), None)
+
+
+def examples_for(lang: str, spec: ModelSpec) -> list[str]:
+    """Up to two example prompts for the model's task, in the user's language (none for tasks
+    without examples)."""
+    entry = TEXTS.get(f"example_{spec.task}")
+    if entry is None:
+        return []
+    limit = (spec.field(example_field(spec) or "") or InputField("", "string", False)).max_length
+    return [e for e in (entry.get(lang) or entry["en"]).split("\n") if e and (limit is None or len(e) <= limit)][:2]
+
+
+def _shorten(words: str, limit: int) -> str:
+    return words if len(words) <= limit else words[:limit - 1].rstrip() + "…"
 
 
 def next_question(spec: ModelSpec, answers: dict[str, Any]) -> InputField | None:
@@ -98,6 +146,7 @@ def next_question(spec: ModelSpec, answers: dict[str, Any]) -> InputField | None
 
 async def advance(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                   conv: Conversation, header: str = "") -> None:
+    """The next required question, or the confirmation when every one is answered."""
     field = next_question(spec, conv.draft.answers)
     if field is not None:
         await ask_field(context, chat_id, user_id, lang, spec, conv, field, header=header)
@@ -106,39 +155,30 @@ async def advance(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int
 
 
 async def ask_field(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
-                    conv: Conversation, field: InputField, header: str = "", optional: bool = False) -> None:
+                    conv: Conversation, field: InputField, header: str = "", optional: bool = False, *,
+                    replace: int | None = None, extra: Rows | None = None) -> None:
+    """Ask one field (its question and buttons, then `extra` rows), as a new message or in place
+    of message `replace`; a question with buttons is remembered as open, so that a typed answer
+    can put it away (bot.screens)."""
     conv.step, conv.draft.asking, conv.draft.optional = Step.WIZARD, field.name, optional
     conversations.save(deps_of(context).db, chat_id, user_id, conv)
     question, rows = question_for(lang, spec, conv, field)
+    rows += extra or []
     if optional or (field.media and field.name in conv.draft.answers):
         rows.append([(text(lang, "btn_skip" if optional else "btn_done"),
                       cd.build(cd.Skip(conv.draft.id, spec.inputs.index(field))))])
     body = f"{header}\n\n{question}" if header else question
-    await context.bot.send_message(chat_id, body, reply_markup=markup(rows) if rows else None)
+    shown = await show(context.bot, chat_id, body, rows, replace=replace)
+    open_question = screens.OpenQuestion(field.name, shown, body, question) if rows else None
+    screens.remember(context.chat_data, user_id, open_question)
 
 
 def question_for(lang: str, spec: ModelSpec, conv: Conversation, f: InputField) -> tuple[str, Rows]:
-    """The question for one field and its buttons, by the field's type."""
-    name, draft, index = label(spec, f), conv.draft.id, spec.inputs.index(f)
-    choices = _choices(f)
-    if choices:
-        key = "ask_bool_field" if f.type == "boolean" else "ask_choice_field"
-        buttons = [(_choice_label(lang, v), cd.build(cd.Choose(draft, index, i))) for i, v in enumerate(choices)]
-        return text(lang, key, field=name), [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
-    if f.media:
-        several = f.type == "array-of-url" and (f.max_items or 2) > 1
-        count = text(lang, "media_count", max=f.max_items) if several else ""
-        what = text(lang, MEDIA_WORD.get(str(f.media.get("kind")), "media_file"))
-        return text(lang, "ask_media_field", field=name, what=what, count=count), []
-    if f.type in ("integer", "number"):
-        span = text(lang, "range", min=_num(f.min), max=_num(f.max)) if f.min is not None and f.max is not None else ""
-        return text(lang, f"ask_{f.type}_field", field=name, range=span), []
-    if f.type == "array-of-string":
-        return text(lang, "ask_list_field", field=name), []
-    if f.name == "prompt" and f.max_length:
-        return text(lang, "ask_prompt_field", limit=f.max_length), []
-    limit = text(lang, "limit_chars", limit=f.max_length) if f.max_length else ""
-    return text(lang, "ask_text_field", field=name, limit=limit), []
+    """The question for one field (bot.questions) and its buttons, each carrying the draft."""
+    asked = questions.question(lang, f)
+    index = spec.inputs.index(f)
+    buttons = [(words, cd.build(cd.Choose(conv.draft.id, index, i))) for i, words in asked.choices]
+    return asked.text, questions.button_rows(buttons)
 
 
 def draft_id_for(request_key: str) -> str:
@@ -148,22 +188,22 @@ def draft_id_for(request_key: str) -> str:
 
 
 async def confirm_draft(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str,
-                        spec: ModelSpec, answers: dict[str, Any], request_key: str) -> None:
-    """A paid start outside the wizard (/imagine, Regenerate): its choices as a draft at the
-    confirmation, which shows the price and the ✅ button."""
+                        spec: ModelSpec, answers: dict[str, Any], request_key: str, header: str = "") -> None:
+    """A start outside the wizard (a paid /imagine or Regenerate, text offered as a prompt): its
+    choices as a draft at the confirmation, which shows the price and the ✅ button."""
     conv = Conversation(Step.CONFIRM, Draft(model=spec.id, id=draft_id_for(request_key), answers=dict(answers)))
-    await confirm(context, chat_id, user_id, lang, spec, conv)
+    await confirm(context, chat_id, user_id, lang, spec, conv, header=header)
 
 
 async def confirm(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
-                  conv: Conversation, header: str = "") -> None:
+                  conv: Conversation, header: str = "", *, replace: int | None = None) -> None:
     """Every choice, its price and the balance; ✅ Generate (or the final enum's values, each
-    with ✅) starts the job at the price it carries."""
+    with ✅) starts the job at the price it carries. In place of message `replace` if given."""
     deps = deps_of(context)
     conv.step, conv.draft.asking = Step.CONFIRM, None
     conversations.save(deps.db, chat_id, user_id, conv)
     answers, draft = conv.draft.answers, conv.draft.id
-    choices = "\n".join(f"• {label(spec, f)}: {_show(answers[f.name])}" for f in spec.inputs if f.name in answers)
+    choices = questions.summary(lang, spec, answers)
     job_input = spec.with_defaults(answers)
     charge = prices.charge_for(deps.db, deps.pricing, user_id, spec, job_input)
     last = spec.required_fields[-1] if spec.required_fields else None
@@ -171,15 +211,15 @@ async def confirm(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int
     if last is not None and last.name not in answers and _choices(last):
         index = spec.inputs.index(last)
         options = [(i, v, charge.requoted(deps.pricing.quote(spec, {**job_input, last.name: v})).price)
-                   for i, v in enumerate(_choices(last))]
+                   for i, v in questions.offered_choices(last)]
         known = [p for _, _, p in options if p is not None]
         uniform = len({p for _, _, p in options}) == 1
-        buttons = [(_start_label(lang, v, p, uniform), cd.build(cd.Choose(draft, index, i, p)))
+        buttons = [(_start_label(lang, last, v, p, uniform), cd.build(cd.Choose(draft, index, i, p)))
                    for i, v, p in options if p is not None]
-        rows += [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
+        rows += questions.button_rows(buttons)
         lowest = min(known) if known else None
         money = _money_line(context, user_id, lang, charge, lowest, exact=uniform)
-        action = text(lang, "confirm_pick_last", field=label(spec, last).lower()) if known else ""
+        action = text(lang, "confirm_pick_last", field=last.label(lang)) if known else ""
     else:
         price = charge.price
         money = _money_line(context, user_id, lang, charge, price, exact=True)
@@ -194,16 +234,14 @@ async def confirm(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int
         rows.append([(text(lang, "btn_more_options"), cd.build(cd.MoreOptions(draft)))])
     summary = text(lang, "confirm", name=spec.name(lang), choices=choices)
     body = "\n\n".join(p for p in (header, summary, money.words, action) if p)
-    await context.bot.send_message(chat_id, body, reply_markup=markup(rows))
+    await show(context.bot, chat_id, body, rows, replace=replace)
 
 
-def _start_label(lang: str, value: Any, price: int, uniform: bool) -> str:
-    """A final choice that starts the job: "16:9" when free (as before prices), "✅ 16:9" when
-    paid, with its own price when the choices cost different amounts."""
-    if price == 0:
-        return _choice_label(lang, value)
-    cost = "" if uniform else f" · {prices.amount(lang, price)}"
-    return f"✅ {_choice_label(lang, value)}{cost}"
+def _start_label(lang: str, f: InputField, value: Any, price: int, uniform: bool) -> str:
+    """A final choice that starts the job carries ✅ (design.md §5), free or paid: "✅ 16:9",
+    with its own price when the choices cost different amounts."""
+    cost = "" if price == 0 or uniform else f" · {prices.amount(lang, price)}"
+    return f"✅ {questions.choice_label(lang, f, value)}{cost}"
 
 
 @dataclass(frozen=True)
@@ -230,17 +268,21 @@ def _money_line(context: ContextTypes.DEFAULT_TYPE, user_id: int, lang: str, cha
 
 
 async def more_options(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str, spec: ModelSpec,
-                       conv: Conversation) -> None:
+                       conv: Conversation, replace: int | None = None) -> None:
+    """The optional fields with their current values, and Back to the confirmation (in place of
+    message `replace`, the confirmation, if given)."""
     draft, answers = conv.draft.id, conv.draft.answers
-    rows = [[(f"{label(spec, f)}" + (f" ({_show(answers[f.name])})" if f.name in answers else ""),
+    rows = [[(f.label(lang) + (f" ({questions.shown(lang, f, answers[f.name])})" if f.name in answers else ""),
               cd.build(cd.PickOption(draft, spec.inputs.index(f))))] for f in spec.optional_fields]
-    await context.bot.send_message(chat_id, text(lang, "choose_option"), reply_markup=markup(rows))
+    rows.append([(text(lang, "btn_prev"), cd.build(cd.ShowConfirm(draft)))])
+    await show(context.bot, chat_id, text(lang, "choose_option"), rows, replace=replace)
 
 
 def parse_answer(lang: str, spec: ModelSpec, f: InputField, raw: str, current: Any) -> tuple[Any, str | None]:
-    """A typed value from what the user typed, or a plain-language reason it does not fit."""
-    name = label(spec, f)
-    span = text(lang, "range", min=_num(f.min), max=_num(f.max)) if f.min is not None and f.max is not None else ""
+    """A typed value from what the user typed, or a plain-language reason it does not fit, in
+    the user's language. A whole number stays whole ("42" is sent as 42, never 42.0)."""
+    name = f.label(lang)
+    span = questions.range_words(lang, f)
     value, problem = _typed(f, raw, current)
     if problem:
         return None, text(lang, problem, field=name, range=span)
@@ -251,12 +293,15 @@ def parse_answer(lang: str, spec: ModelSpec, f: InputField, raw: str, current: A
         return None, text(lang, "prompt_too_long", length=len(value), title=title, limit=f.max_length)
     if isinstance(value, str) and f.min_length is not None and len(value) < f.min_length:
         return None, text(lang, "too_short", field=name, limit=f.min_length)
-    reason = f.check(value)
-    if reason and f.type in ("integer", "number"):
+    if isinstance(value, list) and f.max_items is not None and len(value) > f.max_items:
+        return None, text(lang, "too_many_items", field=name, max=f.max_items)
+    if isinstance(value, list) and f.min_items is not None and len(value) < f.min_items:
+        return None, text(lang, "too_few_items", field=name, min=f.min_items)
+    if f.check(value) is None:
+        return value, None
+    if f.type in ("integer", "number"):
         return None, text(lang, f"bad_{f.type}", field=name, range=span)
-    if reason:
-        return None, text(lang, "bad_value", reason=reason)
-    return value, None
+    return None, text(lang, "field_not_fit", field=name)
 
 
 def _typed(f: InputField, raw: str, current: Any) -> tuple[Any, str | None]:
@@ -271,7 +316,9 @@ def _typed(f: InputField, raw: str, current: Any) -> tuple[Any, str | None]:
             number = float(raw.strip().replace(",", "."))
         except ValueError:
             return None, "bad_number"
-        return (number, None) if math.isfinite(number) else (None, "bad_number")
+        if not math.isfinite(number):
+            return None, "bad_number"
+        return (int(number) if number.is_integer() and abs(number) < 1e15 else number), None
     if f.type in ("url", "array-of-url"):
         links = raw.split()
         if not links or not all(link.startswith(("http://", "https://")) for link in links):
@@ -282,53 +329,21 @@ def _typed(f: InputField, raw: str, current: Any) -> tuple[Any, str | None]:
     return (raw if f.name == "prompt" else raw.strip()), None
 
 
-def draft_problems(spec: ModelSpec, answers: dict[str, Any]) -> list[str]:
-    """spec.validate, with uploads not yet on KIE (kie.uploads.TelegramFile) standing in as URLs."""
+def draft_problems(spec: ModelSpec, answers: dict[str, Any], lang: str = "en") -> list[str]:
+    """Why the draft would be refused, in the user's words and language (spec.validate through
+    bot.questions.input_problems), with uploads not yet on KIE (kie.uploads.TelegramFile)
+    standing in as URLs."""
     def stand_in(value: Any) -> Any:
         if isinstance(value, list):
             return [stand_in(v) for v in value]
         return "https://upload.invalid/pending" if is_upload(value) else value
 
-    return spec.validate({k: stand_in(v) for k, v in answers.items()})
+    return questions.input_problems(lang, spec, {k: stand_in(v) for k, v in answers.items()})
 
 
 def _choices(f: InputField) -> list[Any]:
-    if f.type == "boolean":
-        return [True, False]
-    return list(f.enum) if f.enum else []
+    return questions.choice_values(f)
 
 
-def _choice_label(lang: str, value: Any) -> str:
-    if value is True:
-        return text(lang, "btn_yes")
-    if value is False:
-        return text(lang, "btn_no")
-    return str(value)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(_show(v) for v in value)
-    shown = "📎" if is_upload(value) else str(value)
-    return shown if len(shown) <= 200 else shown[:199] + "…"
-
-
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
-
-
-def new_message_media(message: Message) -> tuple[str, str] | None:
-    """(kind, Telegram file_id) of an uploaded photo, video, audio, voice or document."""
-    if message.photo:
-        return "image", message.photo[-1].file_id
-    for kind, item in (("video", message.video), ("audio", message.audio), ("audio", message.voice),
-                       ("file", message.document), ("video", message.animation)):
-        if item is not None:
-            if kind == "file" and message.document and (message.document.mime_type or "").startswith("image/"):
-                return "image", item.file_id
-            return kind, item.file_id
-    return None
-
-
-__all__ = ["Deps", "advance", "ask_field", "confirm", "confirm_draft", "main_menu", "more_options", "parse_answer",
-           "show_models", "start_model"]
+__all__ = ["Deps", "Rows", "advance", "ask_field", "confirm", "confirm_draft", "main_menu", "markup", "more_options",
+           "parse_answer", "recent_models", "show_models", "start_model"]

@@ -5,6 +5,8 @@ error, every problem listed). Both the bot (to validate what a user typed) and t
 (to answer 422 like KIE) validate through `ModelSpec.validate`, and both price through
 `PriceRule.kie_credits`, so neither can disagree with the other. Adding a model is a change to the
 JSON only; nothing here is model-specific. What a user pays (markup, overrides) is config/pricing.py.
+How the chat names each field (label, hint, unit, value words, asked or not) comes from
+config/field_words.py, and every field an offered model's chat asks must be worded in every language.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+
+from config.field_words import NO_WORDS, Ask, FieldWords, words_for
 
 CATALOGUE_PATH = Path(__file__).with_name("models.json")
 
@@ -42,9 +46,11 @@ class InputField:
     max_items: int | None = None
     media: dict[str, Any] | None = None
     description: str = ""
+    words: FieldWords = NO_WORDS
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> InputField:
+        """One input of a catalogue entry, with its words (ValueError when they are malformed)."""
         enum = raw.get("enum")
         return cls(
             name=raw["name"], type=raw["type"], required=bool(raw.get("required")),
@@ -53,7 +59,26 @@ class InputField:
             min_length=raw.get("min_length"), max_length=raw.get("max_length"),
             min_items=raw.get("min_items"), max_items=raw.get("max_items"),
             media=raw.get("media"), description=raw.get("description") or "",
+            words=words_for(raw["name"], raw.get("words")),
         )
+
+    @property
+    def asked(self) -> bool:
+        """Whether the chat asks this field at all (internal switches are left to KIE's default)."""
+        return self.words.ask is Ask.YES and self.type not in ("array-of-object", "array-of-array")
+
+    def label(self, lang: str) -> str:
+        """What the chat calls this field ("Aspect ratio"; the name made readable when unworded)."""
+        return self.words.label.get(lang) or self.words.label.get("en") or self.name.replace("_", " ").capitalize()
+
+    def hint(self, lang: str) -> str:
+        """One line on what the field does, or "" when unworded."""
+        return self.words.hint.get(lang) or self.words.hint.get("en") or ""
+
+    def wording_problems(self) -> list[str]:
+        """Every word the chat lacks to ask this field in every language."""
+        choices = () if self.type == "boolean" else self.enum or ()
+        return [f"{self.name} {problem}" for problem in self.words.problems(choices, self.default)]
 
     def check(self, value: Any) -> str | None:
         """Return a plain-language reason why `value` is not acceptable, or None."""
@@ -323,9 +348,10 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ModelSpec:
-        """The entry of models.json; ValueError (naming the model) when its price rule is bad."""
-        inputs = tuple(InputField.from_json(f) for f in raw["inputs"])
+        """The entry of models.json; ValueError (naming the model) when its price rule or the
+        words of an input are bad."""
         try:
+            inputs = tuple(InputField.from_json(f) for f in raw["inputs"])
             price = None if raw.get("price") is None else PriceRule.from_json(raw["price"], {f.name: f for f in inputs})
         except ValueError as exc:
             raise ValueError(f"{raw['id']}: {exc}") from None
@@ -351,12 +377,22 @@ class ModelSpec:
 
     @property
     def required_fields(self) -> list[InputField]:
-        return [f for f in self.inputs if f.required]
+        """Required fields the chat asks, in order (one it never asks has a default, which
+        `with_defaults` fills in)."""
+        return [f for f in self.inputs if f.required and f.asked]
 
     @property
     def optional_fields(self) -> list[InputField]:
-        """Optional fields a chat can ask for (lists of objects are left to KIE's defaults)."""
-        return [f for f in self.inputs if not f.required and f.type not in ("array-of-object", "array-of-array")]
+        """Optional fields the chat offers under More options (lists of objects and internal
+        switches are left to KIE's defaults)."""
+        return [f for f in self.inputs if not f.required and f.asked]
+
+    def wording_problems(self) -> list[str]:
+        """Why the chat cannot ask this model's questions in every language (empty when it can)."""
+        problems = [f"{self.id}: {p}" for f in [*self.required_fields, *self.optional_fields]
+                    for p in f.wording_problems()]
+        return problems + [f"{self.id}: {f.name} is required, never asked and has no default" for f in self.inputs
+                           if f.required and not f.asked and f.default is None]
 
     @property
     def deadline_s(self) -> int:
@@ -422,9 +458,12 @@ def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
     models, problems = [], []
     for entry in raw["models"]:
         try:
-            models.append(ModelSpec.from_json(entry))
+            spec = ModelSpec.from_json(entry)
         except ValueError as exc:
             problems.append(str(exc))
+            continue
+        models.append(spec)
+        problems += spec.wording_problems() if spec.offered else []
     if problems:
         raise ValueError(f"{path}:\n" + "\n".join(problems))
     return Catalogue(models)

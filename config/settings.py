@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, unquote, urlparse, urlsplit
 
 DEFAULT_LEADER_LOCK_KEY = 7_246_001_001  # int64: the leadership advisory lock
 DEFAULT_JOB_SLOTS = 16     # half the database pool (storage.db.POOL_MAX): the rest is for the gateways
+DEFAULT_QUEUE_LENGTH = 5   # a user's generations waiting behind the running ones (bot/launch.py)
 
 
 class DeliveryPolicy(str, enum.Enum):
@@ -64,6 +65,7 @@ class Settings:
     poll_base_s: float = 1.0
     delivery_grace_s: float = 30.0
     max_active_jobs: int = 1
+    queue_length: int = DEFAULT_QUEUE_LENGTH    # more than max_active_jobs wait, up to this many
     job_slots: int = DEFAULT_JOB_SLOTS  # JobActors handling a message at once (actors/work_slots.py)
     client_pacing: bool = True      # KIEBOT_CLIENT_PACING=off: benchmarks against limitless simulators only
     lock_silence_s: float = 15.0    # the server ends a lock session silent this long (a partitioned leader)
@@ -283,6 +285,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("KIEBOT_RETENTION_EVENTS_DAYS", "retention_events_days",
              _seconds(0.01, None, "must be a positive number of days"), "30",
              "the state history of jobs finished this many days ago is deleted", internal=True),
+    Variable("KIEBOT_QUEUE_LENGTH", "queue_length", _whole(0, 1000, "must be a whole number from 0 to 1000"),
+             str(DEFAULT_QUEUE_LENGTH), "generations one user may have waiting behind the running ones",
+             internal=True),
     Variable("KIEBOT_CLIENT_PACING", "client_pacing", _switch(("on",), ("off",), "on or off"), "on",
              "off: no client-side rate limits (benchmarks against simulators only)", internal=True),
 )

@@ -9,9 +9,10 @@ LANGS = ("en", "ru")
 
 TEXTS: dict[str, dict[str, str]] = {
     "welcome": {
-        "en": "Hi! I create images, video and music with AI.\nTap a button to start, or send /imagine <prompt>.",
-        "ru": "Привет! Я создаю изображения, видео и музыку с помощью ИИ.\n"
-              "Нажмите кнопку, чтобы начать, или отправьте /imagine <описание>.",
+        "en": "Hi! I create images, video, speech and sound effects with AI.\n"
+              "Tap a button to start, or send /imagine <prompt>. /help shows examples.",
+        "ru": "Привет! Я создаю изображения, видео, речь и звуковые эффекты с помощью ИИ.\n"
+              "Нажмите кнопку, чтобы начать, или отправьте /imagine <описание>. В /help есть примеры.",
     },
     "btn_create_image": {"en": "🎨 Create image", "ru": "🎨 Создать изображение"},
     "btn_create_another": {"en": "🔁 Create another", "ru": "🔁 Создать ещё"},
@@ -31,10 +32,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Пришлите описание текстом: что должно быть на изображении.",
     },
     "choose_ratio": {"en": "Choose the aspect ratio:", "ru": "Выберите соотношение сторон:"},
-    "progress_queued": {"en": "⏳ {title}: starting…", "ru": "⏳ {title}: запускаю…"},
+    "progress_queued": {"en": "⏳ {title}: starting…{estimate}", "ru": "⏳ {title}: запускаю…{estimate}"},
     "progress_generating": {
-        "en": "⏳ {title}: generating… ({elapsed} s)",
-        "ru": "⏳ {title}: генерирую… ({elapsed} с)",
+        "en": "⏳ {title}: generating… {elapsed} s{estimate}",
+        "ru": "⏳ {title}: генерирую… {elapsed} с{estimate}",
     },
     "progress_done": {"en": "✅ {title}: done in {elapsed} s.", "ru": "✅ {title}: готово за {elapsed} с."},
     "progress_failed": {
@@ -68,36 +69,43 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Что-то пошло не так на нашей стороне. Попробуйте ещё раз.",
     },
     "imagine_usage": {
-        "en": "Usage: /imagine <prompt> [--ar W:H]\nAspect ratios: {ratios}",
-        "ru": "Использование: /imagine <описание> [--ar Ш:В]\nСоотношения сторон: {ratios}",
+        "en": "Usage: /imagine <prompt> [--ar W:H] [--model ID]\nFor example: /imagine a lighthouse at dawn --ar 16:9",
+        "ru": "Использование: /imagine <описание> [--ar Ш:В] [--model ID]\n"
+              "Например: /imagine маяк на рассвете --ar 16:9",
     },
     "bad_ratio": {
         "en": "{value} is not an aspect ratio {title} offers. Choose one of: {ratios}",
         "ru": "{value} — не то соотношение сторон, которое поддерживает {title}. Выберите: {ratios}",
     },
     "unknown_model": {
-        "en": "There is no model called {value}. Send /start to see the models.",
-        "ru": "Модели {value} нет. Отправьте /start, чтобы увидеть модели.",
+        "en": "There is no model called {value}. Send /models to see them with their ids.",
+        "ru": "Модели {value} нет. Отправьте /models, чтобы увидеть модели и их id.",
     },
     "already_started": {
         "en": "This generation is already running.",
         "ru": "Эта генерация уже запущена.",
     },
-    "stale_button": {
-        "en": "This button is from an older message. Send /start to begin again.",
-        "ru": "Эта кнопка из старого сообщения. Отправьте /start, чтобы начать заново.",
-    },
     "cancelled": {"en": "Cancelled. Send /start to begin again.",
                   "ru": "Отменено. Отправьте /start, чтобы начать заново."},
     "help": {
-        "en": "/start – menu\n/imagine <prompt> [--ar W:H] [--model ID] – one-line generation\n"
-              "/models – browse the models\n/history – your recent generations\n"
+        "en": "I make pictures, videos, speech and sound effects with AI models.\n\n"
+              "• /start: pick what to create, then a model, and answer its questions.\n"
+              "• In one line: /imagine a lighthouse at dawn --ar 16:9\n"
+              "  with another model: /imagine a cat in a hat --model nano-banana\n"
+              "• Send me any text and I offer to draw it; a photo with a caption, and I offer to edit it.\n\n"
+              "/models – every model with its id and price (/models video searches)\n"
+              "/history – your recent generations\n"
               "/balance – your credits\n/buy – top up with Telegram Stars\n"
-              "/cancel – leave the current step\n/lang – language\n/help – this text",
-        "ru": "/start – меню\n/imagine <описание> [--ar Ш:В] [--model ID] – генерация одной строкой\n"
-              "/models – модели\n/history – ваши последние генерации\n"
+              "/cancel – leave the current step\n/lang ru or /lang en – language",
+        "ru": "Я создаю изображения, видео, речь и звуковые эффекты с помощью моделей ИИ.\n\n"
+              "• /start: выберите, что создать, затем модель, и ответьте на её вопросы.\n"
+              "• Одной строкой: /imagine маяк на рассвете --ar 16:9\n"
+              "  другой моделью: /imagine кот в шляпе --model nano-banana\n"
+              "• Пришлите любой текст, и я предложу его нарисовать; фото с подписью — и я предложу его изменить.\n\n"
+              "/models – все модели с id и ценами (/models видео — поиск)\n"
+              "/history – ваши последние генерации\n"
               "/balance – ваши кредиты\n/buy – пополнить звёздами Telegram\n"
-              "/cancel – выйти из текущего шага\n/lang – язык\n/help – эта справка",
+              "/cancel – выйти из текущего шага\n/lang ru или /lang en – язык",
     },
     "not_understood": {
         "en": "I did not understand that. Send /start for the menu or /help.",
@@ -243,7 +251,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "ask_integer_field": {"en": "{field}: send a whole number{range}.", "ru": "{field}: пришлите целое число{range}."},
     "range": {"en": " from {min} to {max}", "ru": " от {min} до {max}"},
     "ask_choice_field": {"en": "{field}: choose one.", "ru": "{field}: выберите вариант."},
-    "ask_bool_field": {"en": "{field}?", "ru": "{field}?"},
+    "ask_bool_field": {"en": "{field}: yes or no?", "ru": "{field}: да или нет?"},
     "ask_media_field": {"en": "{field}: send {what} or paste a link{count}.",
                         "ru": "{field}: пришлите {what} или ссылку{count}."},
     "media_count": {"en": " (up to {max}; tap Done when finished)",
@@ -265,7 +273,7 @@ TEXTS: dict[str, dict[str, str]] = {
                   "ru": "{field} слишком короткое: нужно не меньше {limit} символов."},
     "wrong_media": {"en": "{field} needs {what}.", "ru": "{field}: нужно {what}."},
     "confirm": {"en": "{name}\n{choices}", "ru": "{name}\n{choices}"},
-    "confirm_pick_last": {"en": "Choose {field} to start:", "ru": "Выберите {field}, чтобы начать:"},
+    "confirm_pick_last": {"en": "{field}: choose one to start.", "ru": "{field}: выберите вариант, чтобы начать."},
     "confirm_generate": {"en": "Tap ✅ Generate to start.", "ru": "Нажмите ✅ «Создать», чтобы начать."},
     "choose_option": {"en": "Which option?", "ru": "Какой параметр?"},
     "busy": {"en": "⏳ Your previous generation is still running. I kept your choices: "
@@ -278,16 +286,182 @@ TEXTS: dict[str, dict[str, str]] = {
     "job_gone": {"en": "That result is not available any more.", "ru": "Этот результат больше недоступен."},
     "lang_choose": {"en": "Choose your language:", "ru": "Выберите язык:"},
     "lang_set": {"en": "Language: English.", "ru": "Язык: русский."},
-    "cancelled_job": {"en": "Cancelled: the generation had not started yet.",
-                      "ru": "Отменено: генерация ещё не начиналась."},
+    "cancelled_job": {"en": "✖ {title}: cancelled; the generation had not started yet.",
+                      "ru": "✖ {title}: отменено; генерация ещё не начиналась."},
     "result_text": {"en": "{title}:\n{text}", "ru": "{title}:\n{text}"},
     "state_running": {"en": "running", "ru": "в работе"},
     "state_delivered": {"en": "done", "ru": "готово"},
     "state_failed": {"en": "failed", "ru": "ошибка"},
     "state_cancelled": {"en": "cancelled", "ru": "отменено"},
     "state_undeliverable": {"en": "not delivered", "ru": "не доставлено"},
+    "choice_default": {"en": "{value} · default", "ru": "{value} · по умолчанию"},
+    "unit_seconds": {"en": "{n} s", "ru": "{n} с"},
+    "unit_times": {"en": "×{n}", "ru": "×{n}"},
+    "too_many_items": {"en": "{field}: at most {max}, please.", "ru": "{field}: не больше {max}, пожалуйста."},
+    "too_few_items": {"en": "{field}: at least {min}, please.", "ru": "{field}: нужно не меньше {min}."},
+    "field_not_fit": {"en": "{field}: that does not fit. Please try another value.",
+                      "ru": "{field}: так не подойдёт. Попробуйте другое значение."},
+    "field_missing": {"en": "{field} is missing.", "ru": "Не хватает: {field}."},
+    "result_character": {
+        "en": "Character ID: {id}\nTo cast this character, give the ID in a Sora 2 video under "
+              "⚙️ More options → Characters.",
+        "ru": "Номер персонажа: {id}\nЧтобы снять этого персонажа, укажите номер в видео Sora 2: "
+              "⚙️ «Дополнительно» → «Персонажи».",
+    },
+    "result_speaker": {"en": "Speaker {n}", "ru": "Говорящий {n}"},
     # --- #14 wording: questions and answers in human words (keys added above this line) ---
+    "progress_waiting": {
+        "en": "⏳ {title}: {place} in your queue{estimate}\nIt starts by itself when the one before it is done.",
+        "ru": "⏳ {title}: {place} в вашей очереди{estimate}\nЗапустится сама, когда закончится предыдущая.",
+    },
+    "queue_next": {"en": "next", "ru": "следующая"},
+    "queue_place": {"en": "{ordinal}", "ru": "{n}-я"},
+    "estimate_usual": {"en": " · usually about {seconds} s", "ru": " · обычно около {seconds} с"},
+    "estimate_about": {"en": " · about {seconds} s", "ru": " · около {seconds} с"},
+    "estimate_slow": {"en": " · taking longer than usual (usually about {seconds} s)",
+                      "ru": " · дольше обычного (обычно около {seconds} с)"},
+    "btn_cancel": {"en": "✖ Cancel", "ru": "✖ Отменить"},
+    "btn_stop_waiting": {"en": "⏹ Stop waiting", "ru": "⏹ Не ждать"},
+    "cannot_stop": {
+        "en": "The generation service cannot stop a task once it has started. You can stop waiting: "
+              "the result will be thrown away and never sent. {money}",
+        "ru": "Сервис генерации не может остановить уже начатую задачу. Можно перестать ждать: "
+              "результат будет выброшен и не придёт. {money}",
+    },
+    "money_will_not_charge": {"en": "You will not be charged.", "ru": "Оплата не спишется."},
+    "money_will_return": {"en": "The {amount} credits on hold will come back to your balance.",
+                          "ru": "{amount} кр. из резерва вернутся на баланс."},
+    "abandoned_job": {
+        "en": "⏹ {title}: stopped waiting. If the service still finishes it, the result will not be sent.",
+        "ru": "⏹ {title}: ожидание остановлено. Если сервис всё же закончит, результат не придёт.",
+    },
+    "nothing_to_cancel": {"en": "Nothing to cancel: no generation of yours is running or waiting here.",
+                          "ru": "Отменять нечего: здесь нет ваших идущих или ждущих генераций."},
+    "cancel_left_step": {"en": "Left the current step. Send /start to begin again.",
+                         "ru": "Вы вышли из текущего шага. Отправьте /start, чтобы начать заново."},
+    "cancel_requested_one": {
+        "en": "⏹ Stopping your generation: its message above shows what happens to it and to the credits.",
+        "ru": "⏹ Останавливаю вашу генерацию: в её сообщении выше видно, что с ней и с оплатой.",
+    },
+    "cancel_requested_many": {
+        "en": "⏹ Stopping your {count} generations: each one's message above shows what happens to it "
+              "and to the credits.",
+        "ru": "⏹ Останавливаю ваши генерации ({count}): в сообщении каждой выше видно, что с ней и с оплатой.",
+    },
+    "queue_full": {
+        "en": "⏳ Your queue is full: {waiting} generations are already waiting. "
+              "Send it again once one of them has started, or /cancel.",
+        "ru": "⏳ Ваша очередь заполнена: уже ждут {waiting} генераций. "
+              "Отправьте снова, когда одна из них начнётся, или /cancel.",
+    },
+    "toast_cancelling": {"en": "Cancelling…", "ru": "Отменяю…"},
+    "toast_cannot_stop": {"en": "It has started, and the service cannot stop it: see the message.",
+                          "ru": "Она уже началась, и сервис не может её остановить: см. сообщение."},
+    "toast_stopping": {"en": "OK, not waiting for it any more.", "ru": "Хорошо, больше не ждём."},
+    "toast_on_its_way": {"en": "Too late to stop: the result is on its way.",
+                         "ru": "Останавливать поздно: результат уже в пути."},
+    "toast_already_stopped": {"en": "It was stopped already.", "ru": "Она уже остановлена."},
+    "toast_finished": {"en": "This generation has finished already.", "ru": "Эта генерация уже закончилась."},
+    "toast_not_yours": {"en": "Only the person who started it can stop it.",
+                        "ru": "Остановить её может только тот, кто её запустил."},
+    "toast_gone": {"en": "This button no longer works.", "ru": "Эта кнопка больше не работает."},
+    "state_queued": {"en": "in the queue", "ru": "в очереди"},
+    "state_abandoned": {"en": "stopped waiting", "ru": "ожидание остановлено"},
     # --- #14 controls: cancel, stop waiting, the queue, progress (keys added above this line) ---
+    # buttons answered with a toast (stale, repeated, someone else's)
+    "toast_stale": {"en": "This button is out of date. Send /start for the menu.",
+                    "ru": "Эта кнопка устарела. Отправьте /start, чтобы открыть меню."},
+    "toast_started": {"en": "Already started: the result will arrive here.",
+                      "ru": "Уже запущено: результат придёт сюда."},
+    "toast_someone_elses": {"en": "Only the person who asked for this can use its buttons.",
+                            "ru": "Эти кнопки может нажимать только тот, кто запросил генерацию."},
+    # a finished step, put away
+    "answer_chosen": {"en": "{field}: {value}", "ru": "{field}: {value}"},
+    "answer_skipped": {"en": "{field}: skipped", "ru": "{field}: пропущено"},
+    "started_choice": {"en": "✅ {field}: {value}", "ru": "✅ {field}: {value}"},
+    # the main menu, /models
+    "btn_recent": {"en": "🕘 {name}", "ru": "🕘 {name}"},
+    "models_title": {
+        "en": "Models ({page}/{pages}). Tap a name to open it, or put its id after --model in /imagine:",
+        "ru": "Модели ({page}/{pages}). Нажмите название, чтобы открыть модель, или укажите её id после --model "
+              "в /imagine:",
+    },
+    "models_found": {"en": "Models matching “{words}” ({page}/{pages}):",
+                     "ru": "Модели по запросу «{words}» ({page}/{pages}):"},
+    "models_none": {"en": "No model matches “{words}”. Send /models to see them all.",
+                    "ru": "По запросу «{words}» моделей нет. Отправьте /models, чтобы увидеть все."},
+    "models_line": {"en": "• {name} — {id} · {price}", "ru": "• {name} — {id} · {price}"},
+    # /imagine
+    "imagine_ratios": {"en": "{title} takes these aspect ratios: {ratios}",
+                       "ru": "Соотношения сторон для {title}: {ratios}"},
+    "ambiguous_model": {
+        "en": "“{value}” could be several models: {ids}. Put one of these ids after --model.",
+        "ru": "«{value}» подходит нескольким моделям: {ids}. Укажите один из этих id после --model.",
+    },
+    "imagine_no_prompt": {"en": "{title} does not take a text prompt. Open it from /models instead.",
+                          "ru": "{title} не принимает текстовое описание. Откройте её через /models."},
+    "no_ratio": {
+        "en": "{title} has no aspect ratio setting, so --ar {value} cannot be applied. Send the command without --ar.",
+        "ru": "У {title} нет настройки соотношения сторон, поэтому --ar {value} применить нельзя. "
+              "Отправьте команду без --ar.",
+    },
+    "bad_ratio_format": {"en": "“{value}” is not an aspect ratio: write it as W:H, for example 16:9.",
+                         "ru": "«{value}» — не соотношение сторон: напишите его как Ш:В, например 16:9."},
+    # what a user sent, checked against what the step takes
+    "media_got_photo": {"en": "a photo", "ru": "фото"},
+    "media_got_video": {"en": "a video", "ru": "видео"},
+    "media_got_audio": {"en": "an audio file", "ru": "аудиофайл"},
+    "media_got_file": {"en": "a {type} file", "ru": "файл {type}"},
+    "media_wrong_kind": {"en": "{field} needs {what}, and this is {got}. Please send {what}.",
+                         "ru": "{field}: нужно {what}, а это {got}. Пришлите {what}."},
+    "media_wrong_format": {"en": "{field} takes {formats} files, and this one is {format}. Please send another.",
+                           "ru": "{field}: подходят файлы {formats}, а этот — {format}. Пришлите другой."},
+    "media_too_large": {"en": "This file is {size} MB, and {field} takes at most {limit} MB. "
+                              "Please send a smaller one.",
+                        "ru": "Этот файл весит {size} МБ, а {field}: не больше {limit} МБ. Пришлите файл поменьше."},
+    # offers outside a flow
+    "offer_prompt": {"en": "✨ Generate this?", "ru": "✨ Создать это?"},
+    "offer_edit": {"en": "🖌 Edit this photo with {name}?", "ru": "🖌 Изменить это фото с помощью {name}?"},
+    "offer_edit_ask": {"en": "🖌 I can edit this photo with {name}.",
+                       "ru": "🖌 Могу изменить это фото с помощью {name}."},
+    # example prompts on model cards, two per task, one a line
+    "card_examples": {"en": "For example:", "ru": "Например:"},
+    "card_example": {"en": "💡 “{example}”", "ru": "💡 «{example}»"},
+    "btn_use_example": {"en": "✨ Use this: {example}", "ru": "✨ Использовать: {example}"},
+    "example_text-to-image": {
+        "en": "a lighthouse on a cliff at sunset, oil painting\na red fox asleep in the snow, watercolor",
+        "ru": "маяк на скале на закате, масляная живопись\nрыжая лиса спит в снегу, акварель",
+    },
+    "example_image-edit": {"en": "make the sky purple\nturn it into a pencil sketch",
+                           "ru": "сделай небо фиолетовым\nпреврати фото в карандашный набросок"},
+    "example_image-to-image": {"en": "the same scene in winter\nthe same picture as a comic book page",
+                               "ru": "та же сцена зимой\nта же картинка в стиле комикса"},
+    "example_text-to-video": {
+        "en": "a paper boat sails down a rainy street, slow motion\na drone flies over a misty pine forest at dawn",
+        "ru": "бумажный кораблик плывёт по дождливой улице, замедленная съёмка\n"
+              "дрон летит над туманным сосновым лесом на рассвете",
+    },
+    "example_image-to-video": {
+        "en": "the camera slowly moves closer, the wind stirs the hair\nclouds drift by, the lights come on",
+        "ru": "камера медленно приближается, ветер шевелит волосы\nплывут облака, зажигаются огни",
+    },
+    "example_text-to-speech": {"en": "Hello! Thank you for calling. How can I help you today?",
+                               "ru": "Здравствуйте! Спасибо за звонок. Чем я могу помочь?"},
+    "example_sound-effect": {
+        "en": "heavy rain on a tin roof\na wooden door creaks open slowly",
+        "ru": "сильный дождь стучит по жестяной крыше\nмедленно со скрипом открывается деревянная дверь",
+    },
+    # the command menu (setMyCommands), per language
+    "cmd_start": {"en": "Menu: create images, video, speech", "ru": "Меню: изображения, видео, речь"},
+    "cmd_imagine": {"en": "Generate from one line: /imagine <prompt>",
+                    "ru": "Генерация одной строкой: /imagine <описание>"},
+    "cmd_models": {"en": "Every model with its id and price", "ru": "Все модели с id и ценами"},
+    "cmd_history": {"en": "Your recent generations", "ru": "Ваши последние генерации"},
+    "cmd_balance": {"en": "Your credits", "ru": "Ваши кредиты"},
+    "cmd_buy": {"en": "Top up with Telegram Stars", "ru": "Пополнить звёздами Telegram"},
+    "cmd_cancel": {"en": "Leave the current step", "ru": "Выйти из текущего шага"},
+    "cmd_lang": {"en": "Language: /lang ru or /lang en", "ru": "Язык: /lang ru или /lang en"},
+    "cmd_help": {"en": "What this bot does, with examples", "ru": "Что умеет бот, с примерами"},
     # --- #14 dialogue: menus, commands, groups, discovery (keys added above this line) ---
 }
 

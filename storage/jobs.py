@@ -1,8 +1,11 @@
 """The jobs table: insert, read, and the one fenced `transition` every state change goes through.
 
 `transition` refuses a pair that is not in actors.job_state.TRANSITIONS before any SQL runs,
-and returns `Moved` or `LostRace`; a caller must handle both. Nothing here decides what a job
-should do next: that is the JobActor's business.
+and returns `Moved` or `LostRace`; a caller must handle both. Two moves carry a guard of their
+own and have their own function: `start_queued` (queued -> created, only when the job's turn
+has come) and `create_job` (which may make the job queued). `request_stop` records what the
+user asked (the row's user_stop), never a state. Nothing here decides what a job should do
+next: that is the JobActor's business.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.job_state import TERMINAL, JobState, check_transition
-from actors.outcomes import Failure, FailureCode, JobOutcome
+from actors.outcomes import Failure, FailureCode, JobOutcome, StopRequest
 from storage.db import Database, json_param
 
 
@@ -53,6 +56,11 @@ class Job:
     free: bool = False                      # a generation of the daily free tier
     kie_credits_quoted: Decimal | None = None     # what KIE should charge, by our price data
     kie_credits_consumed: Decimal | None = None   # what KIE said it charged (creditsConsumed)
+    user_stop: str | None = None            # what the user asked (StopRequest), see `stop`
+    max_active: int | None = None           # the user's running limit it was made under (None: none)
+    started_at: dt.datetime | None = None   # when it began to generate (left the queue)
+    expected_s: float | None = None         # the model's usual duration when it was made (median)
+    expected_p90_s: float | None = None     # …and its 90th percentile
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -66,6 +74,16 @@ class Job:
     @property
     def succeeded(self) -> bool:
         return self.outcome == JobOutcome.SUCCESS
+
+    @property
+    def stop(self) -> StopRequest | None:
+        """What the user asked to stop (None: nothing)."""
+        return StopRequest(self.user_stop) if self.user_stop else None
+
+    @property
+    def generating_since(self) -> dt.datetime:
+        """When it began to generate: it left the queue then (rows from before: created)."""
+        return self.started_at or self.created_at
 
     @property
     def failure(self) -> Failure | None:
@@ -97,6 +115,10 @@ class NewJob:
     kie_credits: Decimal | None = None
     epoch: int | None = None        # the intake's leader epoch: a deposed intake creates nothing
     agreed: int | None = None       # the most the user agreed to pay (None: the price)
+    max_active: int | None = None   # the user's generations that may run at once (None: no limit);
+                                    # beyond it the job is queued, up to `queue_length` waiting
+    queue_length: int = 0
+    expected: Durations | None = None   # the model's usual duration, shown while it runs
 
 
 @dataclass(frozen=True)
@@ -133,16 +155,43 @@ class Repriced:
 
 
 @dataclass(frozen=True)
+class QueueFull:
+    """The user's queue holds `waiting` jobs already, its length: nothing was written."""
+
+    waiting: int
+
+
+@dataclass(frozen=True)
 class NotLeading:
     """The epoch is no longer current: this instance must not create jobs."""
 
 
-JobCreation = Created | Existing | Insufficient | Repriced | NotLeading
+JobCreation = Created | Existing | Insufficient | Repriced | QueueFull | NotLeading
+
+
+@dataclass(frozen=True)
+class Durations:
+    """A model's usual duration from request to result over its latest deliveries, in seconds."""
+
+    median_s: float
+    p90_s: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class LaunchView:
+    """What starting a job needs to know: the user's running and queued generations, and the
+    model's usual duration (None: fewer than MIN_DURATION_SAMPLES measured)."""
+
+    running: int
+    waiting: int
+    expected: Durations | None
 
 
 @dataclass(frozen=True)
 class Moved:
     job: Job
+    queue_waiting: bool = False     # the move freed a slot (or left the queue) and jobs are queued
 
 
 @dataclass(frozen=True)
@@ -157,15 +206,48 @@ class LostRace:
 TransitionResult = Moved | LostRace
 
 
+@dataclass(frozen=True)
+class Started:
+    """The queued job's turn came: it is `created` now. `others_waiting`: jobs queued behind it."""
+
+    job: Job
+    others_waiting: bool
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Still queued: `position` 1 is next."""
+
+    job: Job
+    position: int
+
+
+@dataclass(frozen=True)
+class NotQueued:
+    """The job is not (or no longer) waiting its turn, or the user asked to stop it: the row now."""
+
+    job: Job
+
+
+StartResult = Started | Waiting | NotQueued | LostRace
+
+DURATION_SAMPLES = 20           # a model's usual duration: over its latest this many deliveries
+MIN_DURATION_SAMPLES = 3        # fewer measured: no usual duration yet
+
+
 def create_job(db: Database, new: NewJob) -> JobCreation:
-    """Insert a job and hold its price, in one transaction (committed on return); with a known
-    request_key return the existing job. See create_job_with_hold in migration 0007."""
+    """Insert a job (queued when the user's running limit is reached) and hold its price, in one
+    transaction (committed on return); with a known request_key return the existing job. See
+    create_job_with_hold in migration 0009."""
+    expected = new.expected
     row = db.one(
         "insert_job", request_key=new.request_key, chat_id=new.chat_id, user_id=new.user_id,
         lang=new.lang, model=new.model, input=json_param(new.input),
         callback_token=secrets.token_urlsafe(24), progress_message_id=new.progress_message_id,
         deadline_s=new.deadline_s, price=new.price, free_per_day=new.free_per_day,
-        kie_credits=new.kie_credits, epoch=new.epoch, agreed=new.agreed)
+        kie_credits=new.kie_credits, epoch=new.epoch, agreed=new.agreed, max_active=new.max_active,
+        queue_length=new.queue_length, expected_s=expected.median_s if expected else None,
+        expected_p90_s=expected.p90_s if expected else None)
     assert row is not None, "create_job_with_hold returns one row"
     match row["status"]:
         case "created":
@@ -176,8 +258,29 @@ def create_job(db: Database, new: NewJob) -> JobCreation:
             return Insufficient(new.price or 0, int(row["available"]))
         case "repriced":
             return Repriced(new.price)
+        case "queue_full":
+            return QueueFull(int(row["waiting"]))
         case _:
             return NotLeading()
+
+
+def launch_view(db: Database, user_id: int, model: str) -> LaunchView:
+    """The user's running and queued generations and the model's usual duration, in one read."""
+    row = db.one("launch_view", user_id=user_id, model=model, samples=DURATION_SAMPLES)
+    assert row is not None, "launch_view returns one row"
+    return LaunchView(int(row["running"]), int(row["waiting"]), _durations(row))
+
+
+def model_durations(db: Database, model: str) -> Durations | None:
+    """The model's usual duration over its latest deliveries (None: too few measured yet)."""
+    return _durations(db.one("model_durations", model=model, samples=DURATION_SAMPLES) or {})
+
+
+def _durations(row: dict[str, Any]) -> Durations | None:
+    samples = int(row.get("samples") or 0)
+    if samples < MIN_DURATION_SAMPLES or row.get("median_s") is None or row.get("p90_s") is None:
+        return None
+    return Durations(float(row["median_s"]), float(row["p90_s"]), samples)
 
 
 def created(creation: JobCreation) -> Job:
@@ -224,7 +327,38 @@ def transition(db: Database, job_id: int, expected: JobState, new: JobState, epo
         claim_fenced=claim_fenced, kie_credits_consumed=kie_credits_consumed)
     if row is None:
         return LostRace(job_id, expected, epoch)
-    return Moved(Job.from_row(row))
+    return Moved(Job.from_row(row), bool(row.get("queue_waiting")))
+
+
+def start_queued(db: Database, job_id: int, epoch: int) -> StartResult:
+    """queued -> created when the job's turn has come (no earlier job of its user queued, fewer
+    than its max_active running), under the user's lock and fenced by `epoch`; else where it
+    stands (see start_queued_job in migration 0009)."""
+    check_transition(JobState.QUEUED, JobState.CREATED)
+    row = db.one("start_queued_job", job_id=job_id, epoch=epoch)
+    assert row is not None, "start_queued_job returns one row"
+    match row["status"]:
+        case "started":
+            return Started(Job.from_row(row), bool(row["others_waiting"]))
+        case "waiting":
+            return Waiting(Job.from_row(row), int(row["job_position"]))
+        case "not_queued":
+            return NotQueued(Job.from_row(row))
+        case _:
+            return LostRace(job_id, JobState.QUEUED, epoch)
+
+
+def request_stop(db: Database, job_id: int, kind: StopRequest, epoch: int | None) -> Job | None:
+    """Record that the user asked to stop the job (the JobActor acts on it): kept while the job
+    can still be stopped, and stop_waiting is never taken back. The row as it is now, or None
+    when `epoch` is not current (or there is no such job)."""
+    row = db.one("request_job_stop", job_id=job_id, kind=kind.value, epoch=epoch)
+    return Job.from_row(row) if row else None
+
+
+def queued_job_ids(db: Database, user_id: int) -> list[int]:
+    """The user's queued jobs, first in line first."""
+    return [int(r["id"]) for r in db.all("queued_job_ids_for_user", user_id=user_id)]
 
 
 def record_delivery_parts(db: Database, job_id: int, claim_epoch: int, parts: list[dict[str, Any]], *,
@@ -262,6 +396,7 @@ def database_gauges(db: Database) -> tuple[dict[str, int], int, int, float]:
 
 
 def active_jobs(db: Database, user_id: int) -> list[Job]:
+    """The user's queued and generating jobs, oldest first (a job being delivered is done)."""
     return [Job.from_row(r) for r in db.all("active_jobs_for_user", user_id=user_id)]
 
 

@@ -100,7 +100,7 @@ WHERE jobs.id = %(job_id)s
   AND (%(expected_claim_epoch)s::bigint IS NULL OR jobs.claim_epoch = %(expected_claim_epoch)s::bigint)
   -- the user asked to stop: no createTask, and once they stopped waiting, no outcome to deliver
   AND NOT (jobs.user_stop IS NOT NULL AND %(new)s = 'submitting')
-  AND NOT (jobs.user_stop = 'stop_waiting' AND %(new)s IN ('succeeded', 'failed'))
+  AND NOT (jobs.user_stop IS NOT DISTINCT FROM 'stop_waiting' AND %(new)s IN ('succeeded', 'failed'))
 RETURNING jobs.*,
     (%(expected)s IN ('queued', 'created', 'submitting', 'submitted', 'succeeded', 'failed')
      AND %(new)s NOT IN ('created', 'submitting', 'submitted', 'succeeded', 'failed')
@@ -266,6 +266,10 @@ SELECT
     (SELECT count(*) FROM jobs WHERE user_id = %(user_id)s AND state = 'queued')::integer AS waiting,
     d.median_s, d.p90_s, d.samples
 FROM model_durations(%(model)s, %(samples)s) d
+
+-- name: model_durations
+-- A model's usual duration over its latest successful deliveries (migration 0009).
+SELECT median_s, p90_s, samples FROM model_durations(%(model)s, %(samples)s)
 
 -- name: request_job_stop
 -- The user asked to stop a job (cancel, or stop waiting): kept in the row for whichever leader

@@ -23,11 +23,14 @@ def test_the_menu_conversation_delivers_one_photo(bot: Instance, telegram: Teleg
     telegram.user_presses(USER, "Z-Image")
     telegram.wait_for_chat(USER, lambda c: bool(c[-1].text and "describe" in c[-1].text))
     telegram.user_sends(USER, "a lighthouse at dawn")
-    telegram.wait_for_chat(USER, lambda c: any(b[0] == "16:9" for m in c for row in m.buttons for b in row))
-    telegram.user_presses(USER, "16:9")
+    # Every start button carries ✅, free ones too (design.md §5).
+    telegram.wait_for_chat(USER, lambda c: any(b[0] == "✅ 16:9" for m in c for row in m.buttons for b in row))
+    telegram.user_presses(USER, "✅ 16:9")
 
-    chat = telegram.wait_for_chat(USER, lambda c: len(photos(c)) == 1 and any(
-        m.text and "done" in m.text for m in c), timeout=10, )
+    # One message per job: the progress message is gone once the photo is in the chat.
+    chat = telegram.wait_for_chat(USER, lambda c: len(photos(c)) == 1 and not any(
+        m.from_bot and m.text and ("generating" in m.text or "starting" in m.text) for m in c), timeout=10)
+    assert not any(m.text and "done" in m.text for m in chat)
     photo = photos(chat)[0]
     assert any(b[0] == "🔁 Create another" for row in photo.buttons for b in row)
     [task] = kie.tasks().values()

@@ -3,7 +3,7 @@ only through storage.jobs (create_job, transition) and storage.ledger, with a mo
 user should have. Its rules: grants (refused below zero) and the welcome credit; jobs created
 with random prices (or none: not for sale), agreed prices and free tiers, under the current or a
 stale epoch, some with a repeated request key or tapped twice at once; every legal move of a job
-(submit, succeed, fail, deadline, cancel, claim, re-claim, delivered, undeliverable,
+(submit, succeed, fail, deadline, cancel, stop waiting, claim, re-claim, delivered, undeliverable,
 delivery_unknown), some under a stale epoch or replayed; Stars payments (new, redelivered, two at
 once), refunds and referrals; and the leader crashing and restarting, between steps, between a
 delivery's send and its record, or in the middle of a write. After every step:
@@ -66,9 +66,9 @@ MODELS = ("z-image", "google/nano-banana")
 EVERYTHING = 10_000         # a limit no example reaches: read every row
 
 # A job that ends in one of these was not charged: its hold is released in full.
-RELEASING = frozenset({S.FAILED, S.CANCELLED, S.UNDELIVERABLE, S.DELIVERY_UNKNOWN})
+RELEASING = frozenset({S.FAILED, S.CANCELLED, S.ABANDONED, S.UNDELIVERABLE, S.DELIVERY_UNKNOWN})
 # The free tier gives a generation back when its job ends in one of these (or failed).
-GIVES_FREE_BACK = frozenset({S.CANCELLED, S.UNDELIVERABLE, S.DELIVERY_UNKNOWN})
+GIVES_FREE_BACK = frozenset({S.CANCELLED, S.ABANDONED, S.UNDELIVERABLE, S.DELIVERY_UNKNOWN})
 # The way of a job to its delivery (a failed one is delivered as a notice).
 NEXT_ON_THE_WAY = {S.CREATED: S.SUBMITTING, S.SUBMITTING: S.SUBMITTED, S.SUBMITTED: S.SUCCEEDED,
                    S.SUCCEEDED: S.DELIVERING, S.FAILED: S.DELIVERING}
@@ -426,6 +426,14 @@ class LedgerMachine(RuleBasedStateMachine):
         if job is None:
             return
         self.move(job, S.CANCELLED, self.chosen_epoch(epoch, pick))
+
+    @rule(pick=picks, epoch=epochs)
+    def stop_waiting(self, pick: int, epoch: str) -> None:
+        """The user stopped waiting for a task KIE has: abandoned, never charged."""
+        job = self.reach(pick, S.SUBMITTING, S.SUBMITTED)
+        if job is None:
+            return
+        self.move(job, S.ABANDONED, self.chosen_epoch(epoch, pick))
 
     @rule(pick=picks, epoch=epochs)
     def claim_delivery(self, pick: int, epoch: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import requests
 
 from actors.job_state import JobState
+from bot.questions import choice_label
 from config.catalogue import load_catalogue
 from config.money import format_credits
 from config.pricing import default_pricing
@@ -82,18 +83,35 @@ def final_jobs(db: Database, count: int, user: int = USER) -> list[Job]:
     return wait_until(done, timeout=30, what=f"{count} final job(s)")
 
 
+def newest_id(telegram: TelegramSim, user: int = USER) -> int:
+    """The id of the chat's newest message (ids only grow; a job's progress message is deleted
+    once its result is in the chat, so counting messages would not tell what is new)."""
+    return max((m.message_id for m in telegram.chat(user)), default=0)
+
+
+def bot_messages_after(telegram: TelegramSim, message_id: int, user: int = USER) -> list[ChatMessage]:
+    return [m for m in bot_messages(telegram, user) if m.message_id > message_id]
+
+
 def ask_and_wait(telegram: TelegramSim, words: str, user: int = USER) -> ChatMessage:
     """Send a message and wait for the bot's next message (the chat is handled in order)."""
-    before = len(bot_messages(telegram, user))
+    before = newest_id(telegram, user)
     telegram.user_sends(user, words)
-    telegram.wait_for_chat(user, lambda c: sum(1 for m in c if m.from_bot) > before, timeout=15)
-    return bot_messages(telegram, user)[before]
+    telegram.wait_for_chat(user, lambda c: bool(bot_messages_after(telegram, before, user)), timeout=15)
+    return bot_messages_after(telegram, before, user)[0]
 
 
 def press_and_wait(telegram: TelegramSim, label: str, user: int = USER) -> None:
-    before = len(bot_messages(telegram, user))
+    """Press a button and wait for the answer: a new message, or the newest one edited in place
+    (menus and pages are, #14)."""
+    def newest_shown() -> tuple[str, list[list[tuple[str, str]]]] | None:
+        bot = bot_messages(telegram, user)
+        return (bot[-1].text or bot[-1].caption or "", bot[-1].buttons) if bot else None
+
+    before, shown = newest_id(telegram, user), newest_shown()
     telegram.user_presses(user, label)
-    telegram.wait_for_chat(user, lambda c: sum(1 for m in c if m.from_bot) > before, timeout=15)
+    telegram.wait_for_chat(user, lambda c: bool(bot_messages_after(telegram, before, user)) or newest_shown() != shown,
+                           timeout=15)
 
 
 def confirmation_for(telegram: TelegramSim, words: str, user: int = USER) -> ChatMessage:
@@ -198,7 +216,7 @@ def test_a_paid_wizard_choice_that_changes_the_price_carries_its_own(
     labels = buttons(confirmation)
     for value in spec.required_fields[-1].enum or []:
         price = price_of(spec.id, prompt="a bridge", aspect_ratio="1:1", resolution=value)
-        assert f"✅ {value} · {in_credits(price)}" in labels
+        assert f"✅ {choice_label('en', spec.required_fields[-1], value)} · {in_credits(price)}" in labels
     chosen = str((spec.required_fields[-1].enum or [])[-1])
     telegram.user_presses(USER, f"✅ {chosen} ·")
     [job] = final_jobs(db, 1)

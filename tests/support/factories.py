@@ -24,6 +24,8 @@ PATH_TO: dict[JobState, list[tuple[JobState, dict[str, Any]]]] = {
                                                           "failure": Failure(FailureCode.KIE_FAILED, "boom")})],
 }
 PATH_TO[JobState.CANCELLED] = [(JobState.CANCELLED, {})]
+PATH_TO[JobState.QUEUED] = []          # made queued (make_job: a user limit of none running)
+PATH_TO[JobState.ABANDONED] = PATH_TO[JobState.SUBMITTED] + [(JobState.ABANDONED, {})]
 PATH_TO[JobState.DELIVERING] = PATH_TO[JobState.SUCCEEDED] + [(JobState.DELIVERING, {})]
 PATH_TO[JobState.DELIVERED] = PATH_TO[JobState.DELIVERING] + [(JobState.DELIVERED, {"delivered_message_ids": [1]})]
 PATH_TO[JobState.DELIVERY_UNKNOWN] = PATH_TO[JobState.DELIVERING] + [(JobState.DELIVERY_UNKNOWN, {})]
@@ -42,6 +44,8 @@ def take_epoch(database_url: str) -> int:
 def make_job(db: Database, epoch: int, state: JobState = JobState.CREATED, *, chat_id: int = 1001,
              model: str = "z-image", prompt: str = "a red fox", deadline_s: int = 900, **extra: Any) -> Job:
     n = next(_keys)
+    if state is JobState.QUEUED:
+        extra = {"max_active": 0, "queue_length": 1_000_000, **extra}
     job = created(create_job(db, NewJob(request_key=f"test:{n}", chat_id=chat_id, user_id=chat_id, lang="en",
                                    model=model, input={"prompt": prompt, "aspect_ratio": "1:1"},
                                    deadline_s=deadline_s, **extra)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.job_state import JobState
+from bot import questions
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from sim.kie_media import png_bytes
@@ -23,21 +24,25 @@ class Driver:
     """One simulated user walking one model's wizard, reading the dialogue step from Postgres."""
 
     def __init__(self, telegram: TelegramSim, db: Database, spec: ModelSpec, user: int,
-                 credits: int = DRIVER_CREDITS) -> None:
+                 credits: int = DRIVER_CREDITS, lang: str = "en") -> None:
         """`credits` (minor units) are granted to the user first, as if they had bought them,
-        so that any model can be walked to its result."""
-        self.tg, self.db, self.spec, self.user = telegram, db, spec, user
+        so that any model can be walked to its result. The user speaks `lang` (as if set by
+        /lang) and taps the buttons by their words in it."""
+        self.tg, self.db, self.spec, self.user, self.lang = telegram, db, spec, user, lang
         if credits:
             ledger.grant(db, user, credits, "wizard driver")
+        if lang != "en":
+            conversations.set_lang(db, user, lang)
 
     def bot_messages(self) -> int:
         return sum(1 for m in self.tg.chat(self.user) if m.from_bot)
 
     def act(self, action: Any) -> None:
-        """Do one thing and wait for the bot to answer it."""
-        before = self.bot_messages()
+        """Do one thing and wait for the bot to answer it: a new message, or one changed in place
+        (menus and pages are edited where they are)."""
+        before = screen(self.tg.chat(self.user))
         action()
-        self.tg.wait_for_chat(self.user, lambda c: sum(1 for m in c if m.from_bot) > before, STEP_TIMEOUT_S)
+        self.tg.wait_for_chat(self.user, lambda c: screen(c) != before, STEP_TIMEOUT_S)
 
     def run(self) -> list[ChatMessage]:
         self.open_model()
@@ -54,12 +59,12 @@ class Driver:
     def open_model(self) -> None:
         """From /start through the category pages to the model's card."""
         self.act(lambda: self.tg.user_sends(self.user, "/start"))
-        self.act(lambda: self.tg.user_presses(self.user, text("en", f"cat_{self.spec.category}")))
-        name = self.spec.name("en")
+        self.act(lambda: self.tg.user_presses(self.user, text(self.lang, f"cat_{self.spec.category}")))
+        name = self.spec.name(self.lang)
         for _ in range(20):
             if any(b[0].startswith(f"{name} ·") for b in self.last_buttons()):
                 break
-            self.act(lambda: self.tg.user_presses(self.user, text("en", "btn_next")))
+            self.act(lambda: self.tg.user_presses(self.user, text(self.lang, "btn_next")))
         self.act(lambda: self.tg.user_presses(self.user, f"{name} ·"))
 
     def walk(self, stop_at_confirm: bool = False) -> None:
@@ -80,11 +85,11 @@ class Driver:
 
     def answer(self, f: InputField, current: Any) -> None:
         if f.type == "boolean" or f.enum:
-            self.act(lambda: self.tg.user_presses(self.user, default_choice_label(f)))
+            self.act(lambda: self.tg.user_presses(self.user, default_choice_label(f, self.lang)))
         elif f.media:
             count = len(current or [])
             if f.type == "array-of-url" and count >= max(1, f.min_items or 1):
-                self.act(lambda: self.tg.user_presses(self.user, text("en", "btn_done")))
+                self.act(lambda: self.tg.user_presses(self.user, text(self.lang, "btn_done")))
             elif f.media.get("kind") == "image":
                 self.act(lambda: self.tg.user_sends_photo(self.user, png_bytes(f"{self.spec.id}-{count}")))
             else:
@@ -97,17 +102,27 @@ class Driver:
         last = self.spec.required_fields[-1] if self.spec.required_fields else None
         buttons = [b[0] for b in self.last_buttons()]
         # A paid start says its price after the label ("✅ Generate · 8 credits").
-        if any(b.startswith(text("en", "btn_generate")) for b in buttons) or last is None:
-            self.act(lambda: self.tg.user_presses(self.user, text("en", "btn_generate")))
+        if any(b.startswith(text(self.lang, "btn_generate")) for b in buttons) or last is None:
+            self.act(lambda: self.tg.user_presses(self.user, text(self.lang, "btn_generate")))
             return
-        self.act(lambda: self.tg.user_presses(self.user, default_choice_label(last)))
+        # Every start button carries ✅ (design.md §5), free ones too.
+        self.act(lambda: self.tg.user_presses(self.user, f"✅ {default_choice_label(last, self.lang)}"))
 
 
-def default_choice_label(f: InputField) -> str:
-    """The button a user picks for an enum or boolean field: its default, else the first."""
-    choices = [True, False] if f.type == "boolean" else list(f.enum or [])
-    pick = f.default if f.default in choices else choices[0]
-    return text("en", "btn_yes") if pick is True else text("en", "btn_no") if pick is False else str(pick)
+def screen(chat: list[ChatMessage]) -> tuple[int, tuple[int, str, list[list[tuple[str, str]]]] | None]:
+    """How many messages the bot has in the chat, and what its newest one shows (an answered
+    question put away afterwards, further up, is not an answer)."""
+    bot = [m for m in chat if m.from_bot]
+    last = bot[-1] if bot else None
+    return len(bot), (last.message_id, last.text or last.caption or "", last.buttons) if last else None
+
+
+def default_choice_label(f: InputField, lang: str = "en") -> str:
+    """The button a user picks for an enum or boolean field, in its words: the default, else the
+    first value offered."""
+    offered = [v for _, v in questions.offered_choices(f)]
+    pick = f.default if f.default in offered else offered[0]
+    return questions.choice_label(lang, f, pick)
 
 
 def typed_value(spec: ModelSpec, f: InputField) -> str:

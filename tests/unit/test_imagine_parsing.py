@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.dialogue import parse_imagine
+from bot.imagine import parse_imagine
 
 
 @pytest.mark.parametrize(("message", "prompt", "flags"), [
