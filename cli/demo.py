@@ -41,6 +41,7 @@ STEP_TIMEOUT_S = 60.0
 # The demo's pace: KIE polled every half second, an unfinished delivery claim trusted for 2 s.
 DEMO_KNOBS = {"KIEBOT_POLL_BASE_S": "0.5", "KIEBOT_DELIVERY_GRACE_S": "2"}
 PAYING_USER = 9100
+QUEUE_USER = 9200
 PAID_MODEL = "google/nano-banana"
 PROMPTS = ["a lighthouse on a cliff at dawn", "a red fox reading a newspaper", "a tiny robot watering tomatoes",
            "an origami crane over Tokyo", "a cup of cocoa on a snowy windowsill", "a whale made of clouds"]
@@ -99,6 +100,25 @@ def script_paying_user(telegram: TelegramSim, kie: KieSim, user: int, errors: li
         telegram.user_presses(user, "✅ Generate")
         telegram.wait_for_chat(user, lambda c: any("returned" in (m.text or "") for m in c if m.from_bot),
                                STEP_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - reported in the summary, never a traceback
+        errors.append(f"user {user}: {exc}")
+
+
+def script_queue_user(telegram: TelegramSim, db: Database, user: int, errors: list[str]) -> None:
+    """Three /imagine in a row: one runs, two wait their turn in the queue; the third is cancelled
+    from its progress message before it starts."""
+    try:
+        def jobs_at_least(count: int) -> Callable[[], bool]:
+            return lambda: len(recent_jobs(db, user)) >= count
+
+        for n, prompt in enumerate(("a snail racing a leaf", "a castle made of bread", "a very tired moon")):
+            telegram.user_sends(user, f"/imagine {prompt}")
+            wait_until(jobs_at_least(n + 1), STEP_TIMEOUT_S, f"job {n + 1} of user {user}")
+        third = recent_jobs(db, user)[0]
+        if third.state.value == "queued" and third.progress_message_id:
+            telegram.user_presses(user, "Cancel", message_id=third.progress_message_id)
+        wait_until(lambda: all(j.terminal for j in recent_jobs(db, user)), STEP_TIMEOUT_S * 2,
+                   f"user {user}'s queue to finish")
     except Exception as exc:  # noqa: BLE001 - reported in the summary, never a traceback
         errors.append(f"user {user}: {exc}")
 
@@ -164,7 +184,9 @@ def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = T
                 t.join()
             print("a paying user: a Stars top-up, a paid image, a paid job that fails…", flush=True)
             script_paying_user(telegram, kie, PAYING_USER, errors)
-            everyone = [*user_ids, PAYING_USER]
+            print("a user asks for three images in a row and cancels the last one while it waits…", flush=True)
+            script_queue_user(telegram, db, QUEUE_USER, errors)
+            everyone = [*user_ids, PAYING_USER, QUEUE_USER]
             wait_until(lambda: all(j.terminal for u in everyone for j in recent_jobs(db, u)), 60,
                        "every job to finish")
             return report(db, telegram, user_ids, out, errors, takeover_s)
@@ -197,7 +219,7 @@ def report(db: Database, telegram: TelegramSim, user_ids: list[int], out: Path, 
     print(f"\nsummary: jobs created {len(jobs)} (expected {expected}), delivered {delivered}, "
           f"duplicates {duplicates}, lost {lost}" + (f", takeover {takeover_s:.2f}s" if takeover_s else ""))
     print(f"images written to {out}/")
-    money_ok = report_money(db, telegram, errors)
+    money_ok = report_money(db, telegram, errors) and report_queue(db, telegram, errors)
     for e in errors:
         print(f"problem: {e}")
     ok = (len(jobs) == expected and delivered == expected and duplicates == 0 and lost == 0 and money_ok
@@ -234,4 +256,21 @@ def report_money(db: Database, telegram: TelegramSim, errors: list[str]) -> bool
           and wallet.available == expected and wallet.held == 0 and check.clean)
     if not ok:
         errors.append("the money does not add up (see above)")
+    return ok
+
+
+def report_queue(db: Database, telegram: TelegramSim, errors: list[str]) -> bool:
+    """The queue user's chat: two images delivered in order, one job cancelled while queued."""
+    print(f"\n— chat with the queue user {QUEUE_USER} —")
+    print("\n".join(render_chat(telegram.chat(QUEUE_USER))))
+    jobs = list(reversed(recent_jobs(db, QUEUE_USER)))
+    print("\n— the queue user's jobs (state@epoch) —")
+    for job in jobs:
+        print(f"  job {job.id} ({job.input.get('prompt')!r}): {chain(db, job)}")
+    states = [(j.state.value, j.outcome) for j in jobs]
+    ok = (states == [("delivered", "success"), ("delivered", "success"), ("cancelled", None)]
+          and photo_count(telegram.chat(QUEUE_USER)) == 2 and any(
+              e["to_state"] == "queued" for j in jobs for e in job_events(db, j.id)))
+    if not ok:
+        errors.append(f"the queue user's jobs ended {states}")
     return ok
