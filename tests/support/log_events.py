@@ -7,12 +7,14 @@ import threading
 
 
 class ActionSeen(logging.Handler):
-    """Sets `seen` when a log record with this `action` (and job id) is emitted."""
+    """Sets `seen` when a log record with this `action` (or one of these actions) and job id is
+    emitted."""
 
-    def __init__(self, action: str, job_id: int) -> None:
+    def __init__(self, action: str | tuple[str, ...], job_id: int) -> None:
         super().__init__(logging.DEBUG)
-        self.action, self.job_id, self.seen = action, job_id, threading.Event()
+        self.actions = (action,) if isinstance(action, str) else action
+        self.job_id, self.seen = job_id, threading.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if getattr(record, "action", None) == self.action and getattr(record, "job_id", None) == self.job_id:
+        if getattr(record, "action", None) in self.actions and getattr(record, "job_id", None) == self.job_id:
             self.seen.set()
