@@ -20,7 +20,8 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Hashable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from telegram import BotCommand, Update  # noqa: TID251 - the gateway is PTB's home
 from telegram.error import Conflict, NetworkError, TelegramError, TimedOut  # noqa: TID251 - the gateway is PTB's home
@@ -30,7 +31,8 @@ from telegram.request import HTTPXRequest  # noqa: TID251 - the gateway is PTB's
 from bot import dialogue, flood_control, media
 from bot.chat_lanes import ChatLanes
 from bot.context import Deps
-from bot.flood_control import MAX_ON_WIRE, FloodControl
+from bot.flood_control import MAX_ON_WIRE, MAX_URGENT_ON_WIRE, FloodControl
+from bot.handled_marks import HandledMarks
 from bot.presenter import Presenter
 from bot.sender import TelegramSender, run_on_loop
 from config.catalogue import Catalogue
@@ -42,6 +44,7 @@ from storage.db import Database, DatabaseUnavailable
 from telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LONG_POLL_TIMEOUT_S = 10
 POLL_ERROR_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
@@ -51,6 +54,9 @@ FAILURE_TEXT_MAX = 300       # characters of an update's failure reason kept
 START_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 25.0      # below the default delivery grace period (30 s)
 INTAKE_DRAIN_S = 5.0        # a stopping intake lets handlers with a reply on the wire finish
+# Threads for the intake's own storage calls (store a batch, sweep, mark handled), so they never
+# queue behind the handlers' storage calls on the loop's default executor.
+INTAKE_STORAGE_THREADS = 2
 # The command menu Telegram shows, described per language (config/texts cmd_<name>).
 BOT_COMMANDS = ("start", "imagine", "models", "history", "balance", "buy", "cancel", "lang", "help")
 
@@ -77,6 +83,7 @@ class BotGateway:
         self._thread = threading.Thread(target=self.loop.run_forever, name="kiebot-telegram", daemon=True)
         self._intake: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._storage = ThreadPoolExecutor(INTAKE_STORAGE_THREADS, thread_name_prefix="kiebot-intake")
 
     def presenter_for(self, epoch: int) -> Presenter:
         """The actors' Sender for one leader epoch: nothing it sends leaves once that epoch ends."""
@@ -93,8 +100,10 @@ class BotGateway:
                 .base_file_url(f"{base}/file/bot")
                 .updater(None)
                 .rate_limiter(self.flood_control)
-                # FloodControl keeps MAX_ON_WIRE requests in flight; file downloads bypass it.
-                .request(HTTPXRequest(connection_pool_size=2 * MAX_ON_WIRE, connect_timeout=5, read_timeout=30,
+                # FloodControl keeps MAX_ON_WIRE requests in flight and MAX_URGENT_ON_WIRE answers;
+                # file downloads bypass it.
+                .request(HTTPXRequest(connection_pool_size=2 * MAX_ON_WIRE + MAX_URGENT_ON_WIRE,
+                                      connect_timeout=5, read_timeout=30,
                                       write_timeout=30, media_write_timeout=60))
                 .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=LONG_POLL_TIMEOUT_S + 10))
                 .build())
@@ -125,6 +134,7 @@ class BotGateway:
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self.loop.close()
+        self._storage.shutdown(wait=False)
 
     def set_epoch(self, epoch: int | None) -> None:
         """Leadership listener: start intake for `epoch`, or stop it (None). Thread-safe."""
@@ -152,11 +162,13 @@ class BotGateway:
         chat lanes live as long as the epoch, so a restart does not cut other chats short."""
         log.info("telegram intake started (%s)", self.settings.bot_mode,
                  extra={"action": "intake_start", "epoch": epoch})
-        lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch), urgent=is_checkout_lane)
+        marks = HandledMarks(functools.partial(self._write_marks, epoch))
+        lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch, marks),
+                                             urgent=is_checkout_lane)
         try:
             while True:
                 try:
-                    await self._intake_once(epoch, lanes)
+                    await self._intake_once(epoch, lanes, marks)
                 except (asyncio.CancelledError, FencedOut):
                     raise
                 except Exception:  # the intake boundary: log, count, start over
@@ -167,15 +179,17 @@ class BotGateway:
             log.warning("epoch %s is stale; intake stops", epoch, extra={"action": "intake_fenced"})
         finally:
             await lanes.close(INTAKE_DRAIN_S)
+            await self._last_marks(marks)
             log.info("telegram intake stopped", extra={"action": "intake_stop", "epoch": epoch})
 
-    async def _intake_once(self, epoch: int, lanes: ChatLanes[Update]) -> None:
-        """Register, then sweep the store, poll Telegram (polling mode) and watch the lanes, all
-        at once: the sweep never waits for getUpdates to return. The first error ends all three."""
+    async def _intake_once(self, epoch: int, lanes: ChatLanes[Update], marks: HandledMarks) -> None:
+        """Register, then sweep the store, poll Telegram (polling mode), write the handled marks
+        and watch the lanes, all at once: the sweep never waits for getUpdates to return. The
+        first error ends them all."""
         await self._register_intake()
-        parts = [self._sweep(epoch, lanes), self._watch_lanes(lanes)]
+        parts = [self._sweep(epoch, lanes, marks), self._watch_lanes(lanes), marks.run()]
         if self.settings.bot_mode == "polling":
-            parts.append(self._poll())
+            parts.append(self._poll(lanes))
         tasks = [asyncio.create_task(part) for part in parts]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -214,8 +228,10 @@ class BotGateway:
             commands = [BotCommand(name, text(lang, f"cmd_{name}")) for name in BOT_COMMANDS]
             await self.app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
 
-    async def _poll(self) -> None:
-        """Long polling: store each batch, then wake the sweep; the next getUpdates confirms it."""
+    async def _poll(self, lanes: ChatLanes[Update]) -> None:
+        """Long polling: store each batch, then wake the sweep; the next getUpdates confirms it.
+        A new pre-checkout query goes to its lane at once (Telegram cancels the checkout after
+        10 s): its lane is its own, so no order is broken by not waiting for the sweep."""
         offset: int | None = None
         failures = 0
         while True:
@@ -228,42 +244,51 @@ class BotGateway:
                 log.warning("getUpdates failed: %s", type(exc).__name__, extra={"action": "poll_error"})
                 await asyncio.sleep(POLL_ERROR_BACKOFF_S[min(failures, len(POLL_ERROR_BACKOFF_S)) - 1])
                 continue
-            if batch and not await asyncio.to_thread(self._store_batch, [(u.update_id, u.to_dict()) for u in batch]):
+            if not batch:
+                continue
+            new = await self._in_storage(self._store_batch, [(u.update_id, u.to_dict()) for u in batch])
+            if new is None:
                 # Database gone: confirm nothing; the intake restarts (or the leader steps down).
                 raise DatabaseUnavailable("could not store a polled batch")
-            if batch:
-                # The next getUpdates confirms this batch: only now that every update is stored.
-                offset = batch[-1].update_id + 1
-                self._wake.set()
+            # The next getUpdates confirms this batch: only now that every update is stored.
+            offset = batch[-1].update_id + 1
+            for update in batch:
+                if update.pre_checkout_query is not None and update.update_id in new:
+                    lanes.submit(lane_key(update), update.update_id, update)
+            self._wake.set()
 
-    def _store_batch(self, batch: list[tuple[int, dict[str, Any]]]) -> bool:
-        """Store one getUpdates batch in one transaction; False when the database is gone."""
+    def _store_batch(self, batch: list[tuple[int, dict[str, Any]]]) -> set[int] | None:
+        """Store one getUpdates batch in one transaction: the update_ids that were new; None
+        when the database is gone."""
         try:
-            new = update_inbox.store_updates(self.db, batch, self.settings.instance_id)
+            # Only a leader polls, and it wakes its own intake: no NOTIFY.
+            new = update_inbox.store_updates(self.db, batch, self.settings.instance_id, notify=False)
         except DatabaseUnavailable as exc:
             log.error("cannot store %d updates: %s", len(batch), exc, extra={"action": "update_store_failed"})
-            return False
+            return None
         self.metrics.telegram_updates.labels("stored").inc(len(new))
         if len(batch) > len(new):
             self.metrics.telegram_updates.labels("duplicate").inc(len(batch) - len(new))
             self.metrics.duplicates_suppressed.labels("update").inc(len(batch) - len(new))
-        return True
+        return new
 
-    async def _sweep(self, epoch: int, lanes: ChatLanes[Update]) -> None:
+    async def _sweep(self, epoch: int, lanes: ChatLanes[Update], marks: HandledMarks) -> None:
         """Hand stored updates to their chat lanes every INBOX_SWEEP_S, and at once on a wake."""
         while True:
-            await self._process_stored(epoch, lanes)
+            await self._process_stored(epoch, lanes, marks)
             try:
                 await asyncio.wait_for(self._wake.wait(), INBOX_SWEEP_S)
             except TimeoutError:
                 pass
             self._wake.clear()
 
-    async def _process_stored(self, epoch: int, lanes: ChatLanes[Update]) -> None:
-        """Queue every stored, unprocessed update that is not in flight, in update_id order, on
-        its chat's lane. One that cannot be decoded is set aside as failed here."""
+    async def _process_stored(self, epoch: int, lanes: ChatLanes[Update], marks: HandledMarks) -> None:
+        """Queue every stored, unprocessed update that is not in flight (nor handled with its
+        mark still to be written), in update_id order, on its chat's lane. One that cannot be
+        decoded is set aside as failed here."""
         while lanes.has_room():
-            rows = await asyncio.to_thread(update_inbox.unprocessed, self.db, SWEEP_BATCH, lanes.in_flight())
+            taken = lanes.in_flight() + marks.unwritten()
+            rows = await self._in_storage(update_inbox.unprocessed, self.db, SWEEP_BATCH, taken)
             for update_id, body in rows:
                 try:
                     update = Update.de_json(body, self.app.bot)
@@ -283,9 +308,10 @@ class BotGateway:
             errors.append(lanes.errors.get_nowait())
         raise next((e for e in errors if isinstance(e, FencedOut)), errors[0])
 
-    async def _handle_stored(self, epoch: int, update_id: int, update: Update) -> None:
-        """One update, in its chat's lane: handle it, then mark it processed (fenced). Anything
-        that escapes PTB sets the update aside as failed, so the chat's next update follows."""
+    async def _handle_stored(self, epoch: int, marks: HandledMarks, update_id: int, update: Update) -> None:
+        """One update, in its chat's lane: handle it, then note it handled (written processed,
+        fenced, with the next batch of marks). Anything that escapes PTB sets the update aside
+        as failed, so the chat's next update follows."""
         # Every request the handler makes is sent for this epoch, or not at all (see FloodControl).
         flood_control.send_epoch.set(epoch)
         refused: list[int] = []
@@ -301,14 +327,31 @@ class BotGateway:
             log.info("update %s left to the next leader: this term ended while handling it", update_id,
                      extra={"action": "update_left"})
             return
-        if not await asyncio.to_thread(update_inbox.mark_processed, self.db, update_id, epoch):
+        marks.note(update_id)
+
+    async def _write_marks(self, epoch: int, update_ids: list[int]) -> None:
+        """Mark a batch of handled updates processed; FencedOut when the epoch has ended."""
+        if not await self._in_storage(update_inbox.mark_processed, self.db, update_ids, epoch):
             raise FencedOut(epoch)
-        self.metrics.telegram_updates.labels("processed").inc()
+        self.metrics.telegram_updates.labels("processed").inc(len(update_ids))
+
+    async def _last_marks(self, marks: HandledMarks) -> None:
+        """A stopping intake writes the marks still noted; those it cannot write are handled
+        again by the next leader."""
+        try:
+            await marks.flush()
+        except (FencedOut, DatabaseUnavailable) as exc:
+            log.warning("%d handled updates left unmarked: %s", len(marks.unwritten()), type(exc).__name__,
+                        extra={"action": "marks_left"})
+
+    async def _in_storage(self, call: Callable[..., T], *args: Any) -> T:
+        """Run an intake storage call on the intake's own threads."""
+        return await self.loop.run_in_executor(self._storage, call, *args)
 
     async def _set_aside(self, epoch: int, update_id: int, exc: Exception) -> None:
         """Mark an update failed (fenced), count it and log it once."""
         failure = self._failure_text(exc)
-        if not await asyncio.to_thread(update_inbox.mark_failed, self.db, update_id, epoch, failure):
+        if not await self._in_storage(update_inbox.mark_failed, self.db, update_id, epoch, failure):
             raise FencedOut(epoch)
         self.metrics.telegram_updates.labels("failed").inc()
         log.error("update %s set aside: %s", update_id, failure, extra={"action": "update_failed"})

@@ -59,6 +59,9 @@ class GatewayHooks:
     ready: Callable[[], bool]                     # for /ready
     callback_stored: Callable[[int], None]        # wake the local supervisor
     update_stored: Callable[[], None]             # wake the local intake (webhook mode)
+    # This instance leads: what it stores reaches its own actors through the hooks above and needs
+    # no NOTIFY (each one costs a transaction in every listening session). A standby notifies.
+    leading: Callable[[], bool] = lambda: False
 
 
 class HttpError(Exception):
@@ -154,7 +157,7 @@ class HttpGateway:
         if signature_ok is False:
             self.metrics.callbacks.labels("forged").inc()
             raise HttpError(401, "webhook signature invalid or outside the time window")
-        inbox.store_callback(self.db, job_id, body, signature_ok, self.instance_id)
+        inbox.store_callback(self.db, job_id, body, signature_ok, self.instance_id, notify=not self.hooks.leading())
         crashpoint("after_callback_stored")
         self.metrics.callbacks.labels("stored").inc()
         log.info("callback stored for job %s", job_id, extra={"action": "callback_stored", "job_id": job_id})
@@ -205,7 +208,7 @@ class HttpGateway:
         except HttpError:
             self.metrics.telegram_updates.labels("refused").inc()
             raise
-        update_inbox.store_update(self.db, update_id, body, self.instance_id)
+        update_inbox.store_update(self.db, update_id, body, self.instance_id, notify=not self.hooks.leading())
         self.hooks.update_stored()
         return {"ok": True}
 

@@ -64,7 +64,7 @@ class Runtime:
                               pricing=self.pricing)
         self.http = HttpGateway(settings.http_host, settings.http_port, self.db, self.metrics, GatewayHooks(
             status=self.health, ready=self.ready,
-            callback_stored=self._callback_stored, update_stored=self.bot.wake),
+            callback_stored=self._callback_stored, update_stored=self.bot.wake, leading=lambda: self.status.active),
             instance_id=settings.instance_id, hmac_key=settings.kie_webhook_hmac_key,
             webhook_secret=settings.telegram_webhook_secret)
         # Work stored by another instance reaches this one through the same hooks at once while

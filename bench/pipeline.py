@@ -187,7 +187,7 @@ class FloorPipeline:
         job = get_job(self.db, job_id)
         if job is None or token != job.callback_token:
             return 403, {"error": "forged"}
-        inbox.store_callback(self.db, job_id, body, None, "floor")
+        inbox.store_callback(self.db, job_id, body, None, "floor", notify=False)
         with self._events_lock:
             event = self._events.get(job_id)
         if event is not None:

@@ -36,6 +36,11 @@ MAX_RETRIES = 3
 # ~50 messages/s at 300 ms per answer, well above Telegram's 30/s.
 MAX_ON_WIRE = 16
 UNPACED = frozenset({"sendChatAction", "getFile", "answerCallbackQuery"})   # not messages: no chat slot
+# Answers a person is waiting on (Telegram cancels a checkout 10 s after Pay; a button's spinner
+# turns until its query is answered) have wire slots of their own: a crowd of uploads on the wire
+# never holds them up.
+URGENT = frozenset({"answerPreCheckoutQuery", "answerCallbackQuery"})
+MAX_URGENT_ON_WIRE = 16
 
 # Set by the sender bridge for the request it runs; FloodControl sets the Event when it sends.
 dispatch_marker: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
@@ -84,6 +89,7 @@ class FloodControl(BaseRateLimiter[int]):
         self._global_next = 0.0
         self._global_lock: asyncio.Lock | None = None
         self._wire: asyncio.Semaphore | None = None
+        self._urgent_wire: asyncio.Semaphore | None = None
         self._queued = 0
         self._on_wait = on_wait or (lambda reason, seconds: None)
         self._on_queue = on_queue or (lambda depth: None)
@@ -94,6 +100,7 @@ class FloodControl(BaseRateLimiter[int]):
         # Thousands of results at once (a leader adopting a backlog) would otherwise all reach
         # httpcore's pool, whose bookkeeping scans every queued request on every change.
         self._wire = asyncio.Semaphore(MAX_ON_WIRE)
+        self._urgent_wire = asyncio.Semaphore(MAX_URGENT_ON_WIRE)
 
     async def shutdown(self) -> None:
         self._chat_locks.clear()
@@ -150,8 +157,9 @@ class FloodControl(BaseRateLimiter[int]):
 
     async def _send(self, endpoint: str, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
                     kwargs: dict[str, Any]) -> Any:
-        assert self._wire is not None, "FloodControl used before initialize()"
-        async with self._wire:
+        wire = self._urgent_wire if endpoint in URGENT else self._wire
+        assert wire is not None, "FloodControl used before initialize()"
+        async with wire:
             epoch = send_epoch.get()
             if epoch is not None and not self._holds_epoch(epoch):
                 self._on_request(endpoint, "deposed", 0.0)

@@ -80,6 +80,7 @@ def make_handler(route: Callable[[Request], Reply]) -> type[BaseHTTPRequestHandl
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "kie-sim/1.0"
+        disable_nagle_algorithm = True      # headers and body in two writes: no 40 ms wait for an ACK
         timeout = 30
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean

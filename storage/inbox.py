@@ -25,11 +25,12 @@ class StoredCallback:
 
 
 def store_callback(db: Database, job_id: int, body: Any, signature_ok: bool | None,
-                   received_by: str) -> int:
-    """Store one callback body as received, made storable; its inbox row id. The same
-    statement notifies the leader with the job id once it commits (storage.notifications)."""
+                   received_by: str, *, notify: bool) -> int:
+    """Store one callback body as received, made storable; its inbox row id. With `notify` (a
+    standby stored it) the same statement notifies the leader with the job id once it commits
+    (storage.notifications); a leader tells its own supervisor in-process instead."""
     row = db.one("insert_callback", job_id=job_id, body=json_param(storable(body)),
-                 signature_ok=signature_ok, received_by=received_by)
+                 signature_ok=signature_ok, received_by=received_by, notify=notify)
     assert row is not None
     return int(row["id"])
 

@@ -140,15 +140,18 @@ SELECT * FROM jobs WHERE user_id = %(user_id)s ORDER BY created_at DESC LIMIT %(
 SELECT from_state::text, to_state::text, epoch, at FROM job_events WHERE job_id = %(job_id)s ORDER BY id
 
 -- name: insert_callback
--- Store a KIE callback before answering it, and tell the leader when it commits (payload: the job
--- id, a space, the storing instance: a leader ignores what it stored itself, it knows already).
+-- Store a KIE callback before answering it and, when `notify` (a standby stored it), tell the
+-- leader when it commits (payload: the job id, a space, the storing instance). A leader storing
+-- one tells itself in-process: every NOTIFY costs a transaction in each listening session.
 WITH stored AS (
     INSERT INTO callback_inbox (job_id, body, signature_ok, received_by)
     VALUES (%(job_id)s, %(body)s, %(signature_ok)s, %(received_by)s)
     RETURNING id, job_id
+), notified AS (
+    SELECT pg_notify('kiebot_callback', stored.job_id::text || ' ' || coalesce(%(received_by)s, ''))
+    FROM stored WHERE %(notify)s
 )
-SELECT stored.id, pg_notify('kiebot_callback', stored.job_id::text || ' ' || coalesce(%(received_by)s, ''))::text AS notified
-FROM stored
+SELECT stored.id FROM stored, (SELECT count(*) FROM notified) n
 
 -- name: unprocessed_callbacks_for_job
 -- A job's callbacks not yet handled, in arrival order.
@@ -167,20 +170,10 @@ FROM term
 WHERE callback_inbox.id = %(id)s AND callback_inbox.processed_at IS NULL AND term.epoch = %(epoch)s
 RETURNING callback_inbox.id
 
--- name: insert_update
--- Store a Telegram update before confirming it, and tell the leader (payload: the storing
--- instance) when it commits; a redelivered update_id is ignored and notifies nobody.
-WITH stored AS (
-    INSERT INTO telegram_updates (update_id, body, received_by)
-    VALUES (%(update_id)s, %(body)s, %(received_by)s)
-    ON CONFLICT (update_id) DO NOTHING
-    RETURNING update_id
-)
-SELECT stored.update_id, pg_notify('kiebot_update', coalesce(%(received_by)s, ''))::text AS notified FROM stored
-
 -- name: insert_updates
--- Store a batch of Telegram updates in one transaction (a getUpdates answer), redeliveries
--- ignored; one notification for the batch when any update was new (payload: the storing instance).
+-- Store Telegram updates in one transaction (a getUpdates answer, or one webhook POST),
+-- redeliveries ignored; when `notify` (a standby stored them), one notification for the batch if
+-- any update was new (payload: the storing instance).
 WITH stored AS (
     INSERT INTO telegram_updates (update_id, body, received_by)
     SELECT u.update_id, u.body, %(received_by)s
@@ -188,7 +181,7 @@ WITH stored AS (
     ON CONFLICT (update_id) DO NOTHING
     RETURNING update_id
 ), notified AS (
-    SELECT pg_notify('kiebot_update', coalesce(%(received_by)s, '')) WHERE EXISTS (SELECT 1 FROM stored)
+    SELECT pg_notify('kiebot_update', coalesce(%(received_by)s, '')) WHERE %(notify)s AND EXISTS (SELECT 1 FROM stored)
 )
 SELECT stored.update_id FROM stored, (SELECT count(*) FROM notified) n
 
@@ -198,14 +191,17 @@ SELECT update_id, body FROM telegram_updates WHERE processed_at IS NULL
   AND NOT (update_id = ANY(%(skip)s::bigint[]))
 ORDER BY update_id LIMIT %(limit)s
 
--- name: mark_update_processed
--- An update's handler finished; fenced by the epoch.
-WITH term AS (SELECT epoch FROM leader_term WHERE id = 1 FOR SHARE)
-UPDATE telegram_updates SET processed_at = now(), processed_epoch = %(epoch)s
-FROM term
-WHERE telegram_updates.update_id = %(update_id)s AND telegram_updates.processed_at IS NULL
-  AND term.epoch = %(epoch)s
-RETURNING telegram_updates.update_id
+-- name: mark_updates_processed
+-- A batch of updates whose handlers finished; fenced by the epoch: `current` is false (and
+-- nothing is marked) when the term has moved on.
+WITH term AS (SELECT epoch FROM leader_term WHERE id = 1 FOR SHARE),
+done AS (
+  UPDATE telegram_updates SET processed_at = now(), processed_epoch = %(epoch)s
+  FROM term
+  WHERE telegram_updates.update_id = ANY(%(update_ids)s::bigint[]) AND telegram_updates.processed_at IS NULL
+    AND term.epoch = %(epoch)s
+  RETURNING telegram_updates.update_id)
+SELECT (SELECT epoch FROM term) = %(epoch)s AS current, (SELECT count(*) FROM done) AS marked
 
 -- name: unprocessed_update_count
 -- The Telegram inbox backlog.

@@ -11,20 +11,21 @@ from storage.db import Database, json_param
 from storage.jsonb import storable
 
 
-def store_update(db: Database, update_id: int, body: dict[str, Any], received_by: str) -> bool:
-    """True when the update is new; False for a redelivery. A new one notifies the leader in
-    the same transaction (storage.notifications), so a standby's webhook wakes its intake."""
-    return db.one("insert_update", update_id=update_id, body=json_param(storable(body)),
-                  received_by=received_by) is not None
+def store_update(db: Database, update_id: int, body: dict[str, Any], received_by: str, *, notify: bool) -> bool:
+    """True when the update is new; False for a redelivery. With `notify` (a standby stored it)
+    a new one notifies the leader in the same transaction (storage.notifications)."""
+    return bool(store_updates(db, [(update_id, body)], received_by, notify=notify))
 
 
-def store_updates(db: Database, batch: Collection[tuple[int, dict[str, Any]]], received_by: str) -> set[int]:
+def store_updates(db: Database, batch: Collection[tuple[int, dict[str, Any]]], received_by: str, *,
+                  notify: bool) -> set[int]:
     """Store a batch (a getUpdates answer) in one transaction; the update_ids that were new
-    (the others were redeliveries). One notification for the batch when any was new."""
+    (the others were redeliveries). With `notify`, one notification for the batch when any was
+    new; a leader storing them wakes its own intake in-process instead."""
     if not batch:
         return set()
     rows = db.all("insert_updates", update_ids=[u for u, _ in batch],
-                  bodies=[json_param(storable(b)) for _, b in batch], received_by=received_by)
+                  bodies=[json_param(storable(b)) for _, b in batch], received_by=received_by, notify=notify)
     return {int(r["update_id"]) for r in rows}
 
 
@@ -34,8 +35,11 @@ def unprocessed(db: Database, limit: int = 100, skip: Collection[int] = ()) -> l
             for r in db.all("unprocessed_updates", limit=limit, skip=list(skip))]
 
 
-def mark_processed(db: Database, update_id: int, epoch: int) -> bool:
-    return db.one("mark_update_processed", update_id=update_id, epoch=epoch) is not None
+def mark_processed(db: Database, update_ids: Collection[int], epoch: int) -> bool:
+    """Mark handled updates processed, in one transaction; False (nothing marked) when `epoch` is
+    no longer the current term. Updates marked already stay as they were."""
+    row = db.one("mark_updates_processed", update_ids=list(update_ids), epoch=epoch)
+    return bool(row and row["current"])
 
 
 def mark_failed(db: Database, update_id: int, epoch: int, failure: str) -> bool:

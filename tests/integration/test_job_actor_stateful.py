@@ -210,7 +210,7 @@ class JobActorMachine(RuleBasedStateMachine):
 
     def store_callback(self, body: dict[str, Any]) -> None:
         assert self.job is not None
-        inbox.store_callback(self.observer, self.job.id, body, None, "hypothesis")
+        inbox.store_callback(self.observer, self.job.id, body, None, "hypothesis", notify=False)
         if self.supervisor is not None and self.supervisor.is_alive():
             self.supervisor.tell(CallbackStored(self.job.id))
 

@@ -45,8 +45,8 @@ def test_terminating_the_lock_connection_demotes_the_leader_within_two_seconds_a
     old = a.runtime.status.epoch
     assert old is not None
     job = make_job(db, old, JobState.SUCCEEDED, chat_id=-1)    # a job the old leader could still touch
-    callback_id = inbox.store_callback(db, job.id, {"data": {}}, None, "test")
-    updates.store_update(db, 99, {"update_id": 99}, "test")
+    callback_id = inbox.store_callback(db, job.id, {"data": {}}, None, "test", notify=False)
+    updates.store_update(db, 99, {"update_id": 99}, "test", notify=False)
 
     assert terminate(database_url, "kiebot-leader-it-1") == 1
     started = time.monotonic()
@@ -58,7 +58,7 @@ def test_terminating_the_lock_connection_demotes_the_leader_within_two_seconds_a
 
     assert isinstance(transition(db, job.id, JobState.SUCCEEDED, JobState.DELIVERING, old), LostRace)
     assert inbox.mark_processed(db, callback_id, old) is False
-    assert updates.mark_processed(db, 99, old) is False
+    assert updates.mark_processed(db, [99], old) is False
 
 
 def test_a_database_outage_under_load_loses_nothing_and_leadership_is_won_again(

@@ -17,7 +17,7 @@ def test_it_finds_orphans_callbacks_deadlines_and_stale_claims(db: Database, dat
     late = make_job(db, old, JobState.CREATED, deadline_s=0)
     claimed = make_job(db, old, JobState.DELIVERING)
     make_job(db, old, JobState.DELIVERED)
-    inbox.store_callback(db, orphan.id, {"data": {}}, None, "test")
+    inbox.store_callback(db, orphan.id, {"data": {}}, None, "test", notify=False)
     new = take_epoch(database_url)
     result = Reconciler(db, new, ReconcilerConfig(grace_s=0)).run_once({running.id})
     assert set(result.orphans) == {orphan.id, late.id, claimed.id}

@@ -37,9 +37,9 @@ def stored_callback_ids(sql: Any) -> set[int]:
 
 def store_updates(db: Database, epoch: int, ids: range, *, processed: bool) -> None:
     for update_id in ids:
-        assert updates.store_update(db, update_id, {"update_id": update_id}, "test")
+        assert updates.store_update(db, update_id, {"update_id": update_id}, "test", notify=False)
         if processed:
-            assert updates.mark_processed(db, update_id, epoch)
+            assert updates.mark_processed(db, [update_id], epoch)
 
 
 def test_processed_updates_past_their_age_go_in_batches_and_the_rest_stay(
@@ -65,7 +65,7 @@ def test_processed_callbacks_past_their_age_go_and_unprocessed_ones_stay(
         db: Database, database_url: str, sql: Any) -> None:
     epoch = take_epoch(database_url)
     job = make_job(db, epoch, JobState.SUBMITTED)
-    old, recent, waiting = (inbox.store_callback(db, job.id, {"n": n}, None, "test") for n in range(3))
+    old, recent, waiting = (inbox.store_callback(db, job.id, {"n": n}, None, "test", notify=False) for n in range(3))
     assert inbox.mark_processed(db, old, epoch) and inbox.mark_processed(db, recent, epoch)
     sql.execute("UPDATE callback_inbox SET processed_at = now() - interval '8 days' WHERE id = %s", (old,))
     sql.execute("UPDATE callback_inbox SET received_at = now() - interval '30 days' WHERE id = %s", (waiting,))

@@ -93,7 +93,7 @@ def test_migrating_twice_changes_nothing(database_url: str) -> None:
 def test_a_callback_is_consumed_once_and_only_by_the_current_epoch(db: Database, database_url: str) -> None:
     old = take_epoch(database_url)
     job = make_job(db, old, JobState.SUBMITTED)
-    callback_id = inbox.store_callback(db, job.id, {"data": {"taskId": "t"}}, None, "test")
+    callback_id = inbox.store_callback(db, job.id, {"data": {"taskId": "t"}}, None, "test", notify=False)
     new = take_epoch(database_url)
     assert inbox.mark_processed(db, callback_id, old) is False
     assert [c.id for c in inbox.pending_for_job(db, job.id)] == [callback_id]
@@ -104,16 +104,28 @@ def test_a_callback_is_consumed_once_and_only_by_the_current_epoch(db: Database,
 
 def test_a_redelivered_update_is_stored_once(db: Database, database_url: str) -> None:
     epoch = take_epoch(database_url)
-    assert updates.store_update(db, 7, {"update_id": 7}, "a") is True
-    assert updates.store_update(db, 7, {"update_id": 7}, "b") is False
+    assert updates.store_update(db, 7, {"update_id": 7}, "a", notify=False) is True
+    assert updates.store_update(db, 7, {"update_id": 7}, "b", notify=False) is False
     assert [u for u, _ in updates.unprocessed(db)] == [7]
-    assert updates.mark_processed(db, 7, epoch - 1) is False
-    assert updates.mark_processed(db, 7, epoch) is True
+    assert updates.mark_processed(db, [7], epoch - 1) is False
+    assert [u for u, _ in updates.unprocessed(db)] == [7]
+    assert updates.mark_processed(db, [7], epoch) is True
+    assert updates.unprocessed(db) == []
+
+
+def test_handled_updates_are_marked_in_one_batch_fenced_by_the_epoch(db: Database, database_url: str) -> None:
+    epoch = take_epoch(database_url)
+    updates.store_updates(db, [(u, {"update_id": u}) for u in (21, 22, 23)], "a", notify=False)
+    assert updates.mark_processed(db, [21, 23], epoch - 1) is False
+    assert [u for u, _ in updates.unprocessed(db)] == [21, 22, 23]
+    assert updates.mark_processed(db, [21, 23], epoch) is True
+    assert [u for u, _ in updates.unprocessed(db)] == [22]
+    assert updates.mark_processed(db, [21, 22], epoch) is True     # 21 again: left as it was
     assert updates.unprocessed(db) == []
 
 
 def test_an_update_with_a_nul_character_is_still_stored(db: Database) -> None:
-    assert updates.store_update(db, 8, {"update_id": 8, "message": {"text": "a\x00b"}}, "a") is True
+    assert updates.store_update(db, 8, {"update_id": 8, "message": {"text": "a\x00b"}}, "a", notify=False) is True
     [(update_id, body)] = updates.unprocessed(db)
     assert update_id == 8 and body["message"]["text"] == "a\ufffdb"
 

@@ -152,17 +152,17 @@ def test_storing_notifies_once_it_commits_with_the_job_id_and_a_redelivered_upda
         db: Database, database_url: str, listening: ListenConnection) -> None:
     epoch = take_epoch(database_url)
     job, marker = make_job(db, epoch), make_job(db, epoch)
-    assert updates.store_update(db, 9_300_001, {"update_id": 9_300_001}, "test")
-    inbox.store_callback(db, job.id, {"data": {"taskId": "t"}}, None, "test")
-    inbox.store_callback(db, job.id, {"data": {"taskId": "t"}}, None, "test")
-    inbox.store_callback(db, marker.id, {}, None, "test")
+    assert updates.store_update(db, 9_300_001, {"update_id": 9_300_001}, "test", notify=True)
+    inbox.store_callback(db, job.id, {"data": {"taskId": "t"}}, None, "test", notify=True)
+    inbox.store_callback(db, job.id, {"data": {"taskId": "t"}}, None, "test", notify=True)
+    inbox.store_callback(db, marker.id, {}, None, "test", notify=True)
     batches = heard(listening, marker.id)
     assert [j for b in batches for j in b.job_ids if j == job.id] != []
     assert any(b.updates for b in batches)
 
-    assert not updates.store_update(db, 9_300_001, {"update_id": 9_300_001}, "test")
+    assert not updates.store_update(db, 9_300_001, {"update_id": 9_300_001}, "test", notify=True)
     later = make_job(db, epoch)
-    inbox.store_callback(db, later.id, {}, None, "test")
+    inbox.store_callback(db, later.id, {}, None, "test", notify=True)
     assert not any(b.updates for b in heard(listening, later.id))
 
 
@@ -173,15 +173,15 @@ def test_a_listener_skips_what_its_own_instance_stored(db: Database, database_ur
     conn = ListenConnection(database_url, "kiebot-listen-test", own="me")
     try:
         mine, theirs = make_job(db, epoch), make_job(db, epoch)
-        assert updates.store_update(db, 9_300_101, {"update_id": 9_300_101}, "me")
-        inbox.store_callback(db, mine.id, {}, None, "me")
-        inbox.store_callback(db, theirs.id, {}, None, "other")
+        assert updates.store_update(db, 9_300_101, {"update_id": 9_300_101}, "me", notify=True)
+        inbox.store_callback(db, mine.id, {}, None, "me", notify=True)
+        inbox.store_callback(db, theirs.id, {}, None, "other", notify=True)
         batches = heard(conn, theirs.id)
         assert mine.id not in [j for b in batches for j in b.job_ids]
         assert not any(b.updates for b in batches)
-        assert updates.store_update(db, 9_300_102, {"update_id": 9_300_102}, "other")
+        assert updates.store_update(db, 9_300_102, {"update_id": 9_300_102}, "other", notify=True)
         marker = make_job(db, epoch)
-        inbox.store_callback(db, marker.id, {}, None, "other")
+        inbox.store_callback(db, marker.id, {}, None, "other", notify=True)
         assert any(b.updates for b in heard(conn, marker.id))
     finally:
         conn.close()

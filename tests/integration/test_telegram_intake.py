@@ -61,7 +61,7 @@ def test_undecodable_stored_updates_are_set_aside_and_every_good_update_is_answe
     }
     for update_id in range(9_000_001, 9_000_008):
         body = bad.get(update_id) or command(update_id, X, echo(f"good-{update_id}"))
-        assert updates.store_update(db, update_id, body, "test")
+        assert updates.store_update(db, update_id, body, "test", notify=False)
 
     good = [f"good-{u}" for u in (9_000_001, 9_000_003, 9_000_005, 9_000_007)]
     chat = telegram.wait_for_chat(X, answered(*good), timeout=15)
@@ -97,7 +97,7 @@ def test_an_update_stored_while_polling_an_empty_telegram_is_handled_without_a_n
     telegram.wait_for_polling()
     polls = len(telegram.calls("getUpdates"))
     # As a deposed leader leaves it: stored, confirmed to Telegram, never handled.
-    assert updates.store_update(db, 9_100_001, command(9_100_001, X, echo("left-behind")), "old-leader")
+    assert updates.store_update(db, 9_100_001, command(9_100_001, X, echo("left-behind")), "old-leader", notify=True)
     telegram.wait_for_chat(X, answered("left-behind"), timeout=10)
     answered_polls = [c for c in telegram.calls("getUpdates")[polls:] if c.response.get("result")]
     assert answered_polls == []
