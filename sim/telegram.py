@@ -40,8 +40,8 @@ from sim.telegram_payments import (
 from sim.telegram_spec import ApiError, Spec, Upload, bad_request
 from sim.telegram_updates import UpdateFeed, WebhookDelivery
 
-__all__ = ["Call", "ChatMessage", "PaymentAttempt", "PaymentOutcome", "StarPayment", "TelegramSim",
-           "WebhookDelivery"]
+__all__ = ["Call", "CallbackAnswer", "ChatMessage", "PaymentAttempt", "PaymentOutcome", "StarPayment",
+           "TelegramSim", "WebhookDelivery"]
 
 GET_FILE_LIMIT = 20 * MB
 CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_video", "record_voice",
@@ -58,6 +58,15 @@ class Call:
     status: int
     response: dict[str, Any]
     at: float
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """How the bot answered a button press: a toast (`text`), an alert the user must dismiss
+    (`show_alert`), or nothing to show (`text` None), as Telegram's client presents it."""
+
+    text: str | None
+    show_alert: bool
 
 
 class TelegramSim:
@@ -116,6 +125,7 @@ class TelegramSim:
         self._files = FileStore(random.Random(f"{self.seed}:files"))
         self._feed.reset()
         self._calls: list[Call] = []
+        self._presses: dict[int, str] = {}  # update_id of a button press -> its callback query id
         self._arrivals: list[str] = []    # methods in the order their requests reached us
         self.peak_in_flight = 0     # most Bot API calls (long polls aside) being answered at once
         self._faults = Faults()
@@ -211,7 +221,9 @@ class TelegramSim:
             user = self._world.users.get(user_id) or self._world.touch_user(user_id)
             query = self._world.press(user, user_id if chat_id is None else chat_id,
                                       button_text, message_id)
-            return self._feed.queue("callback_query", query)
+            update_id = self._feed.queue("callback_query", query)
+            self._presses[update_id] = query["id"]
+            return update_id
 
     def user_pays(self, user_id: int, invoice_message_id: int | None = None, *,
                   chat_id: int | None = None, link: str | None = None) -> PaymentAttempt:
@@ -326,6 +338,25 @@ class TelegramSim:
         what = f"{count} {wanted} call(s)" + (f" matching {_name(predicate)}" if predicate else "")
         return self._wait(lambda: (found if len(found := matching()) >= count else None), timeout,
                           what, lambda: f"saw {len(matching())}; last calls: {self._tail()}")
+
+    def callback_answer(self, update_id: int, timeout: float = 5.0) -> CallbackAnswer:
+        """Block until the bot answers the button press queued as `update_id` (what the user's
+        client shows then); LookupError if no press has that update_id."""
+        with self._lock:
+            query_id = self._presses.get(update_id)
+        if query_id is None:
+            raise LookupError(f"no button press has update_id {update_id}")
+
+        def answered() -> CallbackAnswer | None:
+            call = next((c for c in self._calls if c.method == "answerCallbackQuery"
+                         and c.status == 200 and str(c.params.get("callback_query_id")) == query_id),
+                        None)
+            if call is None:
+                return None
+            return CallbackAnswer(call.params.get("text") or None, bool(call.params.get("show_alert")))
+
+        return self._wait(answered, timeout, f"the answer to the press in update {update_id}",
+                          lambda: f"last calls: {self._tail()}")
 
     def wait_for_chat(self, chat_id: int, predicate: Callable[[list[ChatMessage]], bool],
                       timeout: float = 5.0) -> list[ChatMessage]:

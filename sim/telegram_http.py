@@ -188,6 +188,8 @@ _CONTROL: dict[tuple[str, str], Callable[[TelegramSim, dict[str, Any]], dict[str
     ("POST", "spare_next"): lambda s, a: _ack(lambda: s.spare_next(_str(a, "method"), _int(a, "n", 1))),
     ("POST", "slow"): lambda s, a: _ack(lambda: s.slow(_str(a, "method"), _float(a, "seconds"))),
     ("POST", "wait_for_call"): _wait_for_call,
+    ("POST", "wait_for_answer"): lambda s, a: {"answer": _jsonable(s.callback_answer(
+        _int(a, "update_id"), _float(a, "timeout", 5.0)))},
     ("POST", "pay"): _pay,
     ("GET", "payment_attempts"): _payment_attempts,
     ("POST", "wait_for_payment"): lambda s, a: {"attempt": _jsonable(s.wait_for_payment(

@@ -1,9 +1,10 @@
 """Drive headless Chromium from a test over the Chrome DevTools Protocol (CDP).
 
 `Chromium` starts the browser in its own process group and temporary profile and always kills
-both on close(); `Page` navigates, evaluates JavaScript and takes screenshots. The websocket
-underneath is a minimal RFC 6455 client (text frames, masking, no extensions), because the
-venv has no websocket library and these tests need no more than that.
+both on close(); `Page` navigates, evaluates JavaScript, clicks and types like a person (mouse
+and keyboard events, not DOM calls) and takes screenshots. The websocket underneath is a minimal
+RFC 6455 client (text frames, masking, no extensions), because the venv has no websocket library
+and these tests need no more than that.
 """
 from __future__ import annotations
 
@@ -197,6 +198,37 @@ class Page:
         """PNG bytes of the viewport."""
         return base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
 
+    def click(self, element: str, clicks: int = 1) -> None:
+        """Click with the mouse, as a person does: the element the JavaScript expression `element`
+        evaluates to is scrolled into view and pressed at its centre (whatever is on top there
+        gets the click), `clicks` times in a row (2: a double-click). CdpError if the expression
+        finds nothing."""
+        centre = self.evaluate(f"""(() => {{
+          const node = {element};
+          if (!node) return null;
+          node.scrollIntoView({{ block: "center" }});
+          const box = node.getBoundingClientRect();
+          return [box.left + box.width / 2, box.top + box.height / 2];
+        }})()""")
+        if centre is None:
+            raise CdpError(f"nothing to click: {element}")
+        x, y = centre
+        self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+        for count in range(1, clicks + 1):
+            for kind in ("mousePressed", "mouseReleased"):
+                self.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
+                                                       "clickCount": count})
+
+    def type_text(self, text: str) -> None:
+        """Type `text` into the focused element (one input event, as a keyboard's IME commits it)."""
+        self.send("Input.insertText", {"text": text})
+
+    def press_enter(self) -> None:
+        """Press and release Enter on the focused element."""
+        enter = {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13}
+        self.send("Input.dispatchKeyEvent", {"type": "keyDown", "text": "\r", **enter})
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", **enter})
+
 
 class Chromium:
     """A headless Chromium for one test. Always call close(): it kills the whole process group."""
@@ -214,8 +246,9 @@ class Chromium:
                  "--remote-debugging-port=0", "about:blank"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log,
                 start_new_session=True)
-            self.devtools = DevTools(wait_until(self._devtools_url, timeout,
-                                                "Chromium's DevTools websocket URL", interval=0.02))
+            url = wait_until(self._devtools_url, timeout, "Chromium's DevTools websocket URL", interval=0.02)
+            assert url is not None      # wait_until returns a truthy value or fails
+            self.devtools = DevTools(url)
         except BaseException:
             self.close()
             raise
