@@ -9,9 +9,9 @@ in webhook mode http_gateway stores updates and the leader processes them the sa
 A sweep of the store (every INBOX_SWEEP_S, and at once when woken) hands each update to its
 chat's lane (bot.chat_lanes): one chat's updates are handled in order, different chats at
 once, so one busy chat cannot stall the others. A pre_checkout_query (no chat; Telegram
-wants its answer within 10 s) has a lane of its own per user, so it never waits behind that
-user's chat. An update that cannot be decoded or handled is set aside as failed with a short
-reason and never blocks the ones after it.
+wants its answer within 10 s) goes to the checkout desk (bot.checkout_desk), which answers it on
+a loop and connections of its own, straight from the polled batch. An update that cannot be
+decoded or handled is set aside as failed with a short reason and never blocks the ones after it.
 """
 from __future__ import annotations
 
@@ -23,13 +23,14 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from telegram import BotCommand, Update  # noqa: TID251 - the gateway is PTB's home
+from telegram import BotCommand, PreCheckoutQuery, Update  # noqa: TID251 - the gateway is PTB's home
 from telegram.error import Conflict, NetworkError, TelegramError, TimedOut  # noqa: TID251 - the gateway is PTB's home
 from telegram.ext import Application, ApplicationBuilder  # noqa: TID251 - the gateway is PTB's home
 from telegram.request import HTTPXRequest  # noqa: TID251 - the gateway is PTB's home
 
 from bot import dialogue, flood_control, media
 from bot.chat_lanes import ChatLanes
+from bot.checkout_desk import CheckoutDesk
 from bot.context import Deps
 from bot.flood_control import MAX_ON_WIRE, MAX_URGENT_ON_WIRE, FloodControl
 from bot.handled_marks import HandledMarks
@@ -80,6 +81,8 @@ class BotGateway:
         # Result downloads go only to KIE's result hosts and to these (the simulators serve results there).
         media.allow_result_hosts(settings.kie_api_url, settings.kie_upload_url)
         self.sender = TelegramSender(self.app.bot, self.loop)
+        self.checkout = CheckoutDesk(settings.telegram_bot_token, settings.telegram_api_url, db, metrics,
+                                     pricing if pricing is not None else default_pricing(), holds_epoch)
         self._thread = threading.Thread(target=self.loop.run_forever, name="kiebot-telegram", daemon=True)
         self._intake: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -117,6 +120,7 @@ class BotGateway:
     def start(self) -> None:
         self._thread.start()
         run_on_loop(self.loop, self.app.initialize(), START_TIMEOUT_S)
+        self.checkout.start()
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -135,6 +139,7 @@ class BotGateway:
         if not self._thread.is_alive():
             self.loop.close()
         self._storage.shutdown(wait=False)
+        self.checkout.stop()
 
     def set_epoch(self, epoch: int | None) -> None:
         """Leadership listener: start intake for `epoch`, or stop it (None). Thread-safe."""
@@ -163,8 +168,7 @@ class BotGateway:
         log.info("telegram intake started (%s)", self.settings.bot_mode,
                  extra={"action": "intake_start", "epoch": epoch})
         marks = HandledMarks(functools.partial(self._write_marks, epoch))
-        lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch, marks),
-                                             urgent=is_checkout_lane)
+        lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch, marks))
         try:
             while True:
                 try:
@@ -189,7 +193,7 @@ class BotGateway:
         await self._register_intake()
         parts = [self._sweep(epoch, lanes, marks), self._watch_lanes(lanes), marks.run()]
         if self.settings.bot_mode == "polling":
-            parts.append(self._poll(lanes))
+            parts.append(self._poll(epoch, marks))
         tasks = [asyncio.create_task(part) for part in parts]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -228,10 +232,10 @@ class BotGateway:
             commands = [BotCommand(name, text(lang, f"cmd_{name}")) for name in BOT_COMMANDS]
             await self.app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
 
-    async def _poll(self, lanes: ChatLanes[Update]) -> None:
+    async def _poll(self, epoch: int, marks: HandledMarks) -> None:
         """Long polling: store each batch, then wake the sweep; the next getUpdates confirms it.
-        A new pre-checkout query goes to its lane at once (Telegram cancels the checkout after
-        10 s): its lane is its own, so no order is broken by not waiting for the sweep."""
+        A new pre-checkout query goes to the checkout desk at once (Telegram cancels the checkout
+        after 10 s), without waiting for the sweep to read it back."""
         offset: int | None = None
         failures = 0
         while True:
@@ -254,7 +258,7 @@ class BotGateway:
             offset = batch[-1].update_id + 1
             for update in batch:
                 if update.pre_checkout_query is not None and update.update_id in new:
-                    lanes.submit(lane_key(update), update.update_id, update)
+                    self._to_checkout(epoch, marks, update.update_id, update.pre_checkout_query)
             self._wake.set()
 
     def _store_batch(self, batch: list[tuple[int, dict[str, Any]]]) -> set[int] | None:
@@ -287,7 +291,7 @@ class BotGateway:
         mark still to be written), in update_id order, on its chat's lane. One that cannot be
         decoded is set aside as failed here."""
         while lanes.has_room():
-            taken = lanes.in_flight() + marks.unwritten()
+            taken = lanes.in_flight() + marks.unwritten() + self.checkout.in_hand()
             rows = await self._in_storage(update_inbox.unprocessed, self.db, SWEEP_BATCH, taken)
             for update_id, body in rows:
                 try:
@@ -296,9 +300,17 @@ class BotGateway:
                 except Exception as exc:  # noqa: BLE001 - PTB raises KeyError, TypeError, ...: all mean "undecodable"
                     await self._set_aside(epoch, update_id, exc)
                     continue
-                lanes.submit(key, update_id, update)
+                if update.pre_checkout_query is not None:
+                    self._to_checkout(epoch, marks, update_id, update.pre_checkout_query)
+                else:
+                    lanes.submit(key, update_id, update)
             if len(rows) < SWEEP_BATCH:
                 return
+
+    def _to_checkout(self, epoch: int, marks: HandledMarks, update_id: int, query: PreCheckoutQuery) -> None:
+        """Hand a pre-checkout query to the desk; once it is answered, it is marked handled."""
+        self.checkout.submit(epoch, update_id, query,
+                             on_done=lambda done: self.loop.call_soon_threadsafe(marks.note, done))
 
     async def _watch_lanes(self, lanes: ChatLanes[Update]) -> None:
         """Raise the errors lanes let through, FencedOut first (it stops the intake); the others
@@ -366,17 +378,9 @@ class BotGateway:
         return text[:FAILURE_TEXT_MAX]      # cut after masking: a cut must not leave half a secret
 
 
-def is_checkout_lane(key: Hashable) -> bool:
-    """A pre-checkout query's lane (lane_key): answered within Telegram's 10 s, on urgent slots."""
-    return isinstance(key, tuple) and len(key) == 2 and key[0] == "pre_checkout"
-
-
 def lane_key(update: Update) -> Hashable:
     """The lane an update waits in: its chat, or its user for updates without a chat (inline
-    queries); a pre-checkout query its own lane per user, answered without waiting for the
-    user's chat; None for the rare update with neither."""
-    if update.pre_checkout_query is not None:
-        return ("pre_checkout", update.pre_checkout_query.from_user.id)
+    queries); None for the rare update with neither."""
     if update.effective_chat is not None:
         return update.effective_chat.id
     if update.effective_user is not None:

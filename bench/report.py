@@ -452,6 +452,14 @@ def _payments(add: Any, pm: dict[str, Any]) -> None:
         f"{_s(tm['credited_after_s'])} | {_s(tm['handled_after_s'])} | {cr['announced']:,} "
         f"({cr['announced_twice']} twice), {_num(tm.get('paid_messages_per_s'))}/s |")
     add("")
+    fl = pm.get("floor")
+    if fl:
+        fa = fl["answered_after_s"]
+        add(f"The floor — a bot that only long-polls with `requests`, answers every pre-checkout ok from "
+            f"16 threads and sends one message per payment (no storage, no PTB, no pacing) — on the same burst "
+            f"(other users, a fresh simulator): {fl['answered']:,}/{fl['attempts']:,} answered, p50 "
+            f"{_ms(fa.get('p50'))}, p95 {_ms(fa.get('p95'))}, p99 {_ms(fa.get('p99'))}, max {_ms(fa.get('max'))}.")
+        add("")
     g = it["poll_to_next_poll_s"]
     add(f"Intake: {it['polls_with_updates']} getUpdates brought updates, {_num(it['updates_per_poll'].get('mean'))} "
         f"on average; from one such poll to the next {_ms(g.get('p50'))} (median), "

@@ -4,9 +4,8 @@ A reply waits inside its handler for the chat's send slot (about a second in a p
 three in a group), so handling every update in one line would let one busy chat stall all the
 others. Each chat key (the chat id, or the user id for updates without a chat) gets its own
 lane: a queue and one asyncio worker that drains it in order. At most `max_chats` workers
-handle updates at once; the others wait for a turn. Lanes the `urgent` predicate picks (a
-pre-checkout query, which Telegram cancels after 10 s) have slots of their own, so a crowd of
-chats waiting for their send slots never holds them up.
+handle updates at once; the others wait for a turn. (Pre-checkout queries, which Telegram
+cancels after 10 s, do not wait here: bot.checkout_desk answers them.)
 
 The lanes also remember which updates are in flight, so the intake's next sweep of the stored
 updates does not hand them out twice. An error the handler lets through abandons the rest of
@@ -23,7 +22,6 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 MAX_CHATS_AT_ONCE = 256     # workers handling an update at the same moment; more chats wait
-MAX_URGENT_AT_ONCE = 64     # workers for urgent lanes, beside the others
 MAX_IN_FLIGHT = 2000        # updates taken from the store and not finished; the sweep stops there
 
 Handler = Callable[[int, T], Awaitable[None]]
@@ -33,12 +31,9 @@ class ChatLanes(Generic[T]):
     """Per-chat queues of (update_id, item), each drained in order by its own worker task."""
 
     def __init__(self, handle: Handler[T], max_chats: int = MAX_CHATS_AT_ONCE,
-                 max_in_flight: int = MAX_IN_FLIGHT, *, urgent: Callable[[Hashable], bool] = lambda key: False,
-                 max_urgent: int = MAX_URGENT_AT_ONCE) -> None:
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._handle = handle
         self._slots = asyncio.Semaphore(max_chats)
-        self._urgent_slots = asyncio.Semaphore(max_urgent)
-        self._urgent = urgent
         self._max_in_flight = max_in_flight
         self._lanes: dict[Hashable, collections.deque[tuple[int, T]]] = {}
         self._workers: dict[Hashable, asyncio.Task[None]] = {}
@@ -81,7 +76,7 @@ class ChatLanes(Generic[T]):
 
     async def _drain(self, key: Hashable) -> None:
         lane = self._lanes[key]
-        async with self._urgent_slots if self._urgent(key) else self._slots:
+        async with self._slots:
             while lane and not self._closing:
                 update_id, item = lane[0]
                 try:

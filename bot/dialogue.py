@@ -28,7 +28,6 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
-    PreCheckoutQueryHandler,
     filters,
 )
 
@@ -76,7 +75,6 @@ def install(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps) 
                           ("refund", admin.refund)):
         application.add_handler(CommandHandler(name, handler))
     application.add_handler(CallbackQueryHandler(button))
-    application.add_handler(PreCheckoutQueryHandler(payments.pre_checkout))
     application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, payments.paid))
     application.add_handler(MessageHandler(filters.StatusUpdate.REFUNDED_PAYMENT, payments.refunded))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, receive_text))

@@ -36,11 +36,11 @@ MAX_RETRIES = 3
 # ~50 messages/s at 300 ms per answer, well above Telegram's 30/s.
 MAX_ON_WIRE = 16
 UNPACED = frozenset({"sendChatAction", "getFile", "answerCallbackQuery"})   # not messages: no chat slot
-# Answers a person is waiting on (Telegram cancels a checkout 10 s after Pay; a button's spinner
-# turns until its query is answered) have wire slots of their own: a crowd of uploads on the wire
-# never holds them up.
-URGENT = frozenset({"answerPreCheckoutQuery", "answerCallbackQuery"})
-MAX_URGENT_ON_WIRE = 16
+# A button's spinner turns until its query is answered: those answers have wire slots of their
+# own, so a crowd of uploads on the wire never holds them up. (Pre-checkout answers have a loop and
+# connections of their own: bot.checkout_desk.)
+URGENT = frozenset({"answerCallbackQuery"})
+MAX_URGENT_ON_WIRE = 8
 
 # Set by the sender bridge for the request it runs; FloodControl sets the Event when it sends.
 dispatch_marker: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(

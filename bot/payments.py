@@ -2,13 +2,13 @@
 answer, crediting a successful payment exactly once, and telling the user of a refund.
 
 An invoice carries its package as the payload `stars:<package id>:<credits in minor units>`.
-The pre-checkout answer checks it against the price file in force (the package exists with the
-same Stars and credits, the currency is XTR) and makes no database call on the way to an ok:
-Telegram cancels a checkout not confirmed within 10 s. A successful_payment credits what its
-invoice promised, keyed on its telegram_payment_charge_id (storage.ledger.credit_payment), so a
-redelivered payment is neither credited nor announced twice; a deposed intake writes nothing and
-leaves the update to the next leader. After a payment, a confirmation that was short of credits
-is shown again, so one tap on ✅ starts it.
+The pre-checkout answer (given by bot.checkout_desk) checks it against the price file in force
+(checkout_problem: the package exists with the same Stars and credits, the currency is XTR) and
+makes no database call on the way to an ok: Telegram cancels a checkout not confirmed within 10 s.
+A successful_payment credits what its invoice promised, keyed on its telegram_payment_charge_id
+(storage.ledger.credit_payment), so a redelivered payment is neither credited nor announced
+twice; a deposed intake writes nothing and leaves the update to the next leader. After a payment,
+a confirmation that was short of credits is shown again, so one tap on ✅ starts it.
 """
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from telegram import LabeledPrice, PreCheckoutQuery, Update
-from telegram.error import BadRequest
+from telegram import LabeledPrice, Update
 from telegram.ext import ContextTypes
 
 from bot import flood_control, prices, wizard
@@ -92,30 +91,6 @@ async def offer_packages(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang:
         await context.bot.send_invoice(chat_id, title, text(lang, "invoice_description", credits=words),
                                        invoice_payload(package), CURRENCY, [LabeledPrice(title, package.stars)],
                                        provider_token="")
-
-
-async def pre_checkout(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A press of Pay: ok when the invoice matches a package in force, else the reason."""
-    query = update.pre_checkout_query
-    assert query is not None
-    deps = deps_of(context)
-    problem = checkout_problem(deps.pricing, query.currency, query.total_amount, query.invoice_payload)
-    if problem is None:
-        await _answer(query, ok=True)
-        return
-    lang = conversations.user_lang(deps.db, query.from_user.id, query.from_user.language_code)
-    log.warning("checkout refused: %s", problem, extra={"action": "checkout_refused"})
-    deps.metrics.payments.labels("declined").inc()
-    await _answer(query, ok=False, error_message=text(lang, problem))
-
-
-async def _answer(query: PreCheckoutQuery, ok: bool, error_message: str | None = None) -> None:
-    """Answer a pre-checkout query; one Telegram no longer takes (too late: it cancelled the
-    checkout, and nothing was charged) is logged, not retried."""
-    try:
-        await query.answer(ok=ok, error_message=error_message)
-    except BadRequest as exc:
-        log.warning("pre-checkout answer refused: %s", exc, extra={"action": "checkout_late"})
 
 
 async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -72,25 +72,3 @@ def test_no_more_chats_than_the_bound_are_handled_at_once_and_close_cancels_the_
     asyncio.run(scenario())
 
 
-def test_urgent_lanes_have_slots_of_their_own() -> None:
-    """Every shared slot taken by chats waiting for Telegram does not hold up a pre-checkout
-    query, which Telegram cancels after 10 s."""
-    async def scenario() -> None:
-        release = asyncio.Event()
-        handled: list[str] = []
-
-        async def handle(update_id: int, key: str) -> None:
-            if key.startswith("chat"):
-                await release.wait()
-            handled.append(key)
-
-        lanes: ChatLanes[str] = ChatLanes(handle, max_chats=2, urgent=lambda key: str(key).startswith("checkout"))
-        for n in range(4):
-            lanes.submit(f"chat-{n}", n, f"chat-{n}")
-        lanes.submit("checkout-1", 10, "checkout-1")
-        await settle(lambda: handled == ["checkout-1"])
-        release.set()
-        await settle(lambda: not lanes.in_flight())
-        assert sorted(handled[1:]) == [f"chat-{n}" for n in range(4)]
-
-    asyncio.run(scenario())

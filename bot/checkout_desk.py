@@ -1,0 +1,138 @@
+"""The checkout desk: pre-checkout queries answered on a thread, loop and connections of their own.
+
+Telegram cancels a checkout whose pre_checkout_query is not answered within 10 s. The bot's
+loop also handles every chat's updates and sends every result, and in a burst (a thousand
+people paying at once, each payment followed by its successful_payment and a message) its ready
+queue is long: an answer waiting its turn there, and for one of the connections shared with
+uploads, missed the deadline. Here an answer waits only for the GIL.
+
+The answer is decided without the database (bot.payments.checkout_problem: the invoice against
+the price file in force); only a refusal reads the user's language. It is sent for the leader
+epoch the intake took the update in, checked at the last moment before it leaves: a deposed
+instance answers nothing, and the next leader answers the stored update. What the desk finished
+(answered, or found already answered or too late) is reported through `on_done`, so the intake
+marks it handled; one it could not finish stays in the store for the next sweep.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from telegram import Bot, PreCheckoutQuery
+from telegram.error import BadRequest, TelegramError
+from telegram.request import HTTPXRequest
+
+from bot.payments import checkout_problem
+from config.pricing import Pricing
+from config.texts import text
+from storage import conversations
+from storage.db import Database
+from telemetry.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+ANSWERS_ON_WIRE = 16        # answers in flight at once (connections of the desk's own pool)
+ENDPOINT = "answerPreCheckoutQuery"
+START_TIMEOUT_S = 30.0
+
+
+class CheckoutDesk:
+    """Answers pre_checkout_queries for the intake. `submit` is called from the bot loop."""
+
+    def __init__(self, token: str, api_url: str, db: Database, metrics: Metrics, pricing: Pricing,
+                 holds_epoch: Callable[[int], bool]) -> None:
+        self.db, self.metrics, self.pricing = db, metrics, pricing
+        self._holds_epoch = holds_epoch
+        self.loop = asyncio.new_event_loop()
+        self.bot = Bot(token, base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot",
+                       request=HTTPXRequest(connection_pool_size=ANSWERS_ON_WIRE, connect_timeout=5,
+                                            read_timeout=10, write_timeout=10))
+        self._wire: asyncio.Semaphore | None = None
+        self._in_hand: set[int] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="kiebot-checkout", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._initialize(), self.loop).result(START_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.bot.shutdown(), self.loop).result(10)
+        except Exception:  # shutting down; nothing left to protect
+            log.debug("checkout desk shutdown raised", exc_info=True)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    def in_hand(self) -> list[int]:
+        """The update_ids taken and not finished (the intake's sweep must not take them again)."""
+        with self._lock:
+            return list(self._in_hand)
+
+    def submit(self, epoch: int, update_id: int, query: PreCheckoutQuery,
+               on_done: Callable[[int], Any]) -> bool:
+        """Answer `query` for `epoch`; `on_done(update_id)` runs on the desk's thread once it is
+        finished. False when this update is in hand already."""
+        with self._lock:
+            if update_id in self._in_hand:
+                return False
+            self._in_hand.add(update_id)
+        future = asyncio.run_coroutine_threadsafe(self._answer(epoch, query), self.loop)
+        future.add_done_callback(lambda done: self._finished(update_id, done, on_done))
+        return True
+
+    async def _initialize(self) -> None:
+        self._wire = asyncio.Semaphore(ANSWERS_ON_WIRE)
+        await self.bot.initialize()
+
+    def _finished(self, update_id: int, done: concurrent.futures.Future[bool],
+                  on_done: Callable[[int], Any]) -> None:
+        with self._lock:
+            self._in_hand.discard(update_id)
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            log.warning("pre-checkout %s not answered: %s", update_id, type(done.exception()).__name__,
+                        extra={"action": "checkout_unanswered"})
+            return
+        if done.result():
+            on_done(update_id)
+
+    async def _answer(self, epoch: int, query: PreCheckoutQuery) -> bool:
+        """True when the query is finished with (answered, or Telegram no longer takes an answer);
+        False when it is left to the next leader."""
+        problem = checkout_problem(self.pricing, query.currency, query.total_amount, query.invoice_payload)
+        error_message = None
+        if problem is not None:
+            lang = await asyncio.to_thread(conversations.user_lang, self.db, query.from_user.id,
+                                           query.from_user.language_code)
+            log.warning("checkout refused: %s", problem, extra={"action": "checkout_refused"})
+            self.metrics.payments.labels("declined").inc()
+            error_message = text(lang, problem)
+        assert self._wire is not None, "CheckoutDesk used before start()"
+        async with self._wire:
+            if not self._holds_epoch(epoch):
+                return False
+            started = time.monotonic()
+            try:
+                await self.bot.answer_pre_checkout_query(query.id, ok=problem is None, error_message=error_message)
+            except BadRequest as exc:
+                # Too late (Telegram cancelled the checkout: nothing was charged) or answered
+                # already (by an earlier leader): logged, not retried.
+                self.metrics.observe_telegram_request(ENDPOINT, type(exc).__name__, time.monotonic() - started)
+                log.warning("pre-checkout answer refused: %s", exc, extra={"action": "checkout_late"})
+                return True
+            except TelegramError as exc:    # network, 5xx, 429: the next sweep hands it over again
+                self.metrics.observe_telegram_request(ENDPOINT, type(exc).__name__, time.monotonic() - started)
+                raise
+            self.metrics.observe_telegram_request(ENDPOINT, "ok", time.monotonic() - started)
+        return True
