@@ -62,15 +62,16 @@ class _ReportingSender:
     def __init__(self, inner: Any, on_done: DoneHook) -> None:
         self._inner, self._on_done = inner, on_done
 
-    def send_media(self, chat_id: int, kind: str, source: str, caption: str | None, buttons: Any) -> Any:
-        sent = self._inner.send_media(chat_id, kind, source, caption, buttons)
+    def send_media(self, chat_id: int, kind: str, source: str, caption: str | None, buttons: Any,
+                   reply: Any = None) -> Any:
+        sent = self._inner.send_media(chat_id, kind, source, caption, buttons, reply)
         n = number_of(caption)
         if n is not None:
             self._on_done(n, True)
         return sent
 
-    def send_text(self, chat_id: int, text: str, buttons: Any = None) -> Any:
-        sent = self._inner.send_text(chat_id, text, buttons)
+    def send_text(self, chat_id: int, text: str, buttons: Any = None, reply: Any = None) -> Any:
+        sent = self._inner.send_text(chat_id, text, buttons, reply)
         n = number_of(text)
         if n is not None:
             self._on_done(n, True)

@@ -323,6 +323,7 @@ async def receive_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if problem:
         await context.bot.send_message(chat_id, problem)
         return
+    remember_request(spec, conv, field, update.message.message_id)
     await answer_typed(context, chat_id, user_id, lang, spec, conv, field, value)
 
 
@@ -349,7 +350,16 @@ async def receive_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     value: Any = TelegramFile(file.file_id).to_json()
     if field.type == "array-of-url":
         value = [*(conv.draft.answers.get(field.name) or []), value]
+    remember_request(spec, conv, field, update.message.message_id)
     await answer_typed(context, chat_id, user_id, lang, spec, conv, field, value)
+
+
+def remember_request(spec: ModelSpec, conv: Conversation, field: InputField, message_id: int) -> None:
+    """The message the job will answer (in a group its result replies to it): the typed prompt;
+    for a model without one, the latest answer typed or sent."""
+    prompt = wizard.example_field(spec)
+    if prompt is None or field.name == prompt:
+        conv.draft.request_message = message_id
 
 
 async def answer_typed(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
@@ -393,7 +403,7 @@ async def generate(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: in
     more is confirmed again; one refused (busy, short of credits, bad input) keeps its draft."""
     deps = deps_of(context)
     launch = await start_job(context, chat_id, user_id, lang, spec, conv.draft.answers, f"draft:{conv.draft.id}",
-                             agreed=agreed or 0)
+                             agreed=agreed or 0, request_message_id=conv.draft.request_message)
     match launch:
         case Launch.STARTED:
             conversations.clear(deps.db, chat_id, user_id)

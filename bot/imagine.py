@@ -6,7 +6,8 @@ field, whatever it is called (bot.aspect), and a ratio the model does not make i
 the ones it does, never dropped. Without `--ar` the picture is 1:1 when the model offers it,
 else the model's own default. A model that needs more than a prompt and a shape continues in
 the wizard with these filled in; otherwise a free job starts at once (keyed by the update) and
-a paid one shows its confirmation first.
+a paid one shows its confirmation first. Whichever way it goes, the /imagine message is the
+job's request message (in a group its result replies to it).
 """
 from __future__ import annotations
 
@@ -51,13 +52,15 @@ async def imagine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await context.bot.send_message(chat_id, refused)
         return
     given = {"prompt": prompt, **shape}
+    request = update.message.message_id
     missing = [f for f in spec.required_fields if f.name not in spec.with_defaults(given)]
     if missing:     # a model that needs more than a prompt: continue in the wizard
-        await wizard.start_model(context, chat_id, user_id, lang, spec, preset=given)
+        await wizard.start_model(context, chat_id, user_id, lang, spec, preset=given, request_message=request)
         return
     key = f"update:{update.update_id}"
-    if await start_job(context, chat_id, user_id, lang, spec, given, key) is Launch.REPRICED:
-        await wizard.confirm_draft(context, chat_id, user_id, lang, spec, given, key)    # paid: confirm first
+    if await start_job(context, chat_id, user_id, lang, spec, given, key,
+                       request_message_id=request) is Launch.REPRICED:    # paid: confirm first
+        await wizard.confirm_draft(context, chat_id, user_id, lang, spec, given, key, request_message=request)
 
 
 def parse_imagine(message: str) -> tuple[str, dict[str, str]]:

@@ -13,6 +13,10 @@ caller shows the confirmation (REPRICED). The balance is read before the progres
 sent, so a refusal for want of credits leaves no "starting…" behind; when the balance changes
 in between and create_job still says insufficient, the progress message is edited into the
 refusal. A deposed intake creates nothing and leaves its update to the next leader.
+
+Groups: the job keeps the user's message that asked for it (`request_message_id`: the /imagine
+message, a wizard's prompt), and in a group the progress message replies to it, as the result
+and a failure notice (which replaces the progress message) will.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from bot import callback_data as cd
 from bot import flood_control, job_buttons, prices, wizard
 from bot.context import Deps, deps_of
 from bot.presenter import control_buttons, estimate_words, queued_words
-from bot.sender import keyboard
+from bot.sender import group_reply, keyboard
 from config.catalogue import ModelSpec
 from config.texts import text
 from faults import crashpoint
@@ -58,9 +62,11 @@ class Launch(enum.Enum):
 
 
 async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
-                    given: dict[str, Any], request_key: str, agreed: int = 0) -> Launch:
+                    given: dict[str, Any], request_key: str, agreed: int = 0,
+                    request_message_id: int | None = None) -> Launch:
     """Create the job (committed, its price held) with its progress message, then wake the
-    supervisor; `agreed` is the most the user agreed to pay."""
+    supervisor; `agreed` is the most the user agreed to pay; `request_message_id` the message in
+    `chat_id` that asked for it (None: none to reply to)."""
     deps = deps_of(context)
     existing = find_job(deps.db, request_key)
     if existing is not None:
@@ -102,13 +108,15 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
              else text(lang, "progress_queued", title=spec.name(lang), estimate=estimate))
     progress = await context.bot.send_message(
         chat_id, words + (f"\n{note}" if note else ""),
-        reply_markup=keyboard(control_buttons(lang, job_buttons.Control.CANCEL, request_key=request_key)))
+        reply_markup=keyboard(control_buttons(lang, job_buttons.Control.CANCEL, request_key=request_key)),
+        reply_parameters=group_reply(chat_id, request_message_id))
     creation = create_job(deps.db, NewJob(
         request_key=request_key, chat_id=chat_id, user_id=user_id, lang=lang, model=spec.id,
         input=job_input, deadline_s=spec.deadline_s, progress_message_id=progress.message_id,
         price=price, agreed=agreed, free_per_day=charge.free_per_day,
         kie_credits=charge.quote.kie_credits if charge.quote else None, epoch=flood_control.send_epoch.get(),
-        max_active=deps.max_active_jobs, queue_length=queue_length, expected=expected))
+        max_active=deps.max_active_jobs, queue_length=queue_length, expected=expected,
+        request_message_id=request_message_id))
     match creation:
         case Created(job=job):
             crashpoint("after_job_insert")

@@ -1,7 +1,8 @@
 """Sending results by media type, URL first: when Telegram will not fetch a URL (or it is too
 big for URL sending) the bytes are downloaded and uploaded instead; past the upload limit the
 caller gets `TooLarge` and sends a link. One async implementation, used by handlers directly
-and by the actors through bot/sender.py.
+and by the actors through bot/sender.py. A result's first message may reply to the request
+(`reply`, made by bot/sender.py group_reply); whichever way the file goes, the reply goes with it.
 
 Result URLs can come from a callback body nobody confirmed (KIE_CONFIRM_CALLBACKS=false), so a
 download never goes anywhere but KIE's result hosts and the configured KIE hosts
@@ -29,6 +30,7 @@ from telegram import (
     InputMediaVideo,
     Message,
     ReplyKeyboardMarkup,
+    ReplyParameters,
 )
 from telegram.constants import ChatAction
 from telegram.error import BadRequest
@@ -178,42 +180,46 @@ def _filename(url: str, kind: str) -> str:
 
 
 async def send_media(bot: Bot, chat_id: int, kind: str, source: str, caption: str | None = None,
-                     reply_markup: Markup = None) -> Message:
+                     reply_markup: Markup = None, reply: ReplyParameters | None = None) -> Message:
     """Send one photo/video/audio/document by URL or file_id, uploading it when Telegram
     will not fetch the URL."""
     method = getattr(bot, f"send_{kind}")
     try:
-        return await method(chat_id, source, caption=caption, reply_markup=reply_markup)  # type: ignore[no-any-return]
+        return await method(chat_id, source, caption=caption, reply_markup=reply_markup,  # type: ignore[no-any-return]
+                            reply_parameters=reply)
     except BadRequest as exc:
         if not _is_url(source) or not _refused(exc):
             raise
     await bot.send_chat_action(chat_id, UPLOAD_ACTION.get(kind, ChatAction.UPLOAD_DOCUMENT))
     data = await download(source, UPLOAD_LIMIT_BYTES.get(kind, DEFAULT_UPLOAD_LIMIT_BYTES))
     return await method(chat_id, InputFile(data, filename=_filename(source, kind)),  # type: ignore[no-any-return]
-                        caption=caption, reply_markup=reply_markup)
+                        caption=caption, reply_markup=reply_markup, reply_parameters=reply)
 
 
 async def send_album(bot: Bot, chat_id: int, kind: str, sources: Sequence[str],
-                     caption: str | None = None) -> list[Message]:
-    """Several results as albums of up to ten (the caption on the first item); albums carry no buttons."""
+                     caption: str | None = None, reply: ReplyParameters | None = None) -> list[Message]:
+    """Several results as albums of up to ten (the caption, and the reply, on the first); albums
+    carry no buttons."""
     media_type = _INPUT_MEDIA[kind]
     sent: list[Message] = []
     for start in range(0, len(sources), ALBUM_MAX):
         chunk = list(sources[start:start + ALBUM_MAX])
+        first = start == 0
         if len(chunk) == 1:
-            sent.append(await send_media(bot, chat_id, kind, chunk[0], caption if start == 0 else None))
+            sent.append(await send_media(bot, chat_id, kind, chunk[0], caption if first else None,
+                                         reply=reply if first else None))
             continue
-        items: list[Any] = [media_type(s, caption=caption if start == 0 and i == 0 else None)
+        items: list[Any] = [media_type(s, caption=caption if first and i == 0 else None)
                             for i, s in enumerate(chunk)]
         try:
-            sent += await bot.send_media_group(chat_id, items)
+            sent += await bot.send_media_group(chat_id, items, reply_parameters=reply if first else None)
         except BadRequest as exc:
             if not _refused(exc):
                 raise
             limit = UPLOAD_LIMIT_BYTES.get(kind, DEFAULT_UPLOAD_LIMIT_BYTES)
             uploads = [media_type(InputFile(await download(s, limit), filename=_filename(s, kind)),
-                                  caption=caption if start == 0 and i == 0 else None) for i, s in enumerate(chunk)]
-            sent += await bot.send_media_group(chat_id, uploads)
+                                  caption=caption if first and i == 0 else None) for i, s in enumerate(chunk)]
+            sent += await bot.send_media_group(chat_id, uploads, reply_parameters=reply if first else None)
     return sent
 
 
@@ -228,28 +234,29 @@ def _link_will_do(exc: Exception, sources: Sequence[str]) -> bool:
 
 
 async def send_or_link(bot: Bot, chat_id: int, kind: str, source: str, caption: str | None = None,
-                       reply_markup: Markup = None) -> Message:
+                       reply_markup: Markup = None, reply: ReplyParameters | None = None) -> Message:
     """The one way a result file is sent: the file (by URL, else uploaded), or, when Telegram
     refuses it or it cannot be fetched, a message with its link. Nothing of the file was sent
     when the link goes, so this is still one message."""
     try:
-        return await send_media(bot, chat_id, kind, source, caption, reply_markup)
+        return await send_media(bot, chat_id, kind, source, caption, reply_markup, reply)
     except _LINK_INSTEAD as exc:
         if not _link_will_do(exc, [source]):
             raise
     return await bot.send_message(chat_id, fit("\n".join(filter(None, [caption, source]))),
-                                  reply_markup=reply_markup)
+                                  reply_markup=reply_markup, reply_parameters=reply)
 
 
 async def send_album_or_links(bot: Bot, chat_id: int, kind: str, sources: Sequence[str],
-                              caption: str | None = None) -> list[Message]:
+                              caption: str | None = None, reply: ReplyParameters | None = None) -> list[Message]:
     """One album (2-10 files), or one message with their links when Telegram refuses them."""
     try:
-        return await send_album(bot, chat_id, kind, sources, caption)
+        return await send_album(bot, chat_id, kind, sources, caption, reply)
     except _LINK_INSTEAD as exc:
         if not _link_will_do(exc, sources):
             raise
-    return [await bot.send_message(chat_id, fit("\n".join(filter(None, [caption, *sources]))))]
+    return [await bot.send_message(chat_id, fit("\n".join(filter(None, [caption, *sources]))),
+                                   reply_parameters=reply)]
 
 
 async def download_telegram_file(bot: Bot, file_id: str) -> tuple[bytes, str]:

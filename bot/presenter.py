@@ -5,7 +5,10 @@ bot/callback_data.py. The actors only say what happened.
 A result is a *plan* of messages computed from the job alone (albums of up to ten files, then
 the buttons message; one file with its buttons; or a text), so whoever resumes a delivery (the
 same actor after a 429, or a new leader) sends the same parts and skips the ones recorded as
-sent. Files go through bot/media.py's one path (a link when Telegram refuses the file).
+sent. Files go through bot/media.py's one path (a link when Telegram refuses the file). In a
+group the result's first message and the failure notice reply to the request message (the
+progress message, which the notice replaces, was sent as a reply by bot/launch.py), so everyone
+sees whose request it answers; a private chat gets no replies.
 
 Money is told as it is: every failure or cancellation notice says "you were not charged" (a
 free job) or "N credits returned" (its hold was released in the transaction that recorded the
@@ -28,7 +31,7 @@ from actors.outcomes import Failure, FailureCode, ProgressStage, StopRequest
 from actors.ports import SendError, SendOutcome, Sent
 from bot import callback_data as cd
 from bot import job_buttons, questions
-from bot.sender import Buttons, TelegramSender
+from bot.sender import Buttons, TelegramSender, group_reply
 from config.catalogue import Catalogue, ModelSpec
 from config.money import format_credits
 from config.texts import text
@@ -64,18 +67,22 @@ class Presenter:
 
     def send_result_part(self, job: Job, index: int) -> Sent:
         part = self.plan(job)[index]
+        reply = group_reply(job.chat_id, job.request_message_id) if index == 0 else None
         match part.kind:
             case PartKind.MEDIA:
-                return self._sender.send_media(job.chat_id, part.media_kind, part.sources[0], part.text, part.buttons)
+                return self._sender.send_media(job.chat_id, part.media_kind, part.sources[0], part.text, part.buttons,
+                                               reply)
             case PartKind.ALBUM:
-                return self._sender.send_album(job.chat_id, part.media_kind, list(part.sources), part.text or None)
+                return self._sender.send_album(job.chat_id, part.media_kind, list(part.sources), part.text or None,
+                                               reply)
             case PartKind.TEXT:
-                return self._sender.send_text(job.chat_id, part.text, part.buttons)
+                return self._sender.send_text(job.chat_id, part.text, part.buttons, reply)
 
     def send_failure(self, job: Job) -> Sent:
         """The notice replaces the progress message: an edit is harmless to repeat, so an edit
         whose outcome is unknown is reported as RETRY. Only when Telegram refuses the edit
-        (the message is gone) is a new message sent, and that one is never repeated blindly."""
+        (the message is gone) is a new message sent, and that one is never repeated blindly. In a
+        group either one replies to the request (the progress message was sent as a reply)."""
         notice, buttons = self._notice(job)
         if job.progress_message_id:
             try:
@@ -86,7 +93,7 @@ class Presenter:
                     raise SendError(SendOutcome.RETRY, f"edit outcome unknown, safe to repeat: {exc.detail}") from exc
                 if exc.outcome != SendOutcome.REJECTED:
                     raise
-        return self._sender.send_text(job.chat_id, notice, buttons)
+        return self._sender.send_text(job.chat_id, notice, buttons, group_reply(job.chat_id, job.request_message_id))
 
     def show_progress(self, job: Job, stage: ProgressStage) -> None:
         if not job.progress_message_id:

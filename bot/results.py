@@ -2,7 +2,9 @@
 resend), and the commands that look back (/history) or change the user's settings (/lang ru|en).
 Regenerate starts a free generation at once and shows a paid one's price for confirmation
 first; Create another reopens the same model with the last choices. A result's buttons are its
-requester's: anyone else's press (in a group) is answered with a toast."""
+requester's: anyone else's press (in a group) is answered with a toast. A regenerated job answers
+the same request message as the job it repeats (else the message pressed), so in a group its
+result replies there too."""
 from __future__ import annotations
 
 from typing import Any
@@ -98,8 +100,11 @@ async def job_action(context: ContextTypes.DEFAULT_TYPE, tap: Tap, action: cd.Jo
     match action.action:
         case "regen":       # free: at once; paid: confirm the price first
             key = f"regen:{tap.query.id}"
-            if await start_job(context, chat_id, user_id, lang, spec, dict(job.input), key) is Launch.REPRICED:
-                await wizard.confirm_draft(context, chat_id, user_id, lang, spec, dict(job.input), key)
+            request = job.request_message_id if job.chat_id == chat_id and job.request_message_id else tap.message_id
+            if await start_job(context, chat_id, user_id, lang, spec, dict(job.input), key,
+                               request_message_id=request) is Launch.REPRICED:
+                await wizard.confirm_draft(context, chat_id, user_id, lang, spec, dict(job.input), key,
+                                           request_message=request)
         case "edit":
             await wizard.start_model(context, chat_id, user_id, lang, spec, preset=dict(job.input), ask="prompt")
         case "again":

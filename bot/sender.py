@@ -7,6 +7,9 @@ written means the outcome is unknown, never "failed". A sender made `for_epoch` 
 while this instance holds that epoch (checked by FloodControl at dispatch). Every text and
 caption is cut to Telegram's limits here, so no message is refused for its length. A group
 that became a supergroup (ChatMigrated: nothing was sent) gets the message in its new chat.
+In a group, what answers a request replies to it (`group_reply`), and a reply never stops a send:
+a request deleted meanwhile means no reply, and so does a group's migration (the request's id
+means nothing in the new chat).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from actors.ports import SendError, SendOutcome, Sent
@@ -40,6 +43,15 @@ def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
     if not buttons:
         return None
     return InlineKeyboardMarkup([[InlineKeyboardButton(t, callback_data=d) for t, d in row] for row in buttons])
+
+
+def group_reply(chat_id: int, request_message_id: int | None) -> ReplyParameters | None:
+    """A reply to the request message in a group or supergroup (negative chat ids), so everyone
+    sees whose request a message answers; None in a private chat or with no request message. It
+    is sent even when the request was deleted meanwhile (allow_sending_without_reply)."""
+    if chat_id >= 0 or request_message_id is None:
+        return None
+    return ReplyParameters(request_message_id, allow_sending_without_reply=True)
 
 
 def classify_send_error(exc: BaseException) -> SendError:
@@ -139,22 +151,24 @@ class TelegramSender:
         return result
 
     def send_media(self, chat_id: int, kind: str, source: str, caption: str | None,
-                   buttons: Buttons | None) -> Sent:
+                   buttons: Buttons | None, reply: ReplyParameters | None = None) -> Sent:
         msg = self._run(f"send_{kind}", lambda: _to_migrated(chat_id, lambda chat: media.send_or_link(
-            self._bot, chat, kind, source, fit_caption(caption), keyboard(buttons))))
+            self._bot, chat, kind, source, fit_caption(caption), keyboard(buttons), _kept(reply, chat, chat_id))))
         return Sent((msg.message_id,), tuple(filter(None, [media.file_id_of(msg)])))
 
-    def send_album(self, chat_id: int, kind: str, sources: list[str], caption: str | None) -> Sent:
+    def send_album(self, chat_id: int, kind: str, sources: list[str], caption: str | None,
+                   reply: ReplyParameters | None = None) -> Sent:
         msgs = self._run("send_album", lambda: _to_migrated(chat_id, lambda chat: media.send_album_or_links(
-            self._bot, chat, kind, sources, fit_caption(caption))))
+            self._bot, chat, kind, sources, fit_caption(caption), _kept(reply, chat, chat_id))))
         return Sent(tuple(m.message_id for m in msgs), tuple(filter(None, (media.file_id_of(m) for m in msgs))))
 
     def download_file(self, file_id: str) -> tuple[bytes, str]:
         return self._run("getFile", lambda: media.download_telegram_file(self._bot, file_id))
 
-    def send_text(self, chat_id: int, text: str, buttons: Buttons | None = None) -> Sent:
+    def send_text(self, chat_id: int, text: str, buttons: Buttons | None = None,
+                  reply: ReplyParameters | None = None) -> Sent:
         msg: Message = self._run("sendMessage", lambda: _to_migrated(chat_id, lambda chat: self._bot.send_message(
-            chat, fit(text), reply_markup=keyboard(buttons))))
+            chat, fit(text), reply_markup=keyboard(buttons), reply_parameters=_kept(reply, chat, chat_id))))
         return Sent((msg.message_id,))
 
     def delete_message(self, chat_id: int, message_id: int) -> None:
@@ -169,6 +183,11 @@ class TelegramSender:
             if "not modified" in exc.detail.lower():
                 return          # the same text again: already done
             raise
+
+
+def _kept(reply: ReplyParameters | None, chat: int, asked: int) -> ReplyParameters | None:
+    """The reply for a send to `chat`: none once the group `asked` for moved to a new chat."""
+    return reply if chat == asked else None
 
 
 async def _to_migrated(chat_id: int, send: Callable[[int], Awaitable[T]]) -> T:

@@ -87,12 +87,13 @@ async def show_models(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: st
 # --- the wizard ----------------------------------------------------------------------------
 async def start_model(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                       preset: dict[str, Any] | None = None, ask: str | None = None, *, replace: int | None = None,
-                      header: str = "", draft_id: str | None = None) -> None:
+                      header: str = "", draft_id: str | None = None, request_message: int | None = None) -> None:
     """Show the model card and ask the first question (or `ask`, to edit one answer), in place
     of message `replace` if given. A fresh start whose first question is the prompt shows two
-    example prompts with a "use this" button each."""
+    example prompts with a "use this" button each. `request_message`: the message that asked
+    (an /imagine), until a typed prompt takes its place."""
     conv = Conversation(Step.WIZARD, Draft(model=spec.id, id=draft_id or secrets.token_hex(5),
-                                           answers=dict(preset or {})))
+                                           answers=dict(preset or {}), request_message=request_message))
     card = text(lang, "model_card", name=spec.name(lang), description=spec.description(lang),
                 time=spec.typical_time_s, price=prices.card_label(lang, deps_of(context).pricing, spec))
     card = f"{header}\n\n{card}" if header else card
@@ -188,10 +189,13 @@ def draft_id_for(request_key: str) -> str:
 
 
 async def confirm_draft(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str,
-                        spec: ModelSpec, answers: dict[str, Any], request_key: str, header: str = "") -> None:
+                        spec: ModelSpec, answers: dict[str, Any], request_key: str, header: str = "", *,
+                        request_message: int | None = None) -> None:
     """A start outside the wizard (a paid /imagine or Regenerate, text offered as a prompt): its
-    choices as a draft at the confirmation, which shows the price and the ✅ button."""
-    conv = Conversation(Step.CONFIRM, Draft(model=spec.id, id=draft_id_for(request_key), answers=dict(answers)))
+    choices as a draft at the confirmation, which shows the price and the ✅ button.
+    `request_message`: the message the job will answer (the /imagine), if any."""
+    conv = Conversation(Step.CONFIRM, Draft(model=spec.id, id=draft_id_for(request_key), answers=dict(answers),
+                                            request_message=request_message))
     await confirm(context, chat_id, user_id, lang, spec, conv, header=header)
 
 

@@ -214,6 +214,13 @@ class TelegramSim:
             message = self._world.user_photo(user, chat_id, stored, self._files, caption)
             return self._feed.queue("message", message)
 
+    def user_deletes(self, chat_id: int, message_id: int) -> None:
+        """Someone deletes a message of the chat (a user their own; in a group an admin anyone's).
+        The bot hears nothing of it, as in Telegram; a later reply to it finds no message."""
+        with self._changed:
+            self._world.delete(chat_id, message_id)
+            self._changed.notify_all()
+
     def user_presses(self, user_id: int, button_text: str, *, chat_id: int | None = None,
                      message_id: int | None = None) -> int:
         """Press an inline button (exact text, else substring) on the newest bot message having it."""

@@ -56,6 +56,7 @@ class ChatMessage:
     date: float
     invoice: dict[str, Any] | None = None
     service: str | None = None
+    reply_to: int | None = None     # the message it replies to (reply_to_message), as it was sent
 
 
 @dataclass
@@ -497,7 +498,8 @@ def _as_chat_message(message: dict[str, Any], sent_at: float) -> ChatMessage:
     return ChatMessage(message_id=message["message_id"], from_bot=bool(message["from"].get("is_bot")),
                        text=message.get("text"), caption=message.get("caption"), media=media,
                        file_id=file_id, buttons=_buttons(message), edited="edit_date" in message,
-                       date=sent_at, invoice=message.get("invoice"), service=_service_line(message))
+                       date=sent_at, invoice=message.get("invoice"), service=_service_line(message),
+                       reply_to=(message.get("reply_to_message") or {}).get("message_id"))
 
 
 def _service_line(message: dict[str, Any]) -> str | None:

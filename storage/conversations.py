@@ -47,10 +47,12 @@ class Draft:
     answers: dict[str, Any] = field(default_factory=dict)   # field name -> value, as in a job's input
     asking: str | None = None       # the field whose answer the wizard waits for
     optional: bool = False          # that field came from More options: back to the confirmation after it
+    request_message: int | None = None  # the user's message the job will answer (its prompt, an /imagine)
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "draft": self.id, "input": self.answers, "asking": self.asking,
+        data = {"model": self.model, "draft": self.id, "input": self.answers, "asking": self.asking,
                 "optional": self.optional}
+        return data if self.request_message is None else {**data, "request_message": self.request_message}
 
     @classmethod
     def from_json(cls, data: Any) -> Draft:
@@ -58,11 +60,12 @@ class Draft:
         takes its default and unknown keys are ignored."""
         if not isinstance(data, dict):
             return cls()
-        answers, asking = data.get("input"), data.get("asking")
+        answers, asking, request = data.get("input"), data.get("asking"), data.get("request_message")
         return cls(model=_text(data.get("model")), id=_text(data.get("draft")),
                    answers=dict(answers) if isinstance(answers, dict) else {},
                    asking=asking if isinstance(asking, str) and asking else None,
-                   optional=data.get("optional") is True)
+                   optional=data.get("optional") is True,
+                   request_message=request if isinstance(request, int) and not isinstance(request, bool) else None)
 
 
 @dataclass

@@ -61,6 +61,7 @@ class Job:
     started_at: dt.datetime | None = None   # when it began to generate (left the queue)
     expected_s: float | None = None         # the model's usual duration when it was made (median)
     expected_p90_s: float | None = None     # …and its 90th percentile
+    request_message_id: int | None = None   # the message that asked for it (a group's result replies)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -119,6 +120,8 @@ class NewJob:
                                     # beyond it the job is queued, up to `queue_length` waiting
     queue_length: int = 0
     expected: Durations | None = None   # the model's usual duration, shown while it runs
+    request_message_id: int | None = None   # the user's message that asked for it, in `chat_id`
+                                            # (None: a button started it with nothing to reply to)
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ def create_job(db: Database, new: NewJob) -> JobCreation:
         deadline_s=new.deadline_s, price=new.price, free_per_day=new.free_per_day,
         kie_credits=new.kie_credits, epoch=new.epoch, agreed=new.agreed, max_active=new.max_active,
         queue_length=new.queue_length, expected_s=expected.median_s if expected else None,
-        expected_p90_s=expected.p90_s if expected else None)
+        expected_p90_s=expected.p90_s if expected else None, request_message_id=new.request_message_id)
     assert row is not None, "create_job_with_hold returns one row"
     match row["status"]:
         case "created":

@@ -53,7 +53,8 @@ SELECT r.status, r.available, r.free_left, r.waiting, (r.job).*
 FROM create_job_with_hold(%(request_key)s, %(chat_id)s, %(user_id)s, %(lang)s, %(model)s, %(input)s,
                           %(callback_token)s, %(progress_message_id)s, %(deadline_s)s, %(price)s,
                           %(free_per_day)s, %(kie_credits)s, %(epoch)s, %(agreed)s,
-                          %(max_active)s, %(queue_length)s, %(expected_s)s, %(expected_p90_s)s) r
+                          %(max_active)s, %(queue_length)s, %(expected_s)s, %(expected_p90_s)s,
+                          %(request_message_id)s) r
 
 -- name: job_by_request_key
 -- The job an idempotency key already created.

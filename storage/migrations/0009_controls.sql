@@ -2,8 +2,9 @@
 -- (any leader honours it); a queue of each user's generations beyond their limit, in Postgres
 -- (state `queued`, price held when queued, started in id order under the user's wallet lock);
 -- the time a job left the queue; the model's usual duration when the job was made (from the
--- durations of its recent deliveries, read through an index); and `abandoned` wherever the
--- final states are listed, the hold trigger included (an abandoned job is not charged).
+-- durations of its recent deliveries, read through an index); `abandoned` wherever the
+-- final states are listed, the hold trigger included (an abandoned job is not charged); and the
+-- message that asked for the job, which its result and failure notice reply to in a group.
 
 -- What the user asked (actors/outcomes.py StopRequest): 'cancel' ends a job KIE does not have
 -- yet (and offers to stop waiting for one it has), 'stop_waiting' ends it whatever KIE does.
@@ -19,6 +20,10 @@ ALTER TABLE jobs ADD COLUMN started_at timestamptz;
 -- its recent deliveries, as read when the job was made; NULL: too few measured yet.
 ALTER TABLE jobs ADD COLUMN expected_s real;
 ALTER TABLE jobs ADD COLUMN expected_p90_s real;
+-- The user's message that asked for the job (the /imagine message, the prompt of a wizard flow),
+-- in the job's chat: in a group the result and the failure notice reply to it. NULL: rows from
+-- before, and jobs started by a button with no such message to reply to.
+ALTER TABLE jobs ADD COLUMN request_message_id bigint;
 
 -- The unfinished-job indexes leave the new final state out, like the others (version 5).
 DROP INDEX jobs_unfinished_by_state;
@@ -84,14 +89,16 @@ $$;
 -- the same, unless p_queue_length jobs wait already: then nothing is written ('queue_full',
 -- with `waiting`). Jobs of one user are made and started one at a time (their wallet row is
 -- locked), so the limit, the queue, the free tier and the balance are counted without a race.
--- The free tier counts an abandoned job as given back, like a cancelled one.
+-- The free tier counts an abandoned job as given back, like a cancelled one. p_request_message_id:
+-- the message the job answers (jobs.request_message_id).
 DROP FUNCTION create_job_with_hold(text, bigint, bigint, text, text, jsonb, text, bigint, double precision,
                                    bigint, integer, numeric, bigint, bigint);
 CREATE FUNCTION create_job_with_hold(
     p_request_key text, p_chat_id bigint, p_user_id bigint, p_lang text, p_model text,
     p_input jsonb, p_callback_token text, p_progress_message_id bigint, p_deadline_s double precision,
     p_price bigint, p_free_per_day integer, p_kie_credits numeric, p_epoch bigint, p_agreed bigint,
-    p_max_active integer, p_queue_length integer, p_expected_s real, p_expected_p90_s real)
+    p_max_active integer, p_queue_length integer, p_expected_s real, p_expected_p90_s real,
+    p_request_message_id bigint)
 RETURNS TABLE (status text, available bigint, free_left integer, waiting integer, job jobs)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -153,11 +160,12 @@ BEGIN
     END IF;
     INSERT INTO jobs (request_key, chat_id, user_id, lang, model, input, callback_token,
                       progress_message_id, deadline_at, price, free, kie_credits_quoted, epoch,
-                      state, max_active, started_at, expected_s, expected_p90_s)
+                      state, max_active, started_at, expected_s, expected_p90_s, request_message_id)
     VALUES (p_request_key, p_chat_id, p_user_id, p_lang, p_model, p_input, p_callback_token,
             p_progress_message_id, now() + make_interval(secs => p_deadline_s), charge, is_free,
             p_kie_credits, p_epoch, initial, p_max_active,
-            CASE WHEN initial = 'created' THEN now() END, p_expected_s, p_expected_p90_s)
+            CASE WHEN initial = 'created' THEN now() END, p_expected_s, p_expected_p90_s,
+            p_request_message_id)
     RETURNING * INTO row_;
     IF charge > 0 THEN
         INSERT INTO ledger (kind, user_id, from_account, to_account, amount, job_id, epoch)

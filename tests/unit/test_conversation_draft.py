@@ -14,7 +14,7 @@ def test_every_field_survives_a_round_trip_through_json() -> None:
     draft = Draft(model="google/nano-banana-edit", id="0a1b2c3d4e",
                   answers={"prompt": "a fox", "image_urls": [TelegramFile("AgAD").to_json()], "steps": 4,
                            "guidance": 2.5, "nsfw_checker": False},
-                  asking="image_urls", optional=True)
+                  asking="image_urls", optional=True, request_message=41)
     assert Draft.from_json(draft.to_json()) == draft
 
 
@@ -32,9 +32,12 @@ def test_the_json_keeps_the_keys_older_releases_read() -> None:
      Draft(model="z-image", answers={"prompt": "p"})),
     ({"model": 7, "draft": None, "input": ["not", "a", "dict"], "asking": "", "optional": "yes"}, Draft()),
     ({"asking": None, "optional": True}, Draft(optional=True)),
+    ({"request_message": "41"}, Draft()),
+    ({"request_message": True}, Draft()),
     (None, Draft()),
     ("a string", Draft()),
-], ids=["empty", "missing-keys", "unknown-keys", "wrong-types", "optional-only", "null", "not-an-object"])
+], ids=["empty", "missing-keys", "unknown-keys", "wrong-types", "optional-only", "request-not-an-int",
+        "request-a-bool", "null", "not-an-object"])
 def test_a_row_from_another_release_reads_as_a_draft(stored: Any, expected: Draft) -> None:
     assert Draft.from_json(stored) == expected
 
