@@ -36,7 +36,9 @@ def test_the_menu_conversation_delivers_one_photo(bot: Instance, telegram: Teleg
     [task] = kie.tasks().values()
     assert task["input"] == {"prompt": "a lighthouse at dawn", "aspect_ratio": "16:9"}
     assert telegram.file_bytes(photo.file_id or "").startswith(b"\x89PNG")
-    [job] = recent_jobs(db, USER)
+    # The progress message goes before the job records its delivery: wait for the record.
+    job = wait_until(lambda: (jobs := recent_jobs(db, USER)) and jobs[0].terminal and jobs[0], timeout=10,
+                     what="the delivery recorded")
     assert job.state.value == "delivered"
 
 
