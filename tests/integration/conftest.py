@@ -7,6 +7,7 @@ import pytest
 
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
+from tests.support.cdp import Chromium
 from tests.support.harness import Instance, start_instance
 
 
@@ -46,3 +47,13 @@ def bot(instance_factory: Callable[..., Instance]) -> Instance:
     inst = instance_factory()
     wait_until(lambda: inst.runtime.status.active, timeout=10, what="instance becomes leader")
     return inst
+
+
+@pytest.fixture
+def browser() -> Iterator[Chromium]:
+    """Headless Chromium for the simulator's web chat page."""
+    chromium = Chromium()       # Debian's /usr/bin/chromium (`make browser` installs it)
+    try:
+        yield chromium
+    finally:
+        chromium.close()

@@ -8,13 +8,12 @@ are kept under the test's tmp_path for a human."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from sim.telegram import TelegramSim
@@ -24,7 +23,6 @@ from tests.support.cdp import Chromium, Page
 from tests.support.harness import Instance
 from tests.support.waiting import wait_until
 
-CHROMIUM = "/usr/bin/chromium"
 USER = 7301
 STEP_TIMEOUT_S = 20.0
 POLL_S = 0.05
@@ -197,15 +195,6 @@ def is_z_image_card(message: Shown) -> bool:
     """Z-Image's card, asking for a prompt with example prompts to use."""
     return (message.sender is Sender.BOT and message.head == "Z-Image" and bool(message.labels)
             and all(key.startswith("✨ Use this: ") for key in message.labels))
-
-
-@pytest.fixture
-def browser() -> Iterator[Chromium]:
-    chromium = Chromium(CHROMIUM)
-    try:
-        yield chromium
-    finally:
-        chromium.close()
 
 
 def test_a_person_walks_start_to_a_z_image_result_in_a_tidy_chat(

@@ -527,37 +527,33 @@ PAGE_OUTCOME = """(() => {
 })()"""
 
 
-def test_the_web_page_pays_an_invoice_and_shows_how_it_ended(sim: TelegramSim) -> None:
-    browser = Chromium()
-    try:
-        page = browser.new_page()
-        page.navigate(f"{sim.url}/")
-        invoice(sim)
-        shown = wait_until(lambda: page.evaluate(PAGE_SHOWS), timeout=10,
-                           what="the invoice and its Pay button in the page", interval=0.05)
-        assert shown == {"pay": "Pay ⭐50", "invoice": "100 credits\nTop up 100 credits\n⭐50"}
-        seen = updates(sim)[-1]["update_id"]
+def test_the_web_page_pays_an_invoice_and_shows_how_it_ended(sim: TelegramSim, browser: Chromium) -> None:
+    page = browser.new_page()
+    page.navigate(f"{sim.url}/")
+    invoice(sim)
+    shown = wait_until(lambda: page.evaluate(PAGE_SHOWS), timeout=10,
+                       what="the invoice and its Pay button in the page", interval=0.05)
+    assert shown == {"pay": "Pay ⭐50", "invoice": "100 credits\nTop up 100 credits\n⭐50"}
+    seen = updates(sim)[-1]["update_id"]
 
-        page.evaluate('document.querySelector(".keys button.pay").click()')
-        [asked] = ok(call(sim, "getUpdates", offset=seen + 1, timeout=5))
-        assert ok(call(sim, "answerPreCheckoutQuery", ok=True,
-                       pre_checkout_query_id=asked["pre_checkout_query"]["id"]))
-        outcome = wait_until(lambda: page.evaluate(PAGE_OUTCOME), timeout=10,
-                             what="the payment's outcome in the page", interval=0.05)
-        assert outcome == {"notice": "Paid ⭐50", "service": ["You paid ⭐50"]}
+    page.evaluate('document.querySelector(".keys button.pay").click()')
+    [asked] = ok(call(sim, "getUpdates", offset=seen + 1, timeout=5))
+    assert ok(call(sim, "answerPreCheckoutQuery", ok=True,
+                   pre_checkout_query_id=asked["pre_checkout_query"]["id"]))
+    outcome = wait_until(lambda: page.evaluate(PAGE_OUTCOME), timeout=10,
+                         what="the payment's outcome in the page", interval=0.05)
+    assert outcome == {"notice": "Paid ⭐50", "service": ["You paid ⭐50"]}
 
-        invoice(sim)
-        wait_until(lambda: page.evaluate(
-            'document.querySelectorAll(".keys button.pay").length === 2'), timeout=10,
-            what="the second invoice in the page", interval=0.05)
-        page.evaluate('[...document.querySelectorAll(".keys button.pay")].at(-1).click()')
-        [asked] = ok(call(sim, "getUpdates", offset=asked["update_id"] + 2, timeout=5))
-        assert ok(call(sim, "answerPreCheckoutQuery", ok=False, error_message="Sold out",
-                       pre_checkout_query_id=asked["pre_checkout_query"]["id"]))
-        declined = wait_until(lambda: page.evaluate(
-            'document.getElementById("notice").textContent.startsWith("Payment declined")'
-            ' && document.getElementById("notice").textContent'), timeout=10,
-            what="the declined payment in the page", interval=0.05)
-        assert declined == "Payment declined: Sold out"
-    finally:
-        browser.close()
+    invoice(sim)
+    wait_until(lambda: page.evaluate(
+        'document.querySelectorAll(".keys button.pay").length === 2'), timeout=10,
+        what="the second invoice in the page", interval=0.05)
+    page.evaluate('[...document.querySelectorAll(".keys button.pay")].at(-1).click()')
+    [asked] = ok(call(sim, "getUpdates", offset=asked["update_id"] + 2, timeout=5))
+    assert ok(call(sim, "answerPreCheckoutQuery", ok=False, error_message="Sold out",
+                   pre_checkout_query_id=asked["pre_checkout_query"]["id"]))
+    declined = wait_until(lambda: page.evaluate(
+        'document.getElementById("notice").textContent.startsWith("Payment declined")'
+        ' && document.getElementById("notice").textContent'), timeout=10,
+        what="the declined payment in the page", interval=0.05)
+    assert declined == "Payment declined: Sold out"

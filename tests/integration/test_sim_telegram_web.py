@@ -21,7 +21,6 @@ from sim.telegram import TelegramSim
 from tests.support.cdp import Chromium
 from tests.support.waiting import wait_until
 
-CHROMIUM = "/usr/bin/chromium"
 USER = 777
 KEYBOARD = {"inline_keyboard": [[{"text": "🎨 Image", "callback_data": "kind:image"},
                                  {"text": "🎬 Video", "callback_data": "kind:video"}]]}
@@ -55,15 +54,6 @@ def bot_api(sim: TelegramSim, method: str, files: dict[str, Any] | None = None,
 def sim() -> Iterator[TelegramSim]:
     with TelegramSim() as running:
         yield running
-
-
-@pytest.fixture
-def browser() -> Iterator[Chromium]:
-    chromium = Chromium(CHROMIUM)
-    try:
-        yield chromium
-    finally:
-        chromium.close()
 
 
 # What the page shows once the bot's reply is in: null until the photo has decoded and the
