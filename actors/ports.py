@@ -93,8 +93,8 @@ class OperatorAlert(enum.Enum):
 
 
 class OperatorPager(Protocol):
-    def page(self, alert: OperatorAlert, detail: str) -> None:
-        """Tell every admin; best effort (raises SendError only for DEPOSED)."""
+    def page(self, alert: OperatorAlert, detail: str) -> int:
+        """Tell every admin; best effort (raises SendError only for DEPOSED). How many it reached."""
         ...
 
 

@@ -212,13 +212,16 @@ class Treasury:
 def page(db: Database, pager: OperatorPager | None, metrics: Metrics, alert: OperatorAlert, detail: str,
          period_s: float = 3_600.0) -> bool:
     """Tell the admins about `alert`, at most once per period across instances and restarts
-    (the claim is a database row). True when a message went out. Best effort."""
+    (the claim is a database row). True when a message went out. Best effort: when it reached no
+    admin, the claim is given back, so the next occurrence tries again instead of an hour later."""
     if pager is None:
         return False
     try:
         if not ledger.claim_operator_alert(db, alert.value, period_s):
             return False
-        pager.page(alert, detail)
+        if pager.page(alert, detail) == 0:
+            ledger.release_operator_alert(db, alert.value)
+            return False
     except (DatabaseUnavailable, SendError) as exc:
         log.warning("could not tell the admins about %s: %s", alert.value, exc, extra={"action": "page_failed"})
         return False

@@ -18,8 +18,10 @@ class TelegramOperatorPager:
     def __init__(self, sender: TelegramSender, admin_ids: frozenset[int], db: Database) -> None:
         self._sender, self._admins, self._db = sender, admin_ids, db
 
-    def page(self, alert: OperatorAlert, detail: str) -> None:
-        """Best effort per admin; only DEPOSED is raised (this instance must stop sending)."""
+    def page(self, alert: OperatorAlert, detail: str) -> int:
+        """Best effort per admin; only DEPOSED is raised (this instance must stop sending). The
+        number of admins the message reached."""
+        reached = 0
         for admin in sorted(self._admins):
             lang = conversations.user_lang(self._db, admin, None)
             try:
@@ -28,3 +30,6 @@ class TelegramOperatorPager:
                 if exc.outcome == SendOutcome.DEPOSED:
                     raise
                 log.warning("could not page admin %s: %s", admin, exc, extra={"action": "page_failed"})
+                continue
+            reached += 1
+        return reached

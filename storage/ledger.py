@@ -278,6 +278,11 @@ def claim_operator_alert(db: Database, kind: str, period_s: float) -> bool:
     return db.one("claim_operator_alert", kind=kind, period_s=period_s) is not None
 
 
+def release_operator_alert(db: Database, kind: str) -> None:
+    """Give a claim back (its message reached nobody): the next claim of this kind succeeds."""
+    db.run("release_operator_alert", kind=kind)
+
+
 # --- the check ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CheckReport:

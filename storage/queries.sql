@@ -573,6 +573,10 @@ ON CONFLICT (kind) DO UPDATE SET sent_at = now()
 WHERE operator_alerts.sent_at < now() - make_interval(secs => %(period_s)s)
 RETURNING kind
 
+-- name: release_operator_alert
+-- An operator alert whose message reached nobody: the next one of its kind is sent.
+DELETE FROM operator_alerts WHERE kind = %(kind)s
+
 -- name: user_jobs_money
 -- One user's jobs, newest first, with what each was charged.
 SELECT j.id, j.model, j.state::text AS state, j.price, j.free,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.treasurer import KieBalance, Treasury, TreasuryConfig
+from actors.ports import OperatorAlert
+from actors.treasurer import KieBalance, Treasury, TreasuryConfig, page
 from bot.operator_pager import TelegramOperatorPager
 from bot.stars_account import TelegramStarsAccount
 from config.pricing import default_pricing
@@ -118,3 +119,18 @@ def test_charge_already_refunded_counts_as_done(bot: Instance, telegram: Telegra
                timeout=15, what="the outbox entry done")
     assert 'kiebot_star_refunds_total{result="already_refunded"} 1.0' in bot.runtime.metrics.render().decode()
     assert len(telegram.calls("refundStarPayment")) == 2
+
+
+def test_a_page_that_reached_no_admin_is_sent_at_the_next_occurrence(
+        bot: Instance, telegram: TelegramSim, db: Database) -> None:
+    telegram.user_sends(ADMIN, "/start")
+    telegram.wait_for_chat(ADMIN, lambda c: any(m.from_bot for m in c))
+    duty = treasury(bot, db)
+    alert, metrics = OperatorAlert.PAYMENT_DISCREPANCY, bot.runtime.metrics
+    telegram.fail_next("sendMessage", 1, status=502, description="Bad Gateway")
+    assert not page(db, duty.pager, metrics, alert, "first")            # lost on the way: claim given back
+    assert page(db, duty.pager, metrics, alert, "second")               # the next occurrence is heard
+    assert not page(db, duty.pager, metrics, alert, "third")            # then once an hour, as before
+    pages = [m.text or "" for m in telegram.chat(ADMIN) if m.from_bot and "second" in (m.text or "")]
+    assert len(pages) == 1
+    assert not any("first" in (m.text or "") or "third" in (m.text or "") for m in telegram.chat(ADMIN) if m.from_bot)
