@@ -328,6 +328,8 @@ class BotGateway:
         flood_control.send_epoch.set(epoch)
         refused: list[int] = []
         flood_control.refused_for_epoch.set(refused)
+        later: list[str] = []
+        flood_control.again_later.set(later)
         try:
             await self.app.process_update(update)
         except Exception as exc:  # noqa: BLE001 - one bad update must not stop the ones after it
@@ -338,6 +340,10 @@ class BotGateway:
             # handles the update (and says it); marking it processed would leave it unanswered.
             log.info("update %s left to the next leader: this term ended while handling it", update_id,
                      extra={"action": "update_left"})
+            return
+        if later:
+            log.info("update %s handled again at the next sweep: %s", update_id, later[0],
+                     extra={"action": "update_again"})
             return
         marks.note(update_id)
 

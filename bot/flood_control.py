@@ -53,6 +53,20 @@ refused_for_epoch: contextvars.ContextVar[list[int] | None] = contextvars.Contex
     "refused_for_epoch", default=None)
 
 
+# Set by the intake for the update a handler works on; a handler that could not finish for now
+# (Telegram asked it to wait before a send it must make) appends, and the update stays in the
+# store for the next sweep.
+again_later: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("again_later", default=None)
+
+
+def handle_again_later(why: str) -> None:
+    """The handler's update is handed over again by the next sweep (what it did so far must be
+    idempotent: the next handling finds it done and goes on from there)."""
+    later = again_later.get()
+    if later is not None:
+        later.append(why)
+
+
 def leave_update() -> None:
     """The handler learned from storage that its epoch has ended (a fenced write refused): like
     a refused send, its update is left to the next leader, which handles it (and answers) again."""

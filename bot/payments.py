@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from telegram import LabeledPrice, Update
+from telegram.error import RetryAfter
 from telegram.ext import ContextTypes
 
 from bot import flood_control, prices, wizard
@@ -130,8 +131,14 @@ async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     crashpoint("after_payment_credit")
     log.info("payment %s credited", charge_id, extra={"action": "payment_credited"})
     available = (await asyncio.to_thread(ledger.wallet, deps.db, user_id)).available
-    await context.bot.send_message(chat_id, text(lang, "paid", credits=prices.amount(lang, promise.credits),
-                                                 balance=prices.amount(lang, available)))
+    try:
+        await context.bot.send_message(chat_id, text(lang, "paid", credits=prices.amount(lang, promise.credits),
+                                                     balance=prices.amount(lang, available)))
+    except RetryAfter as exc:
+        # Not sent (Telegram asked us to wait): the update comes again, finds the payment
+        # credited and not announced, and says it then.
+        flood_control.handle_again_later(f"the payment message must wait {exc.retry_after}")
+        return
     await asyncio.to_thread(ledger.mark_payment_announced, deps.db, charge_id)
     conv = conversations.load(deps.db, chat_id, user_id)
     spec = deps.catalogue.get(conv.draft.model) if conv.step is Step.CONFIRM else None

@@ -308,6 +308,19 @@ def test_a_redelivered_successful_payment_is_credited_and_announced_once(
     assert ledger.star_payment(db, charge) is not None
 
 
+def test_a_payment_message_held_back_by_a_long_429_is_said_once_when_telegram_allows(
+        bot: Instance, telegram: TelegramSim, db: Database) -> None:
+    telegram.user_sends(USER, "/buy")
+    telegram.wait_for_chat(USER, lambda c: len(invoices(telegram)) == len(PRICING.packages), timeout=15)
+    telegram.fail_next("sendMessage", 1, status=429, retry_after=7)
+    charge = pay_newest_invoice(telegram)
+    wait_said(telegram, "Payment received", timeout=30)
+    ask_and_wait(telegram, "/help")
+    assert len(said(telegram, USER, "Payment received")) == 1
+    assert [p.charge_id for p in ledger.user_payments(db, USER)] == [charge]
+    assert kinds(db) == [EntryKind.PURCHASE]
+
+
 def test_a_checkout_whose_invoice_does_not_match_a_package_is_declined_with_a_reason(
         bot: Instance, telegram: TelegramSim, db: Database) -> None:
     package = PRICING.packages[0]
