@@ -532,14 +532,17 @@ class JobActor(pykka.ThreadingActor):
     def _resume_delivery(self, job: Job) -> None:
         """A claim whose send may or may not have happened: ours after an unknown outcome, or
         another epoch's. A released claim is certain (its holder recorded every part it sent)
-        and is taken at once. Another epoch's open claim may still have a send on the wire that
-        its holder will record (shutdown drains for less than the grace period), so whatever
-        the policy it is left alone for the grace period, counted from when this actor first
-        saw it, and read again every second. Then DELIVERY_POLICY decides, counted once."""
-        if job.claim_released:
+        and is taken at once; so is one with every part recorded, whose holder had only the
+        progress message to clear and `delivered` to record, both harmless to do again. Another
+        epoch's open claim may still have a send on the wire that its holder will record
+        (shutdown drains for less than the grace period), so whatever the policy it is left
+        alone for the grace period, counted from when this actor first saw it, and read again
+        every second. Then DELIVERY_POLICY decides, counted once."""
+        if job.claim_released or len(job.delivery_parts) >= self._part_count(job):
             reclaimed = self._move(job, S.DELIVERING, expected_claim_epoch=job.claim_epoch)
             if reclaimed:
-                self._note("reclaimed", f"released by epoch {job.claim_epoch}")
+                why = "released" if job.claim_released else "every part recorded"
+                self._note("reclaimed", f"{why} by epoch {job.claim_epoch}")
                 self._send(reclaimed)
             return None
         now = dt.datetime.now(dt.UTC)
@@ -571,9 +574,11 @@ class JobActor(pykka.ThreadingActor):
 
     def _send(self, job: Job) -> None:
         """Send the parts of the delivery not yet recorded as sent, recording each before the
-        next (claim-fenced), then `delivered` with every message id."""
+        next (claim-fenced); for a result, clear its progress message; then `delivered` with
+        every message id."""
         sender = self.ctx.sender
-        count = sender.result_parts(job) if job.succeeded else 1
+        count = self._part_count(job)
+        clears = self._clears_progress(job)
         done = [Sent.from_json(p) for p in job.delivery_parts]
         self._claimed = True
         for index in range(len(done), count):
@@ -586,7 +591,7 @@ class JobActor(pykka.ThreadingActor):
                 return self._send_failed(job, exc, done)
             crashpoint("after_send")
             done.append(sent)
-            if index < count - 1:
+            if index < count - 1 or clears:
                 # The lambda runs at once, inside this turn of the loop: it cannot see a later `job`.
                 recorded = self._record(lambda: record_delivery_parts(
                     self.ctx.db, job.id, self.ctx.epoch, [p.to_json() for p in done]))  # noqa: B023
@@ -594,8 +599,44 @@ class JobActor(pykka.ThreadingActor):
                     return self._stop_stale("delivery claim taken over")
                 job = self.job = recorded
                 self._claim_clean = True
+        if clears and not self._clear_progress(job, done):
+            return None
         self._delivered(job, done)
         return None
+
+    def _clears_progress(self, job: Job) -> bool:
+        """A result replaces the job's progress message: it is deleted under the delivery's claim,
+        after every part is recorded and before `delivered` (a failure notice is an edit of it)."""
+        return job.succeeded and job.progress_message_id is not None
+
+    def _part_count(self, job: Job) -> int:
+        return self.ctx.sender.result_parts(job) if job.succeeded else 1
+
+    def _clear_progress(self, job: Job, done: list[Sent]) -> bool:
+        """Delete the progress message of a result whose parts are all recorded; True to go on to
+        `delivered`. A delete is harmless to repeat, so a refusal by the fence, a 429 or a lost
+        answer hands the claim back (the next leader, or this actor's RetrySend, deletes again
+        and records `delivered`): recorded first, a lost delete would stay in the chat for good.
+        Telegram refusing it for good is only noted: the result is in the chat."""
+        try:
+            with self.ctx.slots.outside():      # it waits for the chat's next slot, after the result
+                self.ctx.sender.show_progress(job, ProgressStage.DONE)
+            self._progress_shown = ProgressStage.DONE
+            return True
+        except SendError as exc:
+            self._note("progress_clear_failed", str(exc), level=logging.WARNING)
+            match exc.outcome:
+                case SendOutcome.DEPOSED:
+                    self._release_claim(job, done)
+                    self._finish()
+                case SendOutcome.RETRY_AFTER | SendOutcome.RETRY | SendOutcome.UNKNOWN:
+                    self._release_claim(job, done)
+                    delay = max(exc.retry_after, SEND_RETRY_S[min(self._send_attempt, len(SEND_RETRY_S) - 1)])
+                    self._send_attempt += 1
+                    self._later(delay, RetrySend())
+                case SendOutcome.UNDELIVERABLE | SendOutcome.REJECTED:
+                    return True
+            return False
 
     def _delivered(self, job: Job, done: list[Sent]) -> None:
         """Record the known outcome; a database error is retried, never turned into "unknown"."""
@@ -613,8 +654,6 @@ class JobActor(pykka.ThreadingActor):
             self._count_finished(delivered, job.outcome or "unknown")
             self._note("delivered", f"messages {message_ids}")
             final = ProgressStage.DONE if job.succeeded else ProgressStage.FAILED
-            if job.succeeded:
-                self._show_progress(delivered, ProgressStage.DONE)
             in_place = job.succeeded or (job.progress_message_id,) == done[0].message_ids
             if self._inherited and job.progress_message_id and in_place:
                 # Another epoch worked on this job: a progress edit it had on the wire when it

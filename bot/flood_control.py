@@ -35,7 +35,7 @@ MAX_RETRIES = 3
 # pooled connection for every request, so the loop's CPU per send grows with this number; 16 is
 # ~50 messages/s at 300 ms per answer, well above Telegram's 30/s.
 MAX_ON_WIRE = 16
-UNPACED = frozenset({"sendChatAction", "getFile", "answerCallbackQuery"})   # not messages: no chat slot
+UNPACED = frozenset({"sendChatAction", "getFile", "answerCallbackQuery", "deleteMessage"})  # not messages
 # A button's spinner turns until its query is answered: those answers have wire slots of their
 # own, so a crowd of uploads on the wire never holds them up. (Pre-checkout answers have a loop and
 # connections of their own: bot.checkout_desk.)
