@@ -273,4 +273,9 @@ def report_queue(db: Database, telegram: TelegramSim, errors: list[str]) -> bool
               e["to_state"] == "queued" for j in jobs for e in job_events(db, j.id)))
     if not ok:
         errors.append(f"the queue user's jobs ended {states}")
-    return ok
+    # One message per job: a delivered job's progress message is gone from the chat.
+    shown = {m.message_id for m in telegram.chat(QUEUE_USER)}
+    left = [j.id for j in jobs if j.state.value == "delivered" and j.progress_message_id in shown]
+    if left:
+        errors.append(f"progress messages left in the queue user's chat by jobs {left}")
+    return ok and not left
