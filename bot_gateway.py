@@ -123,6 +123,11 @@ class BotGateway:
         self.checkout.start()
 
     def stop(self) -> None:
+        if self._thread.ident is None:   # never started: only the loops to close
+            self.loop.close()
+            self._storage.shutdown(wait=False)
+            self.checkout.stop()
+            return
         if not self._thread.is_alive():
             return
         self.set_epoch(None)

@@ -62,6 +62,9 @@ class CheckoutDesk:
         asyncio.run_coroutine_threadsafe(self._initialize(), self.loop).result(START_TIMEOUT_S)
 
     def stop(self) -> None:
+        if self._thread.ident is None:   # never started
+            self.loop.close()
+            return
         if not self._thread.is_alive():
             return
         try:

@@ -124,6 +124,6 @@ def test_a_database_error_while_routing_a_callback_costs_one_message_not_the_sup
     finally:
         supervisor.stop()
         timers.stop()
-        gateway.loop.close()                                # never started: no thread to stop
+        gateway.stop()                                      # never started: closes its loops
         proxied.close()
         proxy.close()
