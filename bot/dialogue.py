@@ -233,8 +233,18 @@ async def draft_button(context: ContextTypes.DEFAULT_TYPE, tap: Tap, data: Draft
             await wizard.ask_field(context, chat_id, user_id, lang, spec, conv, spec.inputs[index], optional=True,
                                    replace=tap.message_id)
         case cd.Generate(price=price):
-            if await generate(context, chat_id, user_id, lang, spec, conv, price) in (Launch.STARTED, Launch.REPRICED):
-                await screens.settle(context.bot, chat_id, tap.message_id)
+            await generate_and_settle(context, tap, spec, conv, price)
+
+
+async def generate_and_settle(context: ContextTypes.DEFAULT_TYPE, tap: Tap, spec: ModelSpec, conv: Conversation,
+                              price: int | None) -> None:
+    """✅ Generate on the confirmation: it starts the job; once started, "Tap ✅ Generate to
+    start." gives way to "✅ Started." and the buttons go."""
+    launch = await generate(context, tap.chat_id, tap.user_id, tap.lang, spec, conv, price)
+    if launch is Launch.STARTED:
+        await put_away(context, tap, text(tap.lang, "confirm_generate"), text(tap.lang, "started_generate"))
+    elif launch is Launch.REPRICED:     # a new confirmation with the new price is shown
+        await screens.settle(context.bot, tap.chat_id, tap.message_id)
 
 
 async def choose_and_start(context: ContextTypes.DEFAULT_TYPE, tap: Tap, spec: ModelSpec, conv: Conversation,
@@ -245,10 +255,10 @@ async def choose_and_start(context: ContextTypes.DEFAULT_TYPE, tap: Tap, spec: M
     choice = questions.choice_values(field)[data.value]
     conv.draft.answers[field.name] = choice
     launch = await generate(context, tap.chat_id, tap.user_id, tap.lang, spec, conv, data.price)
-    if launch is Launch.STARTED:
+    if launch is Launch.STARTED:        # "Aspect ratio: choose one to start." gives way to the choice
         started = text(tap.lang, "started_choice", field=field.label(tap.lang),
                        value=questions.shown(tap.lang, field, choice))
-        await screens.settle(context.bot, tap.chat_id, tap.message_id, f"{tap.text}\n\n{started}" if tap.text else None)
+        await put_away(context, tap, text(tap.lang, "confirm_pick_last", field=field.label(tap.lang)), started)
     elif launch is Launch.REPRICED:     # a new confirmation with the new price is shown
         await screens.settle(context.bot, tap.chat_id, tap.message_id)
 

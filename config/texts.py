@@ -275,6 +275,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "confirm": {"en": "{name}\n{choices}", "ru": "{name}\n{choices}"},
     "confirm_pick_last": {"en": "{field}: choose one to start.", "ru": "{field}: выберите вариант, чтобы начать."},
     "confirm_generate": {"en": "Tap ✅ Generate to start.", "ru": "Нажмите ✅ «Создать», чтобы начать."},
+    "started_generate": {"en": "✅ Started.", "ru": "✅ Запущено."},
     "choose_option": {"en": "Which option?", "ru": "Какой параметр?"},
     "busy": {"en": "⏳ Your previous generation is still running. I kept your choices: "
                    "tap the button again when it is done, or send /cancel.",

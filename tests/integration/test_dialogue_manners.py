@@ -146,6 +146,8 @@ def test_a_repeated_tap_on_generate_is_a_toast_and_one_job(bot: Instance, telegr
     [job] = delivered(telegram, db, 1)
     confirmation = next(m for m in bot_messages(telegram) if "a red kite" in (m.text or ""))
     assert confirmation.buttons == []
+    # No instruction left behind without its button: it gave way to what happened.
+    assert (confirmation.text or "").endswith("✅ Started.") and "Tap ✅" not in (confirmation.text or "")
     assert not any("already" in (m.text or "").lower() for m in bot_messages(telegram))
     assert job.input == {"prompt": "a red kite", "image_size": "1:1"}
 
