@@ -17,11 +17,13 @@ import logging
 from dataclasses import dataclass
 
 from telegram import LabeledPrice, Update
-from telegram.error import RetryAfter
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from actors.ports import SendError, SendOutcome
 from bot import flood_control, prices, wizard
 from bot.context import deps_of, who
+from bot.sender import classify_send_error
 from config.money import format_credits
 from config.pricing import Pricing, StarsPackage
 from config.texts import text
@@ -134,16 +136,34 @@ async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         await context.bot.send_message(chat_id, text(lang, "paid", credits=prices.amount(lang, promise.credits),
                                                      balance=prices.amount(lang, available)))
-    except RetryAfter as exc:
-        # Not sent (Telegram asked us to wait): the update comes again, finds the payment
-        # credited and not announced, and says it then.
-        flood_control.handle_again_later(f"the payment message must wait {exc.retry_after}")
-        return
+    except TelegramError as exc:
+        if not say_again_later(charge_id, classify_send_error(exc)):
+            return
     await asyncio.to_thread(ledger.mark_payment_announced, deps.db, charge_id)
     conv = conversations.load(deps.db, chat_id, user_id)
     spec = deps.catalogue.get(conv.draft.model) if conv.step is Step.CONFIRM else None
     if spec is not None and deps.pricing.offered(spec):
         await wizard.confirm(context, chat_id, user_id, lang, spec, conv)
+
+
+def say_again_later(charge_id: str, failure: SendError) -> bool:
+    """What a failed "Payment received" leaves to do; True when it counts as said. The payment
+    is credited whatever happens here, so the user who paid must never be left with silence or
+    an apology: a message Telegram did not send (429, 5xx, connection refused) and one whose
+    fate is unknown (answer lost, reset) are said again at the next sweep, which finds the
+    payment credited and not announced (a repeat, the same words, is truer than silence)."""
+    match failure.outcome:
+        case SendOutcome.DEPOSED:       # the intake leaves the update to the next leader
+            return False
+        case SendOutcome.RETRY_AFTER | SendOutcome.RETRY | SendOutcome.UNKNOWN:
+            log.warning("payment %s message not sent (%s): said again at the next sweep", charge_id,
+                        failure.outcome.value, extra={"action": "payment_message_again"})
+            flood_control.handle_again_later(f"the payment message: {failure.detail}")
+            return False
+        case SendOutcome.UNDELIVERABLE | SendOutcome.REJECTED:   # blocked, chat gone: nobody to tell
+            log.warning("payment %s message undeliverable: %s", charge_id, failure.detail,
+                        extra={"action": "payment_message_undeliverable"})
+    return True
 
 
 async def refunded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from actors.job_state import JobState
@@ -21,7 +22,7 @@ from config.pricing import default_pricing
 from sim.kie import KieSim
 from sim.kie_tasks import Fate
 from sim.telegram import ChatMessage, PaymentOutcome, TelegramSim
-from storage import ledger
+from storage import ledger, updates
 from storage.db import Database
 from storage.jobs import Job, recent_jobs
 from storage.ledger import EntryKind
@@ -317,6 +318,40 @@ def test_a_payment_message_held_back_by_a_long_429_is_said_once_when_telegram_al
     wait_said(telegram, "Payment received", timeout=30)
     ask_and_wait(telegram, "/help")
     assert len(said(telegram, USER, "Payment received")) == 1
+    assert [p.charge_id for p in ledger.user_payments(db, USER)] == [charge]
+    assert kinds(db) == [EntryKind.PURCHASE]
+
+
+# How the "Payment received" send fails, and whether Telegram performed it first.
+RECEIPT_FAULTS = {"500": False, "reset before sending": False, "answer lost": True, "reset after sending": True}
+
+
+@pytest.mark.parametrize("fault", RECEIPT_FAULTS)
+def test_a_payment_message_that_meets_a_fault_is_said_and_the_payment_credited_once(
+        bot: Instance, telegram: TelegramSim, db: Database, fault: str) -> None:
+    """The payment is credited before its message: a failed send must not leave the user who
+    paid with silence or an apology. A send Telegram did not perform is made again at the next
+    sweep; one whose outcome is unknown is made again too (a repeat is truer than silence)."""
+    telegram.user_sends(USER, "/buy")
+    telegram.wait_for_chat(USER, lambda c: len(invoices(telegram)) == len(PRICING.packages), timeout=15)
+    match fault:
+        case "500":
+            telegram.fail_next("sendMessage", 1, status=500, description="Internal Server Error")
+        case "reset before sending":
+            telegram.reset_next("sendMessage")
+        case "answer lost":
+            telegram.drop_next_response("sendMessage")
+        case "reset after sending":
+            telegram.reset_next("sendMessage", performed=True)
+    charge = pay_newest_invoice(telegram)
+    expected = 2 if RECEIPT_FAULTS[fault] else 1
+    telegram.wait_for_chat(USER, lambda c: len(said(telegram, USER, "Payment received")) >= expected, timeout=30)
+    wait_until(lambda: updates.unprocessed(db) == [], timeout=30, what="the payment's update handled")
+    ask_and_wait(telegram, "/help")
+    receipts = said(telegram, USER, "Payment received")
+    assert len(receipts) == expected
+    assert len({r.text for r in receipts}) == 1, "a repeat says the same, balance included"
+    assert not any("went wrong" in (m.text or "").lower() for m in bot_messages(telegram, USER))
     assert [p.charge_id for p in ledger.user_payments(db, USER)] == [charge]
     assert kinds(db) == [EntryKind.PURCHASE]
 
