@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,10 @@ async def settle(bot: Bot, chat_id: int, message_id: int | None, body: str | Non
     except BadRequest as exc:
         if not _unchanged(exc):
             log.debug("finished step not put away: %s", exc.message, extra={"action": "screen_settle"})
+    except TelegramError as exc:
+        # 429, 5xx, a lost answer: the step stays as it was. What the tap did stands; an error
+        # here would reach the apology ("try again"), which would be untrue after a start.
+        log.info("finished step not put away: %s", type(exc).__name__, extra={"action": "screen_settle"})
 
 
 def answered(shown: str, question: str, answer: str) -> str:

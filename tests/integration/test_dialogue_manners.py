@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot import questions
 from config.catalogue import load_catalogue
 from sim.kie import KieSim
@@ -134,6 +136,24 @@ def test_an_answered_question_shows_the_choice_and_loses_its_buttons(
     typed = message(telegram, card.message_id)
     assert (typed.text or "").endswith(": a quiet harbour") and spec.name("en") in (typed.text or "")
     assert conversations.load(db, USER, USER).draft.answers["aspect_ratio"] == "16:9"
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_a_failed_put_away_of_a_started_confirmation_is_no_apology(
+        bot: Instance, telegram: TelegramSim, db: Database, status: int) -> None:
+    """Putting a finished step away is cosmetic: when Telegram refuses that edit, the job the
+    tap started still runs and delivers, and nobody is told that something went wrong and to
+    try again (which would start, and charge, a second one)."""
+    ledger.grant(db, USER, 10_000, "test money")
+    act(telegram, lambda: telegram.user_sends(USER, "/imagine a red kite --model google/nano-banana"))
+    telegram.fail_next("editMessageText", 1, status=status, description="Server Error")
+    telegram.user_presses(USER, "✅ Generate")
+    [job] = delivered(telegram, db, 1)
+    assert job.succeeded
+    assert [c.status for c in telegram.calls("editMessageText")][:1] == [status]
+    act(telegram, lambda: telegram.user_sends(USER, "/help"))   # the chat is handled in order
+    assert not any("went wrong" in (m.text or "").lower() for m in bot_messages(telegram))
+    assert len(recent_jobs(db, USER)) == 1
 
 
 def test_a_repeated_tap_on_generate_is_a_toast_and_one_job(bot: Instance, telegram: TelegramSim, db: Database) -> None:
