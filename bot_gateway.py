@@ -331,24 +331,18 @@ class BotGateway:
         as failed, so the chat's next update follows."""
         # Every request the handler makes is sent for this epoch, or not at all (see FloodControl).
         flood_control.send_epoch.set(epoch)
-        refused: list[int] = []
-        flood_control.refused_for_epoch.set(refused)
-        later: list[str] = []
-        flood_control.again_later.set(later)
+        left: list[flood_control.Leaving] = []
+        flood_control.leaving.set(left)
         try:
             await self.app.process_update(update)
         except Exception as exc:  # noqa: BLE001 - one bad update must not stop the ones after it
             await self._set_aside(epoch, update_id, exc)
             return
-        if refused:
-            # Deposed while handling it: what it wanted to say was not said. The next leader
-            # handles the update (and says it); marking it processed would leave it unanswered.
-            log.info("update %s left to the next leader: this term ended while handling it", update_id,
+        if left:
+            # Marking it processed would leave it unanswered: deposed while handling it, the
+            # next leader handles it (and says what this term could not); or it must wait.
+            log.info("update %s left in the store (%s): %s", update_id, left[0].reason.value, left[0].why,
                      extra={"action": "update_left"})
-            return
-        if later:
-            log.info("update %s handled again at the next sweep: %s", update_id, later[0],
-                     extra={"action": "update_again"})
             return
         marks.note(update_id)
 

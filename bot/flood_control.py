@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dt
+import enum
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from telegram.error import RetryAfter
@@ -47,32 +49,32 @@ dispatch_marker: contextvars.ContextVar[threading.Event | None] = contextvars.Co
     "dispatch_marker", default=None)
 # The leader epoch a request is sent for; None: not on behalf of leadership (e.g. getUpdates).
 send_epoch: contextvars.ContextVar[int | None] = contextvars.ContextVar("send_epoch", default=None)
-# Set by a caller that must know whether any of its requests was refused as Deposed (a handler
-# cut short by deposition must leave its update to the next leader); FloodControl appends.
-refused_for_epoch: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "refused_for_epoch", default=None)
+class Leave(enum.Enum):
+    """Why a handler leaves its update in the store instead of marking it handled."""
+
+    DEPOSED = "deposed"          # this term ended (a send or a fenced write refused): the next
+                                 # leader handles the update, and says what this one could not
+    AGAIN_LATER = "again_later"  # it could not finish for now (Telegram asked it to wait before
+                                 # a send it must make): the next sweep hands it over again
 
 
-# Set by the intake for the update a handler works on; a handler that could not finish for now
-# (Telegram asked it to wait before a send it must make) appends, and the update stays in the
-# store for the next sweep.
-again_later: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("again_later", default=None)
+@dataclass(frozen=True)
+class Leaving:
+    reason: Leave
+    why: str
 
 
-def handle_again_later(why: str) -> None:
-    """The handler's update is handed over again by the next sweep (what it did so far must be
-    idempotent: the next handling finds it done and goes on from there)."""
-    later = again_later.get()
-    if later is not None:
-        later.append(why)
+# Set by the intake for the update a handler works on; a handler (or FloodControl, refusing a
+# send for an ended term) appends, and the update stays in the store. What the handler did so far
+# must be idempotent: the next handling finds it done and goes on from there.
+leaving: contextvars.ContextVar[list[Leaving] | None] = contextvars.ContextVar("leaving", default=None)
 
 
-def leave_update() -> None:
-    """The handler learned from storage that its epoch has ended (a fenced write refused): like
-    a refused send, its update is left to the next leader, which handles it (and answers) again."""
-    epoch, refused = send_epoch.get(), refused_for_epoch.get()
-    if epoch is not None and refused is not None:
-        refused.append(epoch)
+def leave_update(reason: Leave, why: str) -> None:
+    """The update being handled stays in the store, for `reason` (see Leave)."""
+    left = leaving.get()
+    if left is not None:
+        left.append(Leaving(reason, why))
 
 
 class Deposed(Exception):
@@ -177,9 +179,7 @@ class FloodControl(BaseRateLimiter[int]):
             epoch = send_epoch.get()
             if epoch is not None and not self._holds_epoch(epoch):
                 self._on_request(endpoint, "deposed", 0.0)
-                refused = refused_for_epoch.get()
-                if refused is not None:
-                    refused.append(epoch)
+                leave_update(Leave.DEPOSED, f"{endpoint} refused: epoch {epoch} ended")
                 raise Deposed(epoch)
             marker = dispatch_marker.get()
             if marker is not None:

@@ -51,7 +51,7 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             continue
         stopped = request_stop(deps.db, job.id, StopRequest.CANCEL, flood_control.send_epoch.get())
         if stopped is None:         # this instance no longer leads: the next leader does it all
-            flood_control.leave_update()
+            flood_control.leave_update(flood_control.Leave.DEPOSED, "the cancel was refused: this term ended")
             return
         if stopped.state in STOPPABLE:
             deps.cancel_job(job.id)
@@ -84,7 +84,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if job.state in STOPPABLE:
         stopped = request_stop(deps.db, job.id, kind, flood_control.send_epoch.get())
         if stopped is None:         # the next leader handles (and answers) this press again
-            flood_control.leave_update()
+            flood_control.leave_update(flood_control.Leave.DEPOSED, "the stop was refused: this term ended")
             return
         job = stopped
         if job.state in STOPPABLE:

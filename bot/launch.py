@@ -140,7 +140,7 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
             await context.bot.delete_message(chat_id, progress.message_id)
             return Launch.REPRICED
         case NotLeading():
-            flood_control.leave_update()
+            flood_control.leave_update(flood_control.Leave.DEPOSED, "the job was not created: this term ended")
             return Launch.LEFT
     return Launch.STARTED
 

@@ -121,7 +121,7 @@ async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         referrer_bonus=deps.pricing.referrer_bonus, referred_bonus=deps.pricing.referred_bonus,
         epoch=flood_control.send_epoch.get())
     if credit is ledger.Credit.DEPOSED:
-        flood_control.leave_update()
+        flood_control.leave_update(flood_control.Leave.DEPOSED, "the payment was not credited: this term ended")
         return
     deps.metrics.payments.labels(credit.value).inc()
     if credit is ledger.Credit.DUPLICATE:
@@ -158,7 +158,7 @@ def say_again_later(charge_id: str, failure: SendError) -> bool:
         case SendOutcome.RETRY_AFTER | SendOutcome.RETRY | SendOutcome.UNKNOWN:
             log.warning("payment %s message not sent (%s): said again at the next sweep", charge_id,
                         failure.outcome.value, extra={"action": "payment_message_again"})
-            flood_control.handle_again_later(f"the payment message: {failure.detail}")
+            flood_control.leave_update(flood_control.Leave.AGAIN_LATER, f"the payment message: {failure.detail}")
             return False
         case SendOutcome.UNDELIVERABLE | SendOutcome.REJECTED:   # blocked, chat gone: nobody to tell
             log.warning("payment %s message undeliverable: %s", charge_id, failure.detail,

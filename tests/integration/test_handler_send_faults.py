@@ -1,0 +1,325 @@
+"""A handler's Telegram send that fails after (or before) the durable change it made.
+
+When a handler raises, bot/dialogue.py `on_error` sends "Sorry, something went wrong on our
+side. Please try again." A send failing *after* the handler changed something durable (a job
+cancelled, a referral recorded, a refund queued, a language switched, a payment credited)
+must not leave the user with that apology: it says "nothing happened, do it again" when it
+did happen, and doing it again then says something else (or nothing). A send failing *before*
+the change must leave nothing done, so that the apology is true and trying again works once.
+
+Faults are injected in the Telegram simulator: a 500 (not performed), an answer lost after
+Telegram performed the call (drop_next_response), a TCP reset after it was performed. Every
+assertion is on what the user sees in the simulated chat and on our own storage.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from actors.job_state import JobState
+from bot import referral
+from config.catalogue import load_catalogue
+from config.pricing import default_pricing
+from sim.kie import KieSim
+from sim.telegram import ChatMessage, PaymentOutcome, TelegramSim
+from storage import conversations, ledger, updates
+from storage.db import Database
+from storage.jobs import Job, get_job, recent_jobs
+from storage.ledger import EntryKind
+from tests.support.harness import Instance
+from tests.support.waiting import wait_until
+
+USER = 7301
+FRIEND = 7302
+ADMIN = 7399
+PAID_MODEL = "google/nano-banana"       # a prompt is all it needs; it has no free tier
+PRICING = default_pricing()
+CATALOGUE = load_catalogue()
+APOLOGY = "went wrong"                  # config/texts error_apology (en)
+
+# How a send fails, and whether Telegram performed it before the failure.
+FAULTS_AFTER = {"500": False, "answer lost": True, "reset after sending": True}
+
+
+def inject(telegram: TelegramSim, method: str, fault: str) -> None:
+    match fault:
+        case "500":
+            telegram.fail_next(method, 1, status=500, description="Internal Server Error")
+        case "answer lost":
+            telegram.drop_next_response(method)
+        case "reset after sending":
+            telegram.reset_next(method, performed=True)
+        case "reset before sending":
+            telegram.reset_next(method)
+        case _:
+            raise AssertionError(fault)
+
+
+def words_of(message: ChatMessage | None) -> str:
+    return (message.text or message.caption or "") if message is not None else ""
+
+
+def bot_messages(telegram: TelegramSim, user: int = USER) -> list[ChatMessage]:
+    return [m for m in telegram.chat(user) if m.from_bot]
+
+
+def said(telegram: TelegramSim, words: str, user: int = USER) -> list[ChatMessage]:
+    return [m for m in bot_messages(telegram, user) if words in words_of(m)]
+
+
+def wait_said(telegram: TelegramSim, words: str, user: int = USER, timeout: float = 15.0) -> ChatMessage:
+    telegram.wait_for_chat(user, lambda c: bool(said(telegram, words, user)), timeout=timeout)
+    return said(telegram, words, user)[-1]
+
+
+def apologies(telegram: TelegramSim, user: int = USER) -> list[str]:
+    return [words_of(m) for m in bot_messages(telegram, user) if APOLOGY in words_of(m).lower()]
+
+
+def buttons(message: ChatMessage) -> list[str]:
+    return [b[0] for row in message.buttons for b in row]
+
+
+def newest_id(telegram: TelegramSim, user: int = USER) -> int:
+    return max((m.message_id for m in telegram.chat(user)), default=0)
+
+
+def ask_and_wait(telegram: TelegramSim, words: str, user: int = USER) -> ChatMessage:
+    """Send a message and wait for the bot's next message (one chat is handled in order)."""
+    before = newest_id(telegram, user)
+    telegram.user_sends(user, words)
+    telegram.wait_for_chat(user, lambda c: any(m.message_id > before for m in bot_messages(telegram, user)),
+                           timeout=15)
+    return next(m for m in bot_messages(telegram, user) if m.message_id > before)
+
+
+def all_handled(db: Database) -> None:
+    """Every stored update handled (processed or set aside): what the bot will do, it did."""
+    wait_until(lambda: updates.unprocessed(db) == [], timeout=30, what="every update handled")
+
+
+def settle_chat(telegram: TelegramSim, db: Database, user: int = USER) -> None:
+    """Everything the bot had to say to `user` about earlier updates has been said: /help goes
+    after them in the chat's lane, and its answer is the last word."""
+    all_handled(db)
+    wait_said_after = newest_id(telegram, user)
+    telegram.user_sends(user, "/help")
+    telegram.wait_for_chat(user, lambda c: any(m.message_id > wait_said_after and "/imagine" in words_of(m)
+                                               for m in bot_messages(telegram, user)), timeout=30)
+    all_handled(db)
+
+
+def invoices(telegram: TelegramSim, user: int = USER) -> list[ChatMessage]:
+    return [m for m in bot_messages(telegram, user) if m.invoice is not None]
+
+
+def buy_and_pay(telegram: TelegramSim, user: int = USER) -> str:
+    telegram.user_sends(user, "/buy")
+    telegram.wait_for_chat(user, lambda c: len(invoices(telegram, user)) == len(PRICING.packages), timeout=15)
+    attempt = telegram.user_pays(user)
+    ended = telegram.wait_for_payment(attempt.query_id)
+    assert ended.outcome is PaymentOutcome.PAID and ended.charge_id is not None, ended
+    return ended.charge_id
+
+
+def progress_of(telegram: TelegramSim, job: Job) -> ChatMessage | None:
+    return next((m for m in telegram.chat(job.chat_id) if m.message_id == job.progress_message_id), None)
+
+
+def the_job(db: Database, job_id: int, *states: JobState) -> Job:
+    def reached() -> Job | None:
+        job = get_job(db, job_id)
+        return job if job is not None and job.state in states else None
+    job = wait_until(reached, timeout=30, what=f"job {job_id} in {[s.value for s in states]}")
+    assert job is not None
+    return job
+
+
+def price_of(model: str, **given: object) -> int:
+    spec = CATALOGUE.get(model)
+    assert spec is not None
+    quote = PRICING.quote(spec, spec.with_defaults(given))
+    assert quote is not None and quote.price > 0
+    return quote.price
+
+
+@pytest.fixture
+def admin_bot(instance_factory: Callable[..., Instance]) -> Instance:
+    inst = instance_factory(ADMIN_IDS=str(ADMIN))
+    wait_until(lambda: inst.runtime.status.active, timeout=10, what="instance becomes leader")
+    return inst
+
+
+# --- /cancel ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fault", FAULTS_AFTER)
+def test_cancel_whose_reply_fails_does_not_tell_the_user_to_try_again(
+        bot: Instance, telegram: TelegramSim, kie: KieSim, db: Database, fault: str) -> None:
+    """/cancel records the stop and tells the job's actor *before* its one-line reply: once the
+    reply fails, the job is cancelled whatever the user reads. "Something went wrong, please
+    try again" is then untrue, and trying again says "Nothing to cancel"."""
+    kie.set_maintenance(True)               # createTask refused: the job waits in `created`
+    telegram.user_sends(USER, "/imagine a lighthouse in fog")
+    wait_until(lambda: kie.calls("createTask"), timeout=10, what="a refused createTask")
+    [job] = wait_until(lambda: [j for j in recent_jobs(db, USER) if j.state is JobState.CREATED],
+                       timeout=10, what="the job waits in created")
+    all_handled(db)
+    inject(telegram, "sendMessage", fault)
+    telegram.user_sends(USER, "/cancel")
+    job = the_job(db, job.id, JobState.CANCELLED)
+    telegram.wait_for_chat(USER, lambda c: "not charged" in words_of(progress_of(telegram, job)))
+    kie.set_maintenance(False)
+    settle_chat(telegram, db)
+    assert apologies(telegram) == [], "the cancel happened; the user was told to try again"
+
+
+# --- /start ref_... -----------------------------------------------------------------------------
+@pytest.mark.parametrize("fault", ["500", "answer lost"])
+def test_a_referral_whose_welcome_fails_is_still_told_to_the_invited_user(
+        bot: Instance, telegram: TelegramSim, db: Database, fault: str) -> None:
+    """`/start ref_<code>` records the referral, then sends the welcome that says so. When that
+    send fails the user reads the apology; doing as told (/start ref_<code> again) finds the
+    referral recorded and shows a welcome without a word of the invitation, so the invited user
+    never learns of the bonus they were promised."""
+    ask_and_wait(telegram, "/help", USER)                    # the referrer exists
+    link = f"/start {referral.PREFIX}{referral.code_for(USER)}"
+    all_handled(db)
+    inject(telegram, "sendMessage", fault)
+    telegram.user_sends(FRIEND, link)
+    all_handled(db)
+    if not said(telegram, "friend's invitation", FRIEND):    # as the apology says: try again
+        ask_and_wait(telegram, link, FRIEND)
+    settle_chat(telegram, db, FRIEND)
+    assert said(telegram, "friend's invitation", FRIEND), (
+        f"the invited user was never told of the invitation: {[words_of(m) for m in bot_messages(telegram, FRIEND)]}")
+    assert apologies(telegram, FRIEND) == []
+
+
+# --- /lang --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["command", "button"])
+def test_a_language_switch_whose_answer_fails_is_not_answered_with_try_again(
+        bot: Instance, telegram: TelegramSim, db: Database, how: str) -> None:
+    """The language is stored before the menu in it is shown (a new message for /lang ru, an
+    edit in place for the button). A 500 on that send gives the apology, in English, to a user
+    whose language is now Russian, telling them to try what already took effect."""
+    if how == "button":
+        ask_and_wait(telegram, "/lang")
+        all_handled(db)
+        inject(telegram, "editMessageText", "500")
+        telegram.user_presses(USER, "Русский")
+    else:
+        ask_and_wait(telegram, "/help")
+        all_handled(db)
+        inject(telegram, "sendMessage", "500")
+        telegram.user_sends(USER, "/lang ru")
+    wait_until(lambda: conversations.user_lang(db, USER, "en") == "ru", timeout=10, what="the language stored")
+    settle_chat(telegram, db)
+    assert apologies(telegram) == [], "the switch happened; the user was told (in English) to try again"
+    assert said(telegram, "Язык: русский."), "the user was never told the language changed"
+
+
+# --- /refund and refunded_payment ---------------------------------------------------------------
+def test_a_refund_whose_reply_fails_does_not_tell_the_admin_to_try_again(
+        admin_bot: Instance, telegram: TelegramSim, db: Database) -> None:
+    """/refund takes the credits back and queues the refund before it replies. A 500 on the
+    reply tells the operator "something went wrong, please try again" about a refund that was
+    queued (and money taken from the user)."""
+    charge = buy_and_pay(telegram)
+    wait_said(telegram, "Payment received")
+    ask_and_wait(telegram, "/help", ADMIN)
+    all_handled(db)
+    inject(telegram, "sendMessage", "500")
+    telegram.user_sends(ADMIN, f"/refund {charge}")
+    wait_until(lambda: ledger.wallet(db, USER).available == 0, timeout=10, what="the refund taken back")
+    settle_chat(telegram, db, ADMIN)
+    assert apologies(telegram, ADMIN) == [], "the refund was queued; the admin was told to try again"
+    assert said(telegram, f"Refund of {charge} queued", ADMIN) or said(telegram, "refunded or queued before", ADMIN)
+
+
+def test_a_refund_notice_that_meets_a_500_is_said_not_replaced_by_an_apology(
+        admin_bot: Instance, telegram: TelegramSim, db: Database) -> None:
+    """Telegram gave the Stars back (refunded_payment) and the credits were taken at /refund:
+    the notice that says so is the user's only word of it. A 500 on it gives "something went
+    wrong, please try again" instead, and the refund is never told (unlike "Payment received",
+    which is said again at the next sweep)."""
+    charge = buy_and_pay(telegram)
+    wait_said(telegram, "Payment received")
+    ask_and_wait(telegram, "/help", ADMIN)
+    all_handled(db)
+    telegram.spare_next("sendMessage", 1)      # the admin's reply goes out; the next one fails
+    inject(telegram, "sendMessage", "500")
+    telegram.user_sends(ADMIN, f"/refund {charge}")
+    wait_said(telegram, f"Refund of {charge} queued", ADMIN)
+    wait_until(lambda: any(p.refunded for p in telegram.star_payments()), timeout=20, what="the Stars refunded")
+    failed = wait_until(lambda: [c for c in telegram.calls("sendMessage") if c.status == 500], timeout=20,
+                        what="the faulted send")
+    assert str(failed[0].params.get("chat_id")) == str(USER) and "refunded" in str(failed[0].params.get("text")), failed
+    settle_chat(telegram, db)
+    assert apologies(telegram) == [], "the user was told to try again instead of being told of the refund"
+    assert said(telegram, "was refunded"), "the refund was never told"
+
+
+# --- a payment that re-shows a kept confirmation ------------------------------------------------
+def test_a_paid_user_whose_kept_confirmation_fails_to_show_is_not_told_to_try_again(
+        bot: Instance, telegram: TelegramSim, db: Database) -> None:
+    """After "Payment received" (credited, announced), the confirmation that was short of credits
+    is shown again. A 500 on that second send gives the apology right under the receipt: "something
+    went wrong, please try again" to someone who just paid reads as "pay again"."""
+    ask_and_wait(telegram, f"/imagine a harbour at night --model {PAID_MODEL}")
+    all_handled(db)
+    telegram.spare_next("sendMessage", 1)      # "Payment received" goes out; the confirmation fails
+    inject(telegram, "sendMessage", "500")
+    charge = buy_and_pay(telegram)
+    wait_said(telegram, "Payment received")
+    settle_chat(telegram, db)
+    failed = [c for c in telegram.calls("sendMessage") if c.status == 500]
+    assert len(failed) == 1 and "a harbour at night" in str(failed[0].params.get("text")), failed
+    assert [p.charge_id for p in ledger.user_payments(db, USER)] == [charge]
+    assert len(said(telegram, "Payment received")) == 1
+    assert apologies(telegram) == [], "a user who just paid was told something went wrong, try again"
+
+
+# --- starting a job -----------------------------------------------------------------------------
+@pytest.mark.parametrize("fault", ["answer lost", "reset after sending"])
+def test_a_progress_message_telegram_showed_belongs_to_a_job(
+        bot: Instance, telegram: TelegramSim, db: Database, fault: str) -> None:
+    """start_job sends "⏳ …: starting…" (with Cancel) before it creates the job. When Telegram
+    shows that message but its answer is lost, no job is created and the apology follows: the
+    chat keeps a "starting…" message for a generation that does not exist, forever, whose Cancel
+    answers "gone"."""
+    ask_and_wait(telegram, "/help")
+    all_handled(db)
+    inject(telegram, "sendMessage", fault)
+    telegram.user_sends(USER, "/imagine a red kite over hills")
+    settle_chat(telegram, db)
+    starting = said(telegram, "starting…")
+    jobs = recent_jobs(db, USER)
+    progress_ids = {j.progress_message_id for j in jobs}
+    orphans = [words_of(m) for m in starting if m.message_id not in progress_ids]
+    assert orphans == [], f"'starting…' shown for no job (jobs: {[(j.id, j.state.value) for j in jobs]})"
+
+
+def test_a_progress_message_refused_before_the_job_leaves_nothing_and_generate_again_starts_one(
+        bot: Instance, telegram: TelegramSim, db: Database) -> None:
+    """Pin: a send that fails *before* the durable change (the progress message, 500: not shown)
+    leaves nothing done and the confirmation's ✅ Generate working; the apology is then true, and
+    one more tap starts exactly one job, charged once."""
+    price = price_of(PAID_MODEL, prompt="p")
+    assert isinstance(ledger.grant(db, USER, price * 3, "test money"), ledger.Granted)
+    ask_and_wait(telegram, f"/imagine a quiet pier --model {PAID_MODEL}")
+    confirmation = bot_messages(telegram)[-1]
+    start = next(b for b in buttons(confirmation) if b.startswith("✅"))
+    all_handled(db)
+    inject(telegram, "sendMessage", "500")
+    telegram.user_presses(USER, start)
+    telegram.wait_for_chat(USER, lambda c: bool(apologies(telegram)))
+    all_handled(db)
+    assert recent_jobs(db, USER) == []
+    assert ledger.wallet(db, USER) == ledger.Wallet(USER, price * 3, 0)
+    assert start in buttons(next(m for m in bot_messages(telegram) if m.message_id == confirmation.message_id))
+
+    telegram.user_presses(USER, start, message_id=confirmation.message_id)
+    [job] = wait_until(lambda: [j for j in recent_jobs(db, USER) if j.terminal], timeout=30, what="the job final")
+    assert job.succeeded and job.input["prompt"] == "a quiet pier"
+    assert ledger.wallet(db, USER).available == price * 2
+    assert [m.kind for m in ledger.movements(db, USER, 10)].count(EntryKind.GRANT) == 1
