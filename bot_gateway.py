@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -34,8 +33,9 @@ from bot.checkout_desk import CheckoutDesk
 from bot.context import Deps
 from bot.flood_control import MAX_ON_WIRE, MAX_URGENT_ON_WIRE, FloodControl
 from bot.handled_marks import HandledMarks
+from bot.loop_thread import LoopThread
 from bot.presenter import Presenter
-from bot.sender import TelegramSender, run_on_loop
+from bot.sender import TelegramSender
 from config.catalogue import Catalogue
 from config.pricing import Pricing, default_pricing
 from config.settings import Settings
@@ -72,7 +72,8 @@ class BotGateway:
                  holds_epoch: Callable[[int], bool] = lambda epoch: True, *, pricing: Pricing | None = None) -> None:
         self.settings, self.db, self.metrics, self.catalogue = settings, db, metrics, catalogue
         self._holds_epoch = holds_epoch
-        self.loop = asyncio.new_event_loop()
+        self._loop_thread = LoopThread("kiebot-telegram")
+        self.loop = self._loop_thread.loop
         self.app = self._build_application()
         dialogue.install(self.app, Deps(db, catalogue, metrics, notify_job, cancel_job,
                                         pricing=pricing if pricing is not None else default_pricing(),
@@ -83,7 +84,6 @@ class BotGateway:
         self.sender = TelegramSender(self.app.bot, self.loop)
         self.checkout = CheckoutDesk(settings.telegram_bot_token, settings.telegram_api_url, db, metrics,
                                      pricing if pricing is not None else default_pricing(), holds_epoch)
-        self._thread = threading.Thread(target=self.loop.run_forever, name="kiebot-telegram", daemon=True)
         self._intake: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._storage = ThreadPoolExecutor(INTAKE_STORAGE_THREADS, thread_name_prefix="kiebot-intake")
@@ -118,31 +118,22 @@ class BotGateway:
 
     # --- lifecycle (called from other threads) ----------------------------------------------
     def start(self) -> None:
-        self._thread.start()
-        run_on_loop(self.loop, self.app.initialize(), START_TIMEOUT_S)
+        self._loop_thread.start()
+        self._loop_thread.run(self.app.initialize(), START_TIMEOUT_S)
         self.checkout.start()
 
     def stop(self) -> None:
-        if self._thread.ident is None:   # never started: only the loops to close
-            self.loop.close()
-            self._storage.shutdown(wait=False)
-            self.checkout.stop()
-            return
-        if not self._thread.is_alive():
-            return
-        self.set_epoch(None)
-        # Never abort a request Telegram may be executing: wait for it (bounded), so its
-        # sender learns the outcome and records it.
-        if not self.flood_control.drain(DRAIN_TIMEOUT_S):
-            log.warning("stopping with Telegram requests still on the wire", extra={"action": "drain_timeout"})
-        try:
-            run_on_loop(self.loop, self.app.shutdown(), 10)
-        except Exception:  # shutting down; nothing left to protect
-            log.debug("PTB shutdown raised", exc_info=True)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.loop.close()
+        if self._loop_thread.running:
+            self.set_epoch(None)
+            # Never abort a request Telegram may be executing: wait for it (bounded), so its
+            # sender learns the outcome and records it.
+            if not self.flood_control.drain(DRAIN_TIMEOUT_S):
+                log.warning("stopping with Telegram requests still on the wire", extra={"action": "drain_timeout"})
+            try:
+                self._loop_thread.run(self.app.shutdown(), 10)
+            except Exception:  # shutting down; nothing left to protect
+                log.debug("PTB shutdown raised", exc_info=True)
+        self._loop_thread.stop()
         self._storage.shutdown(wait=False)
         self.checkout.stop()
 
@@ -159,8 +150,8 @@ class BotGateway:
             if epoch is not None:
                 self._intake = asyncio.create_task(self._run_intake(epoch), name=f"intake-{epoch}")
 
-        if self._thread.is_alive():
-            run_on_loop(self.loop, switch(), 15)
+        if self._loop_thread.running:
+            self._loop_thread.run(switch(), 15)
 
     def wake(self) -> None:
         """Stored updates are waiting: sweep the store now instead of at the next tick. Thread-safe."""

@@ -27,6 +27,7 @@ from telegram import Bot, PreCheckoutQuery
 from telegram.error import BadRequest, TelegramError
 from telegram.request import HTTPXRequest
 
+from bot.loop_thread import LoopThread
 from bot.payments import checkout_problem
 from config.pricing import Pricing
 from config.texts import text
@@ -48,33 +49,26 @@ class CheckoutDesk:
                  holds_epoch: Callable[[int], bool]) -> None:
         self.db, self.metrics, self.pricing = db, metrics, pricing
         self._holds_epoch = holds_epoch
-        self.loop = asyncio.new_event_loop()
+        self._loop_thread = LoopThread("kiebot-checkout")
+        self.loop = self._loop_thread.loop
         self.bot = Bot(token, base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot",
                        request=HTTPXRequest(connection_pool_size=ANSWERS_ON_WIRE, connect_timeout=5,
                                             read_timeout=10, write_timeout=10))
         self._wire: asyncio.Semaphore | None = None
         self._in_hand: set[int] = set()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="kiebot-checkout", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._initialize(), self.loop).result(START_TIMEOUT_S)
+        self._loop_thread.start()
+        self._loop_thread.run(self._initialize(), START_TIMEOUT_S)
 
     def stop(self) -> None:
-        if self._thread.ident is None:   # never started
-            self.loop.close()
-            return
-        if not self._thread.is_alive():
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self.bot.shutdown(), self.loop).result(10)
-        except Exception:  # shutting down; nothing left to protect
-            log.debug("checkout desk shutdown raised", exc_info=True)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.loop.close()
+        if self._loop_thread.running:
+            try:
+                self._loop_thread.run(self.bot.shutdown(), 10)
+            except Exception:  # shutting down; nothing left to protect
+                log.debug("checkout desk shutdown raised", exc_info=True)
+        self._loop_thread.stop()
 
     def in_hand(self) -> list[int]:
         """The update_ids taken and not finished (the intake's sweep must not take them again)."""

@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
@@ -199,11 +199,3 @@ async def _to_migrated(chat_id: int, send: Callable[[int], Awaitable[T]]) -> T:
         log.info("chat %s migrated to %s; sending there", chat_id, exc.new_chat_id,
                  extra={"action": "chat_migrated"})
         return await send(exc.new_chat_id)
-
-
-def run_on_loop(loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], timeout: float) -> Any:
-    """Run a coroutine on the bot loop from another thread and wait for it."""
-    async def call() -> Any:
-        return await coro
-
-    return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)

@@ -33,7 +33,7 @@ from actors.job_state import TERMINAL, JobState
 from actors.messages import CallbackStored
 from actors.supervisor import JobSupervisor
 from actors.timers import Timers
-from bot.sender import run_on_loop
+from bot.loop_thread import run_on_loop
 from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
 from config.settings import DeliveryPolicy, Settings
