@@ -8,6 +8,7 @@ from telegram.ext import ContextTypes
 
 from bot import prices
 from bot.context import deps_of, who
+from bot.telling import OnFailure, tell
 from config.texts import text
 from storage import ledger
 from storage.jobs import counts_by_state, database_gauges
@@ -50,4 +51,5 @@ async def refund(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             reply = text(lang, "refund_already", charge=charge, taken=prices.amount(lang, asked.taken or 0))
         case _:
             reply = text(lang, "refund_unknown", charge=charge)
-    await context.bot.send_message(chat_id, reply)
+    # Handled again, the update finds the refund asked for and says so ("refund_already").
+    await tell(context.bot.send_message(chat_id, reply), "the /refund answer", OnFailure.AGAIN)

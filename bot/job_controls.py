@@ -25,6 +25,7 @@ from actors.outcomes import StopRequest
 from bot import flood_control, job_buttons
 from bot.button_answer import answer_button
 from bot.context import deps_of, who
+from bot.telling import OnFailure, tell
 from config.texts import text
 from storage import conversations
 from storage.conversations import Step
@@ -60,7 +61,8 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         words = text(lang, "cancel_requested_one") if asked == 1 else text(lang, "cancel_requested_many", count=asked)
     else:
         words = text(lang, "cancel_left_step" if left_step else "nothing_to_cancel")
-    await context.bot.send_message(chat_id, words)
+    # Asked is asked: each job's progress message shows what came of it.
+    await tell(context.bot.send_message(chat_id, words), "the /cancel answer", OnFailure.BEST_EFFORT)
 
 
 async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

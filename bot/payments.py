@@ -17,13 +17,11 @@ import logging
 from dataclasses import dataclass
 
 from telegram import LabeledPrice, Update
-from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from actors.ports import SendError, SendOutcome
 from bot import flood_control, prices, wizard
 from bot.context import deps_of, who
-from bot.sender import classify_send_error
+from bot.telling import OnFailure, tell
 from config.money import format_credits
 from config.pricing import Pricing, StarsPackage
 from config.texts import text
@@ -133,37 +131,19 @@ async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     crashpoint("after_payment_credit")
     log.info("payment %s credited", charge_id, extra={"action": "payment_credited"})
     available = (await asyncio.to_thread(ledger.wallet, deps.db, user_id)).available
-    try:
-        await context.bot.send_message(chat_id, text(lang, "paid", credits=prices.amount(lang, promise.credits),
+    # Credited is credited: a message not sent, or of unknown fate, is said at the next sweep,
+    # which finds the payment credited and not announced (a repeat is truer than silence).
+    receipt = context.bot.send_message(chat_id, text(lang, "paid", credits=prices.amount(lang, promise.credits),
                                                      balance=prices.amount(lang, available)))
-    except TelegramError as exc:
-        if not say_again_later(charge_id, classify_send_error(exc)):
-            return
+    if not (await tell(receipt, f"payment {charge_id} message", OnFailure.AGAIN)).done:
+        return
     await asyncio.to_thread(ledger.mark_payment_announced, deps.db, charge_id)
     conv = conversations.load(deps.db, chat_id, user_id)
     spec = deps.catalogue.get(conv.draft.model) if conv.step is Step.CONFIRM else None
     if spec is not None and deps.pricing.offered(spec):
-        await wizard.confirm(context, chat_id, user_id, lang, spec, conv)
-
-
-def say_again_later(charge_id: str, failure: SendError) -> bool:
-    """What a failed "Payment received" leaves to do; True when it counts as said. The payment
-    is credited whatever happens here, so the user who paid must never be left with silence or
-    an apology: a message Telegram did not send (429, 5xx, connection refused) and one whose
-    fate is unknown (answer lost, reset) are said again at the next sweep, which finds the
-    payment credited and not announced (a repeat, the same words, is truer than silence)."""
-    match failure.outcome:
-        case SendOutcome.DEPOSED:       # the intake leaves the update to the next leader
-            return False
-        case SendOutcome.RETRY_AFTER | SendOutcome.RETRY | SendOutcome.UNKNOWN:
-            log.warning("payment %s message not sent (%s): said again at the next sweep", charge_id,
-                        failure.outcome.value, extra={"action": "payment_message_again"})
-            flood_control.leave_update(flood_control.Leave.AGAIN_LATER, f"the payment message: {failure.detail}")
-            return False
-        case SendOutcome.UNDELIVERABLE | SendOutcome.REJECTED:   # blocked, chat gone: nobody to tell
-            log.warning("payment %s message undeliverable: %s", charge_id, failure.detail,
-                        extra={"action": "payment_message_undeliverable"})
-    return True
+        # The confirmation that waited for credits, shown again: its old ✅ works all the same.
+        await tell(wizard.confirm(context, chat_id, user_id, lang, spec, conv), "the confirmation after a payment",
+                   OnFailure.BEST_EFFORT)
 
 
 async def refunded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -179,4 +159,5 @@ async def refunded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if payment is not None and payment.refund_taken:
         words += " " + text(lang, "refunded_taken", taken=prices.amount(lang, payment.refund_taken),
                             balance=prices.amount(lang, ledger.wallet(deps.db, user_id).available))
-    await context.bot.send_message(chat_id, words)
+    # The refund is made; the notice is said again until Telegram takes it.
+    await tell(context.bot.send_message(chat_id, words), "the refund notice", OnFailure.AGAIN)

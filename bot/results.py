@@ -19,6 +19,7 @@ from bot.button_answer import Tap
 from bot.context import deps_of, who
 from bot.launch import Launch, start_job
 from bot.screens import show
+from bot.telling import OnFailure, tell
 from config.catalogue import ModelSpec
 from config.texts import LANGS, text
 from storage import conversations
@@ -78,7 +79,9 @@ async def set_lang(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: in
     lang = code if code in LANGS else "en"
     conversations.set_lang(deps.db, user_id, lang)
     menu = wizard.main_menu(lang, wizard.recent_models(deps, user_id))
-    await show(context.bot, chat_id, text(lang, "lang_set"), menu, replace=replace)
+    # Set is set: handled again, the update sets it once more and says the same.
+    await tell(show(context.bot, chat_id, text(lang, "lang_set"), menu, replace=replace), "the language answer",
+               OnFailure.AGAIN)
 
 
 async def job_action(context: ContextTypes.DEFAULT_TYPE, tap: Tap, action: cd.JobAction) -> None:

@@ -24,11 +24,13 @@ from config.pricing import default_pricing
 from sim.kie import KieSim
 from sim.telegram import ChatMessage, PaymentOutcome, TelegramSim
 from storage import conversations, ledger, updates
+from storage.conversations import Step
 from storage.db import Database
 from storage.jobs import Job, get_job, recent_jobs
 from storage.ledger import EntryKind
 from tests.support.harness import Instance
 from tests.support.waiting import wait_until
+from tests.support.wizard_driver import Driver, default_choice_label
 
 USER = 7301
 FRIEND = 7302
@@ -323,3 +325,58 @@ def test_a_progress_message_refused_before_the_job_leaves_nothing_and_generate_a
     assert job.succeeded and job.input["prompt"] == "a quiet pier"
     assert ledger.wallet(db, USER).available == price * 2
     assert [m.kind for m in ledger.movements(db, USER, 10)].count(EntryKind.GRANT) == 1
+
+
+# --- the progress message's Cancel --------------------------------------------------------------
+def test_cancel_pressed_whose_answer_fails_cancels_the_job_and_apologises_for_nothing(
+        bot: Instance, telegram: TelegramSim, kie: KieSim, db: Database) -> None:
+    """Pin: the Cancel button records the stop, then answers the press best effort (a toast): a
+    500 on that answer loses only the toast; the job is cancelled, its progress message says so,
+    and the chat gets no apology."""
+    kie.set_maintenance(True)
+    telegram.user_sends(USER, "/imagine a lantern on a boat")
+    wait_until(lambda: kie.calls("createTask"), timeout=10, what="a refused createTask")
+    [job] = wait_until(lambda: [j for j in recent_jobs(db, USER) if j.state is JobState.CREATED],
+                       timeout=10, what="the job waits in created")
+    all_handled(db)
+    inject(telegram, "answerCallbackQuery", "500")
+    telegram.user_presses(USER, "Cancel", message_id=job.progress_message_id)
+    job = the_job(db, job.id, JobState.CANCELLED)
+    telegram.wait_for_chat(USER, lambda c: "not charged" in words_of(progress_of(telegram, job)))
+    kie.set_maintenance(False)
+    settle_chat(telegram, db)
+    assert [c.status for c in telegram.calls("answerCallbackQuery")] == [500]
+    assert apologies(telegram) == []
+
+
+# --- a wizard answer whose next screen fails ----------------------------------------------------
+def test_a_wizard_choice_whose_confirmation_fails_can_be_tried_again_as_the_apology_says(
+        bot: Instance, telegram: TelegramSim, db: Database) -> None:
+    """Tapping an answer stores it and moves the conversation to the confirmation *before* the
+    confirmation is sent. A 500 on that send gives "please try again"; but the question's button
+    is now out of date (a toast, and its keyboard goes), no confirmation is on screen, and typed
+    words are not understood: the user cannot go on except by starting over."""
+    spec = CATALOGUE.get("flux-2/pro-text-to-image")   # prompt, aspect ratio (buttons), then resolution
+    assert spec is not None
+    driver = Driver(telegram, db, spec, USER)
+    driver.open_model()
+    prompt, ratio = spec.field("prompt"), spec.field("aspect_ratio")
+    assert prompt is not None and ratio is not None
+    driver.answer(prompt, None)
+    wait_until(lambda: conversations.load(db, USER, USER).draft.asking == "aspect_ratio", timeout=10,
+               what="the ratio asked")
+    label = default_choice_label(ratio)
+    question = next(m for m in reversed(bot_messages(telegram)) if label in buttons(m))
+    all_handled(db)
+    inject(telegram, "sendMessage", "500")
+    telegram.user_presses(USER, label, message_id=question.message_id)
+    telegram.wait_for_chat(USER, lambda c: bool(apologies(telegram)) or any(
+        b.startswith("✅") for m in bot_messages(telegram) for b in buttons(m)))
+    all_handled(db)
+    if apologies(telegram):                     # as the apology says: try again
+        telegram.user_presses(USER, label, message_id=question.message_id)
+    settle_chat(telegram, db)
+    assert conversations.load(db, USER, USER).step is Step.CONFIRM
+    confirmations = [m for m in bot_messages(telegram) if any(b.startswith("✅") for b in buttons(m))]
+    assert confirmations, (
+        "no confirmation to start from: " + repr([(words_of(m)[-60:], buttons(m)) for m in bot_messages(telegram)][-4:]))
