@@ -52,6 +52,7 @@ from bot.button_answer import Tap
 from bot.context import Deps, deps_of, who
 from bot.launch import Launch, start_job
 from bot.screens import show
+from bot.telling import OnFailure, tell
 from config.catalogue import InputField, ModelSpec
 from config.texts import text
 from kie.uploads import TelegramFile
@@ -86,16 +87,30 @@ def install(application: Application[Any, Any, Any, Any, Any, Any], deps: Deps) 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/start: the main menu (recent models, then the categories); `/start ref_<code>` also
-    remembers who invited the user (a bad code, oneself or a loop is ignored without a word)."""
+    remembers who invited the user (a bad code, oneself or a loop is ignored without a word).
+
+    The invitation's notice is shown while the referral is recorded and untold, not only by the
+    call that recorded it: the referral stands whatever Telegram does with the welcome, so a
+    welcome not sent (or of unknown fate) is said again at the next sweep, notice included, and
+    never answered with "something went wrong, try again" (which would then say no notice)."""
     deps = deps_of(context)
     chat_id, user_id, lang = who(update, deps)
     conversations.clear(deps.db, chat_id, user_id)
     welcome = text(lang, "welcome")
     referrer = referral.referrer_in(context.args)
-    if referrer is not None and ledger.record_referral(deps.db, user_id, referrer) and deps.pricing.referred_bonus:
+    if referrer is not None:
+        ledger.record_referral(deps.db, user_id, referrer)
+    invited = (referrer is not None and bool(deps.pricing.referred_bonus)
+               and ledger.referral_untold(deps.db, user_id, referrer))
+    if invited:
         welcome += "\n\n" + text(lang, "referred", bonus=prices.amount(lang, deps.pricing.referred_bonus))
     await close_open_question(context, chat_id, user_id)
-    await show(context.bot, chat_id, welcome, wizard.main_menu(lang, wizard.recent_models(deps, user_id)))
+    shown = show(context.bot, chat_id, welcome, wizard.main_menu(lang, wizard.recent_models(deps, user_id)))
+    if not invited:
+        await shown
+        return
+    if (await tell(shown, "the welcome of an invited user", OnFailure.AGAIN)).done:
+        ledger.mark_referral_told(deps.db, user_id)
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

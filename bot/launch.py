@@ -14,6 +14,10 @@ sent, so a refusal for want of credits leaves no "starting…" behind; when the 
 in between and create_job still says insufficient, the progress message is edited into the
 refusal. A deposed intake creates nothing and leaves its update to the next leader.
 
+A progress message Telegram may have shown (its answer lost, a reset after sending) announces a
+job, so the job is made, once, without a progress message id (`send_progress`); one Telegram
+did not send (a 5xx, a long 429) leaves nothing done, and the error handler's apology is true.
+
 Groups: the job keeps the user's message that asked for it (`request_message_id`: the /imagine
 message, a wizard's prompt), and in a group the progress message replies to it, as the result
 and a failure notice (which replaces the progress message) will.
@@ -21,16 +25,19 @@ and a failure notice (which replaces the progress message) will.
 from __future__ import annotations
 
 import enum
+import logging
 from typing import Any
 
 from telegram import InlineKeyboardMarkup
+from telegram.error import TelegramError, TimedOut
 from telegram.ext import ContextTypes
 
+from actors.ports import SendOutcome
 from bot import callback_data as cd
 from bot import flood_control, job_buttons, prices, wizard
 from bot.context import Deps, deps_of
 from bot.presenter import control_buttons, estimate_words, queued_words
-from bot.sender import group_reply, keyboard
+from bot.sender import classify_send_error, group_reply, keyboard
 from config.catalogue import ModelSpec
 from config.texts import text
 from faults import crashpoint
@@ -47,6 +54,8 @@ from storage.jobs import (
     find_job,
     launch_view,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Launch(enum.Enum):
@@ -106,13 +115,11 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
                               spec.typical_time_s, None)
     words = (queued_words(lang, spec.name(lang), view.waiting + 1, estimate) if queued
              else text(lang, "progress_queued", title=spec.name(lang), estimate=estimate))
-    progress = await context.bot.send_message(
-        chat_id, words + (f"\n{note}" if note else ""),
-        reply_markup=keyboard(control_buttons(lang, job_buttons.Control.CANCEL, request_key=request_key)),
-        reply_parameters=group_reply(chat_id, request_message_id))
+    progress_id = await send_progress(context, chat_id, lang, words + (f"\n{note}" if note else ""), request_key,
+                                      request_message_id)
     creation = create_job(deps.db, NewJob(
         request_key=request_key, chat_id=chat_id, user_id=user_id, lang=lang, model=spec.id,
-        input=job_input, deadline_s=spec.deadline_s, progress_message_id=progress.message_id,
+        input=job_input, deadline_s=spec.deadline_s, progress_message_id=progress_id,
         price=price, agreed=agreed, free_per_day=charge.free_per_day,
         kie_credits=charge.quote.kie_credits if charge.quote else None, epoch=flood_control.send_epoch.get(),
         max_active=deps.max_active_jobs, queue_length=queue_length, expected=expected,
@@ -126,23 +133,70 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
             deps.notify_job(job.id)
         case Insufficient(price=short_price, available=available):
             words, markup = short_of_credits(lang, short_price, available)
-            await context.bot.edit_message_text(words, chat_id=chat_id, message_id=progress.message_id,
-                                                reply_markup=markup)
+            await _instead_of_progress(context, chat_id, progress_id, words, markup)
             return Launch.SHORT
         case QueueFull(waiting=waiting):
             # Another of the user's chats filled the queue meanwhile: nothing was held.
-            await context.bot.edit_message_text(text(lang, "queue_full", waiting=waiting), chat_id=chat_id,
-                                                message_id=progress.message_id)
+            await _instead_of_progress(context, chat_id, progress_id, text(lang, "queue_full", waiting=waiting))
             return Launch.BUSY
         case Repriced():
             # Its last free generation went to another of the user's chats meanwhile: nothing was
             # held; the caller asks for the price instead.
-            await context.bot.delete_message(chat_id, progress.message_id)
+            await _instead_of_progress(context, chat_id, progress_id, None)
             return Launch.REPRICED
         case NotLeading():
             flood_control.leave_update(flood_control.Leave.DEPOSED, "the job was not created: this term ended")
             return Launch.LEFT
     return Launch.STARTED
+
+
+async def send_progress(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str, words: str, request_key: str,
+                        request_message_id: int | None) -> int | None:
+    """Send the progress message, with Cancel carrying the request key (it works on the job
+    made next); returns its id, or None when Telegram may show it but its answer never came (a
+    lost answer, a reset after sending). The job is made all the same then: the "starting…"
+    Telegram shows is its progress message, whose Cancel works, though it is never edited (its
+    id is unknown) and the result or a failure notice comes as a new message; a second
+    "starting…" is not sent. A send Telegram did not make (a 5xx, a long 429, a refused
+    connection) raises: nothing is done, and the apology's "try again" is true."""
+    try:
+        progress = await context.bot.send_message(
+            chat_id, words,
+            reply_markup=keyboard(control_buttons(lang, job_buttons.Control.CANCEL, request_key=request_key)),
+            reply_parameters=group_reply(chat_id, request_message_id))
+    except TelegramError as exc:
+        if not may_have_been_sent(exc):
+            raise
+        log.warning("progress message of %s of unknown fate (%s): the job starts without one", request_key,
+                    classify_send_error(exc).detail, extra={"action": "progress_unknown"})
+        return None
+    return progress.message_id
+
+
+def may_have_been_sent(exc: TelegramError) -> bool:
+    """Whether a send that raised `exc` may have been made all the same: its answer lost, the
+    connection reset or timed out after the request left. Telegram's own refusals (a 5xx or a
+    429 it answered, a bad request, a blocked chat) and a connection never made say it was not.
+    PTB raises a 5xx as a bare NetworkError (Telegram's description), and a failure of the
+    transport as a NetworkError caused by the HTTP library's error, or as TimedOut."""
+    if classify_send_error(exc).outcome is not SendOutcome.UNKNOWN:
+        return False
+    cause = exc.__cause__
+    return isinstance(exc, TimedOut) or (cause is not None and not isinstance(cause, TelegramError))
+
+
+async def _instead_of_progress(context: ContextTypes.DEFAULT_TYPE, chat_id: int, progress_id: int | None,
+                               words: str | None, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Why no job came of it (`words`; None: nothing, the caller says it): in place of the
+    progress message, or as a new message when its id is unknown (the "starting…" Telegram may
+    show then stays, with a Cancel that answers "gone")."""
+    if progress_id is None:
+        if words is not None:
+            await context.bot.send_message(chat_id, words, reply_markup=markup)
+    elif words is None:
+        await context.bot.delete_message(chat_id, progress_id)
+    else:
+        await context.bot.edit_message_text(words, chat_id=chat_id, message_id=progress_id, reply_markup=markup)
 
 
 def queue_length_of(deps: Deps) -> int:

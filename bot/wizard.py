@@ -160,16 +160,15 @@ async def ask_field(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
                     replace: int | None = None, extra: Rows | None = None) -> None:
     """Ask one field (its question and buttons, then `extra` rows), as a new message or in place
     of message `replace`; a question with buttons is remembered as open, so that a typed answer
-    can put it away (bot.screens)."""
+    can put it away (bot.screens). A question not shown leaves the step as it was (`show_step`)."""
     conv.step, conv.draft.asking, conv.draft.optional = Step.WIZARD, field.name, optional
-    conversations.save(deps_of(context).db, chat_id, user_id, conv)
     question, rows = question_for(lang, spec, conv, field)
     rows += extra or []
     if optional or (field.media and field.name in conv.draft.answers):
         rows.append([(text(lang, "btn_skip" if optional else "btn_done"),
                       cd.build(cd.Skip(conv.draft.id, spec.inputs.index(field))))])
     body = f"{header}\n\n{question}" if header else question
-    shown = await show(context.bot, chat_id, body, rows, replace=replace)
+    shown = await show_step(context, chat_id, user_id, conv, body, rows, replace=replace)
     open_question = screens.OpenQuestion(field.name, shown, body, question) if rows else None
     screens.remember(context.chat_data, user_id, open_question)
 
@@ -202,10 +201,10 @@ async def confirm_draft(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_i
 async def confirm(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, lang: str, spec: ModelSpec,
                   conv: Conversation, header: str = "", *, replace: int | None = None) -> None:
     """Every choice, its price and the balance; ✅ Generate (or the final enum's values, each
-    with ✅) starts the job at the price it carries. In place of message `replace` if given."""
+    with ✅) starts the job at the price it carries. In place of message `replace` if given. A
+    confirmation not shown leaves the step as it was (`show_step`)."""
     deps = deps_of(context)
     conv.step, conv.draft.asking = Step.CONFIRM, None
-    conversations.save(deps.db, chat_id, user_id, conv)
     answers, draft = conv.draft.answers, conv.draft.id
     choices = questions.summary(lang, spec, answers)
     job_input = spec.with_defaults(answers)
@@ -238,7 +237,29 @@ async def confirm(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int
         rows.append([(text(lang, "btn_more_options"), cd.build(cd.MoreOptions(draft)))])
     summary = text(lang, "confirm", name=spec.name(lang), choices=choices)
     body = "\n\n".join(p for p in (header, summary, money.words, action) if p)
-    await show(context.bot, chat_id, body, rows, replace=replace)
+    await show_step(context, chat_id, user_id, conv, body, rows, replace=replace)
+
+
+async def show_step(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, conv: Conversation, body: str,
+                    rows: Rows, *, replace: int | None = None) -> int:
+    """Move the conversation to `conv` and show its screen (bot.screens.show); returns the
+    message id that shows it. The step is saved first, so that whoever sees the screen finds
+    its buttons working. When the screen fails (a 5xx, a lost answer, a term that ended), the
+    step the user was at is put back before the error goes on: the error handler's "please try
+    again" is then true, as the buttons and typed answers of the last screen the user saw still
+    work (left moved on, that screen was out of date and nothing on screen went further). A
+    screen Telegram showed all the same (its answer lost) has out-of-date buttons instead."""
+    db = deps_of(context).db
+    before = conversations.load(db, chat_id, user_id)
+    conversations.save(db, chat_id, user_id, conv)
+    try:
+        return await show(context.bot, chat_id, body, rows, replace=replace)
+    except BaseException:
+        if before.step is Step.IDLE:
+            conversations.clear(db, chat_id, user_id)
+        else:
+            conversations.save(db, chat_id, user_id, before)
+        raise
 
 
 def _start_label(lang: str, f: InputField, value: Any, price: int, uniform: bool) -> str:

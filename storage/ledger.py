@@ -247,6 +247,17 @@ def record_referral(db: Database, user_id: int, referrer_id: int) -> bool:
     return db.one("record_referral", user_id=user_id, referrer_id=referrer_id) is not None
 
 
+def referral_untold(db: Database, user_id: int, referrer_id: int) -> bool:
+    """Was `user_id` brought by `referrer_id` and not yet told of it (and has bought nothing)?
+    Asked after record_referral, so a welcome that failed says the invitation again."""
+    return db.one("referral_untold", user_id=user_id, referrer_id=referrer_id) is not None
+
+
+def mark_referral_told(db: Database, user_id: int) -> bool:
+    """Record that the invited user was told; False when someone recorded it first."""
+    return db.one("mark_referral_told", user_id=user_id) is not None
+
+
 # --- reconciliation -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Discrepancy:

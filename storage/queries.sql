@@ -468,6 +468,18 @@ WHERE %(user_id)s <> %(referrer_id)s
 ON CONFLICT (user_id) DO NOTHING
 RETURNING user_id
 
+-- name: referral_untold
+-- Was the user brought by this referrer and not yet told of it (nor bought anything since,
+-- which is when the invitation's bonus is given)?
+SELECT r.user_id FROM referrals r
+WHERE r.user_id = %(user_id)s AND r.referrer_id = %(referrer_id)s AND r.told_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM star_payments s WHERE s.user_id = r.user_id)
+
+-- name: mark_referral_told
+-- The invited user was told of the invitation; returns nothing when they had been told before.
+UPDATE referrals SET told_at = now() WHERE user_id = %(user_id)s AND told_at IS NULL
+RETURNING user_id
+
 -- name: ledger_totals
 -- The whole ledger in one pass: the entries' sum per account kind and entry count.
 SELECT account, sum(delta)::bigint AS balance, count(*) AS n FROM (

@@ -283,22 +283,24 @@ def test_a_paid_user_whose_kept_confirmation_fails_to_show_is_not_told_to_try_ag
 
 # --- starting a job -----------------------------------------------------------------------------
 @pytest.mark.parametrize("fault", ["answer lost", "reset after sending"])
-def test_a_progress_message_telegram_showed_belongs_to_a_job(
+def test_a_progress_message_telegram_showed_announces_a_job_that_runs(
         bot: Instance, telegram: TelegramSim, db: Database, fault: str) -> None:
     """start_job sends "⏳ …: starting…" (with Cancel) before it creates the job. When Telegram
-    shows that message but its answer is lost, no job is created and the apology follows: the
-    chat keeps a "starting…" message for a generation that does not exist, forever, whose Cancel
-    answers "gone"."""
+    shows that message but its answer is lost, the job is created all the same (once), runs and
+    delivers, and nobody is told to try again. (Before: no job and an apology under a "starting…"
+    for a generation that did not exist.) Its id never came back, so that message cannot be
+    edited later; the result comes as a new message."""
     ask_and_wait(telegram, "/help")
     all_handled(db)
     inject(telegram, "sendMessage", fault)
     telegram.user_sends(USER, "/imagine a red kite over hills")
+    telegram.wait_for_chat(USER, lambda c: bool(said(telegram, "starting…")))
+    [job] = wait_until(lambda: [j for j in recent_jobs(db, USER) if j.terminal], timeout=30, what="the job final")
     settle_chat(telegram, db)
-    starting = said(telegram, "starting…")
-    jobs = recent_jobs(db, USER)
-    progress_ids = {j.progress_message_id for j in jobs}
-    orphans = [words_of(m) for m in starting if m.message_id not in progress_ids]
-    assert orphans == [], f"'starting…' shown for no job (jobs: {[(j.id, j.state.value) for j in jobs]})"
+    assert job.state is JobState.DELIVERED and job.succeeded and job.input["prompt"] == "a red kite over hills"
+    assert job.progress_message_id is None
+    assert any((m.media or "").startswith("photo") for m in bot_messages(telegram))
+    assert apologies(telegram) == []
 
 
 def test_a_progress_message_refused_before_the_job_leaves_nothing_and_generate_again_starts_one(
@@ -380,3 +382,22 @@ def test_a_wizard_choice_whose_confirmation_fails_can_be_tried_again_as_the_apol
     confirmations = [m for m in bot_messages(telegram) if any(b.startswith("✅") for b in buttons(m))]
     assert confirmations, (
         "no confirmation to start from: " + repr([(words_of(m)[-60:], buttons(m)) for m in bot_messages(telegram)][-4:]))
+
+
+# --- a long 429 on a reply ----------------------------------------------------------------------
+@pytest.mark.parametrize("words", ["/start", "/help", "/balance"])
+def test_a_reply_held_back_by_a_long_429_is_given_once_telegram_allows(
+        bot: Instance, telegram: TelegramSim, db: Database, words: str) -> None:
+    """Telegram asks the chat to wait longer than FloodControl waits inline: the reply (and any
+    apology) cannot go now. The update stays in the store and is answered, once, when Telegram
+    allows; it is never set aside unanswered."""
+    ask_and_wait(telegram, "/help")
+    all_handled(db)
+    before = newest_id(telegram)
+    telegram.fail_next("sendMessage", 1, status=429, retry_after=7)
+    telegram.user_sends(USER, words)
+    telegram.wait_for_chat(USER, lambda c: any(m.message_id > before for m in bot_messages(telegram)), timeout=30)
+    settle_chat(telegram, db)
+    answers = [m for m in bot_messages(telegram) if m.message_id > before]
+    assert len(answers) == 2, [words_of(m) for m in answers]      # the reply, then /help's
+    assert apologies(telegram) == []
