@@ -22,6 +22,7 @@ from typing import Any
 
 from telegram import Message, Update
 from telegram.constants import ChatType
+from telegram.error import RetryAfter
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -34,6 +35,7 @@ from telegram.ext import (
 from bot import (
     admin,
     balance,
+    flood_control,
     imagine,
     incoming_media,
     job_controls,
@@ -443,7 +445,15 @@ async def generate(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: in
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log the traceback (never a secret) and apologise in plain language."""
+    """Log the traceback (never a secret) and apologise in plain language. Except when Telegram
+    asked the chat to wait longer than FloodControl waits inline: then nothing, not even an
+    apology, can be said now, and the update stays in the store until Telegram allows; it is
+    then handled again from the start (a handler with several messages, such as /buy's
+    invoices, may repeat those that went out before the wait)."""
+    if isinstance(context.error, RetryAfter):
+        flood_control.leave_update(flood_control.Leave.AGAIN_LATER,
+                                   f"Telegram asked the chat to wait {context.error.retry_after}")
+        return
     log.error("handler failed", exc_info=context.error, extra={"action": "handler_error"})
     if isinstance(update, Update) and update.effective_chat is not None:
         telegram_lang = update.effective_user.language_code if update.effective_user else None
