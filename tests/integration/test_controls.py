@@ -34,7 +34,7 @@ from storage.db import Database
 from storage.jobs import Job, get_job, recent_jobs
 from tests.support.harness import Instance
 from tests.support.pricing import roomy_pricing
-from tests.support.waiting import wait_until
+from tests.support.waiting import the_job, wait_until
 
 USER = 8401
 PAID_MODEL = "google/nano-banana"
@@ -116,15 +116,6 @@ def jobs_in(db: Database, count: int, *states: JobState, user: int = USER) -> li
         return wait_until(ready, timeout=30, what=f"{count} job(s) in {[s.value for s in states]}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the jobs are {[(j.id, j.state.value) for j in seen]}") from None
-
-
-def the_job(db: Database, job_id: int, *states: JobState, timeout: float = 30) -> Job:
-    def reached() -> Job | None:
-        job = get_job(db, job_id)
-        return job if job is not None and job.state in states else None
-    job = wait_until(reached, timeout=timeout, what=f"job {job_id} in {[s.value for s in states]}")
-    assert job is not None
-    return job
 
 
 FINAL_DELIVERED = (JobState.DELIVERED,)

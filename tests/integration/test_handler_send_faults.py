@@ -26,10 +26,10 @@ from sim.telegram import ChatMessage, PaymentOutcome, TelegramSim
 from storage import conversations, ledger, updates
 from storage.conversations import Step
 from storage.db import Database
-from storage.jobs import Job, get_job, recent_jobs
+from storage.jobs import Job, recent_jobs
 from storage.ledger import EntryKind
 from tests.support.harness import Instance
-from tests.support.waiting import wait_until
+from tests.support.waiting import the_job, wait_until
 from tests.support.wizard_driver import Driver, default_choice_label
 
 USER = 7301
@@ -127,15 +127,6 @@ def buy_and_pay(telegram: TelegramSim, user: int = USER) -> str:
 
 def progress_of(telegram: TelegramSim, job: Job) -> ChatMessage | None:
     return next((m for m in telegram.chat(job.chat_id) if m.message_id == job.progress_message_id), None)
-
-
-def the_job(db: Database, job_id: int, *states: JobState) -> Job:
-    def reached() -> Job | None:
-        job = get_job(db, job_id)
-        return job if job is not None and job.state in states else None
-    job = wait_until(reached, timeout=30, what=f"job {job_id} in {[s.value for s in states]}")
-    assert job is not None
-    return job
 
 
 def price_of(model: str, **given: object) -> int:

@@ -24,11 +24,11 @@ from sim.kie import KieSim
 from sim.kie_tasks import Fate
 from sim.telegram import ChatMessage, TelegramSim
 from storage.db import Database
-from storage.jobs import Job, get_job, recent_jobs
+from storage.jobs import Job, recent_jobs
 from tests.support.harness import Instance
 from tests.support.pricing import roomy_pricing
 from tests.support.sessions import terminate
-from tests.support.waiting import wait_until
+from tests.support.waiting import the_job, wait_until
 
 USER = 8601
 PROMPTS = ("a snail racing a leaf", "a castle made of bread", "a very tired moon")
@@ -49,15 +49,6 @@ def the_jobs(db: Database, *states: JobState) -> list[Job]:
         return wait_until(reached, timeout=30, what=f"the jobs in {[s.value for s in states]}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; they are {[(j.id, j.state.value) for j in seen]}") from None
-
-
-def the_job(db: Database, job_id: int, state: JobState) -> Job:
-    def reached() -> Job | None:
-        job = get_job(db, job_id)
-        return job if job is not None and job.state is state else None
-    job = wait_until(reached, timeout=30, what=f"job {job_id} {state.value}")
-    assert job is not None
-    return job
 
 
 def words_of(message: ChatMessage | None) -> str:
