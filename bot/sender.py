@@ -36,7 +36,9 @@ Buttons = list[list[tuple[str, str]]]   # rows of (text, callback_data)
 
 SEND_TIMEOUT_S = 90.0        # from dispatch to answer
 MAX_QUEUE_WAIT_S = 300.0     # in FloodControl's queue, before we give up (nothing sent)
-_NOT_SENT_MARKERS = ("ConnectError", "Connection refused", "ConnectTimeout")
+_NOT_SENT_MARKERS = ("ConnectError", "Connection refused")
+# The transport failures that come before a request is written: it was not sent.
+_NOT_SENT_CAUSES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def keyboard(buttons: Buttons | None) -> InlineKeyboardMarkup | None:
@@ -70,6 +72,9 @@ def classify_send_error(exc: BaseException) -> SendError:
             return SendError(SendOutcome.UNDELIVERABLE, detail)
         case BadRequest():
             return SendError(SendOutcome.REJECTED, detail)
+        case NetworkError() if isinstance(exc.__cause__, _NOT_SENT_CAUSES):
+            # PTB raises a connect or pool timeout as TimedOut: no connection, nothing written.
+            return SendError(SendOutcome.RETRY, detail)
         case TimedOut():
             return SendError(SendOutcome.UNKNOWN, detail)
         case NetworkError() if any(m in str(exc) for m in _NOT_SENT_MARKERS):
