@@ -3,14 +3,15 @@
 Owns the PTB Application (base URL from TELEGRAM_API_URL), the durable intake and the sending
 bridge for the actors. Intake: every update is written to Postgres (unique update_id) before
 it is confirmed to Telegram, then processed from there and marked processed, fenced by the
-epoch, only after its handler finished. Long polling runs only while this instance leads;
-in webhook mode http_gateway stores updates and the leader processes them the same way.
+epoch, only after its handler finished. Long polling runs only while this instance leads, on
+the checkout desk's loop (never delayed by handlers busy on the bot loop); in webhook mode
+http_gateway stores updates and the leader processes them the same way.
 
 A sweep of the store (every INBOX_SWEEP_S, and at once when woken) hands each update to its
 chat's lane (bot.chat_lanes): one chat's updates are handled in order, different chats at
 once, so one busy chat cannot stall the others. A pre_checkout_query (no chat; Telegram
 wants its answer within 10 s) goes to the checkout desk (bot.checkout_desk), which answers it on
-a loop and connections of its own, straight from the polled batch. An update that cannot be
+threads of its own, straight from the polled batch. An update that cannot be
 decoded or handled is set aside as failed with a short reason and never blocks the ones after it.
 """
 from __future__ import annotations
@@ -108,7 +109,6 @@ class BotGateway:
                 .request(HTTPXRequest(connection_pool_size=2 * MAX_ON_WIRE + MAX_URGENT_ON_WIRE,
                                       connect_timeout=5, read_timeout=30,
                                       write_timeout=30, media_write_timeout=60))
-                .get_updates_request(HTTPXRequest(connection_pool_size=2, read_timeout=LONG_POLL_TIMEOUT_S + 10))
                 .build())
 
     def _observe_wait(self, reason: str, seconds: float) -> None:
@@ -229,15 +229,19 @@ class BotGateway:
             await self.app.bot.set_my_commands(commands, language_code=None if lang == "en" else lang)
 
     async def _poll(self, epoch: int, marks: HandledMarks) -> None:
-        """Long polling: store each batch, then wake the sweep; the next getUpdates confirms it.
-        A new pre-checkout query goes to the checkout desk at once (Telegram cancels the checkout
-        after 10 s), without waiting for the sweep to read it back."""
+        """Long polling, on the checkout desk's loop (see `_poll_batches`)."""
+        await self.checkout.on_loop(self._poll_batches(epoch, marks))
+
+    async def _poll_batches(self, epoch: int, marks: HandledMarks) -> None:
+        """Store each batch, then wake the sweep; the next getUpdates confirms it. It runs on the
+        desk's loop, not the bot loop, so that handlers busy on the bot loop never delay the next
+        getUpdates; a new pre-checkout query goes to the desk at once (Telegram cancels the
+        checkout after 10 s), without waiting for the sweep to read it back."""
         offset: int | None = None
         failures = 0
         while True:
             try:
-                batch = await self.app.bot.get_updates(offset=offset, timeout=LONG_POLL_TIMEOUT_S,
-                                                       allowed_updates=Update.ALL_TYPES)
+                batch = await self.checkout.get_updates(offset, LONG_POLL_TIMEOUT_S)
                 failures = 0
             except (Conflict, TimedOut, NetworkError) as exc:
                 failures += 1
@@ -246,7 +250,8 @@ class BotGateway:
                 continue
             if not batch:
                 continue
-            new = await self._in_storage(self._store_batch, [(u.update_id, u.to_dict()) for u in batch])
+            new = await asyncio.get_running_loop().run_in_executor(
+                self._storage, self._store_batch, [(u.update_id, u.to_dict()) for u in batch])
             if new is None:
                 # Database gone: confirm nothing; the intake restarts (or the leader steps down).
                 raise DatabaseUnavailable("could not store a polled batch")
@@ -255,7 +260,7 @@ class BotGateway:
             for update in batch:
                 if update.pre_checkout_query is not None and update.update_id in new:
                     self._to_checkout(epoch, marks, update.update_id, update.pre_checkout_query)
-            self._wake.set()
+            self.wake()
 
     def _store_batch(self, batch: list[tuple[int, dict[str, Any]]]) -> set[int] | None:
         """Store one getUpdates batch in one transaction: the update_ids that were new; None

@@ -4,7 +4,10 @@ Telegram cancels a checkout whose pre_checkout_query is not answered within 10 s
 loop also handles every chat's updates and sends every result, and in a burst (a thousand
 people paying at once, each payment followed by its successful_payment and a message) its ready
 queue is long: an answer waiting its turn there, and for one of the connections shared with
-uploads, missed the deadline. Here an answer waits only for the GIL.
+uploads, missed the deadline. So the intake long-polls on the desk's loop (`get_updates`: a busy
+bot loop never delays the next getUpdates, and a new query reaches the desk straight from its
+batch), and the desk answers on threads of its own (bot.threaded_request: httpx's pool
+bookkeeping cost its loop milliseconds of CPU per answer). An answer waits only for the GIL.
 
 The answer is decided without the database (bot.payments.checkout_problem: the invoice against
 the price file in force); only a refusal reads the user's language. It is sent for the leader
@@ -20,15 +23,16 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
-from telegram import Bot, PreCheckoutQuery
+from telegram import Bot, PreCheckoutQuery, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.request import HTTPXRequest
 
 from bot.loop_thread import LoopThread
 from bot.payments import checkout_problem
+from bot.threaded_request import ThreadedRequest
 from config.pricing import Pricing
 from config.texts import text
 from storage import conversations
@@ -36,9 +40,11 @@ from storage.db import Database
 from telemetry.metrics import Metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ANSWERS_ON_WIRE = 16        # answers in flight at once (connections of the desk's own pool)
 ENDPOINT = "answerPreCheckoutQuery"
+POLL_READ_SLACK_S = 10      # a long poll's read timeout: its own timeout plus this
 START_TIMEOUT_S = 30.0
 
 
@@ -52,8 +58,8 @@ class CheckoutDesk:
         self._loop_thread = LoopThread("kiebot-checkout")
         self.loop = self._loop_thread.loop
         self.bot = Bot(token, base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot",
-                       request=HTTPXRequest(connection_pool_size=ANSWERS_ON_WIRE, connect_timeout=5,
-                                            read_timeout=10, write_timeout=10))
+                       request=ThreadedRequest(ANSWERS_ON_WIRE, connect_timeout=5, read_timeout=10),
+                       get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=POLL_READ_SLACK_S))
         self._wire: asyncio.Semaphore | None = None
         self._in_hand: set[int] = set()
         self._lock = threading.Lock()
@@ -69,6 +75,16 @@ class CheckoutDesk:
             except Exception:  # shutting down; nothing left to protect
                 log.debug("checkout desk shutdown raised", exc_info=True)
         self._loop_thread.stop()
+
+    def on_loop(self, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """`coro` run on the desk's loop, awaitable from another loop (cancelling it there
+        cancels it here)."""
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def get_updates(self, offset: int | None, timeout: int) -> tuple[Update, ...]:
+        """A long poll (on the desk's loop): the intake polls here, so that a busy bot loop never
+        delays the next getUpdates, and a new pre-checkout query reaches the desk at once."""
+        return await self.bot.get_updates(offset=offset, timeout=timeout, allowed_updates=Update.ALL_TYPES)
 
     def in_hand(self) -> list[int]:
         """The update_ids taken and not finished (the intake's sweep must not take them again)."""
