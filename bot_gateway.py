@@ -21,6 +21,7 @@ import functools
 import logging
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from telegram import BotCommand, PreCheckoutQuery, Update  # noqa: TID251 - the gateway is PTB's home
@@ -51,6 +52,9 @@ T = TypeVar("T")
 LONG_POLL_TIMEOUT_S = 10
 POLL_ERROR_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
 INBOX_SWEEP_S = 1.0
+# Waits before an update left for later (Leave.AGAIN_LATER) is handled again, at least what
+# Telegram asked; one more time left, and it is set aside.
+AGAIN_WAITS_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 SWEEP_BATCH = 100            # stored updates read per query
 FAILURE_TEXT_MAX = 300       # characters of an update's failure reason kept
 START_TIMEOUT_S = 30.0
@@ -65,6 +69,24 @@ BOT_COMMANDS = ("start", "imagine", "models", "history", "balance", "buy", "canc
 
 class FencedOut(Exception):
     """This instance's epoch is no longer current: stop taking updates."""
+
+
+@dataclass
+class Again:
+    """How often an update was left for later in this term, and how many of those left a send
+    of unknown fate (said, perhaps, already)."""
+
+    tries: int = 0
+    unknown: int = 0
+
+
+class LeftTooOften(Exception):
+    """An update set aside after being left for later too often (its reason for the store)."""
+
+    def __init__(self, record: Again, why: str) -> None:
+        reason = ("a send of unknown fate would be repeated a second time" if record.unknown > 1
+                  else f"left for later {record.tries} times")
+        super().__init__(f"{reason}; last: {why}")
 
 
 class BotGateway:
@@ -164,7 +186,8 @@ class BotGateway:
         log.info("telegram intake started (%s)", self.settings.bot_mode,
                  extra={"action": "intake_start", "epoch": epoch})
         marks = HandledMarks(functools.partial(self._write_marks, epoch))
-        lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch, marks))
+        again: dict[int, Again] = {}
+        lanes: ChatLanes[Update] = ChatLanes(functools.partial(self._handle_stored, epoch, marks, again))
         try:
             while True:
                 try:
@@ -321,10 +344,12 @@ class BotGateway:
             errors.append(lanes.errors.get_nowait())
         raise next((e for e in errors if isinstance(e, FencedOut)), errors[0])
 
-    async def _handle_stored(self, epoch: int, marks: HandledMarks, update_id: int, update: Update) -> None:
+    async def _handle_stored(self, epoch: int, marks: HandledMarks, again: dict[int, Again], update_id: int,
+                             update: Update) -> float | None:
         """One update, in its chat's lane: handle it, then note it handled (written processed,
         fenced, with the next batch of marks). Anything that escapes PTB sets the update aside
-        as failed, so the chat's next update follows."""
+        as failed, so the chat's next update follows. An update its handler left for later is
+        handled again after the returned wait (see `_again_in`)."""
         # Every request the handler makes is sent for this epoch, or not at all (see FloodControl).
         flood_control.send_epoch.set(epoch)
         left: list[flood_control.Leaving] = []
@@ -332,15 +357,36 @@ class BotGateway:
         try:
             await self.app.process_update(update)
         except Exception as exc:  # noqa: BLE001 - one bad update must not stop the ones after it
+            again.pop(update_id, None)
             await self._set_aside(epoch, update_id, exc)
-            return
+            return None
         if left:
             # Marking it processed would leave it unanswered: deposed while handling it, the
             # next leader handles it (and says what this term could not); or it must wait.
             log.info("update %s left in the store (%s): %s", update_id, left[0].reason.value, left[0].why,
                      extra={"action": "update_left"})
-            return
+            return await self._again_in(epoch, again, update_id, left)
+        again.pop(update_id, None)
         marks.note(update_id)
+        return None
+
+    async def _again_in(self, epoch: int, again: dict[int, Again], update_id: int,
+                        left: list[flood_control.Leaving]) -> float | None:
+        """When to handle a left update again in its lane (before the chat's later updates, so a
+        replayed /lang cannot undo a later one): after what Telegram asked, and at least the next
+        of AGAIN_WAITS_S. None: not here (deposed: the next leader handles it), or never (set
+        aside: left too often, or a send of unknown fate would be repeated a second time)."""
+        if any(leaving.reason is flood_control.Leave.DEPOSED for leaving in left):
+            again.pop(update_id, None)
+            return None
+        record = again.setdefault(update_id, Again())
+        record.tries += 1
+        record.unknown += sum(leaving.fate_unknown for leaving in left)
+        if record.tries > len(AGAIN_WAITS_S) or record.unknown > 1:
+            again.pop(update_id)
+            await self._set_aside(epoch, update_id, LeftTooOften(record, left[-1].why))
+            return None
+        return max(AGAIN_WAITS_S[record.tries - 1], *(leaving.wait_s for leaving in left))
 
     async def _write_marks(self, epoch: int, update_ids: list[int]) -> None:
         """Mark a batch of handled updates processed; FencedOut when the epoch has ended."""

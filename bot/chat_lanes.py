@@ -8,7 +8,9 @@ handle updates at once; the others wait for a turn. (Pre-checkout queries, which
 cancels after 10 s, do not wait here: bot.checkout_desk answers them.)
 
 The lanes also remember which updates are in flight, so the intake's next sweep of the stored
-updates does not hand them out twice. An error the handler lets through abandons the rest of
+updates does not hand them out twice. A handler may ask for its update to be handled again after
+a wait (Telegram asked the chat to wait): it stays at the head of its lane, so the chat's later
+updates keep their order behind it. An error the handler lets through abandons the rest of
 that chat's queue (those updates go back to the store and come again, still in order) and is
 reported on `errors` for the intake to act on.
 """
@@ -24,7 +26,9 @@ T = TypeVar("T")
 MAX_CHATS_AT_ONCE = 256     # workers handling an update at the same moment; more chats wait
 MAX_IN_FLIGHT = 2000        # updates taken from the store and not finished; the sweep stops there
 
-Handler = Callable[[int, T], Awaitable[None]]
+# Handles one update; returns None when it is finished with, or the seconds after which the
+# same update is to be handled again (the chat's later updates wait behind it meanwhile).
+Handler = Callable[[int, T], Awaitable[float | None]]
 
 
 class ChatLanes(Generic[T]):
@@ -76,19 +80,24 @@ class ChatLanes(Generic[T]):
 
     async def _drain(self, key: Hashable) -> None:
         lane = self._lanes[key]
-        async with self._slots:
-            while lane and not self._closing:
-                update_id, item = lane[0]
+        while lane and not self._closing:
+            update_id, item = lane[0]
+            async with self._slots:
                 try:
-                    await self._handle(update_id, item)
+                    again_in = await self._handle(update_id, item)
                 except Exception as exc:  # noqa: BLE001 - reported to the intake, which decides
                     self._abandon(key)
                     self.errors.put_nowait(exc)
                     return
-                lane.popleft()
-                self._in_flight.discard(update_id)
-            # No await between the empty check and here: nothing can join this lane meanwhile.
-            del self._workers[key], self._lanes[key]
+            if again_in is not None:
+                # Handled again after the wait, before the chat's later updates; the slot is
+                # free for other chats meanwhile.
+                await asyncio.sleep(again_in)
+                continue
+            lane.popleft()
+            self._in_flight.discard(update_id)
+        # No await between the empty check and here: nothing can join this lane meanwhile.
+        del self._workers[key], self._lanes[key]
 
     def _abandon(self, key: Hashable) -> None:
         """Give the chat's unfinished updates back to the store; a later sweep takes them again."""

@@ -55,13 +55,16 @@ class Leave(enum.Enum):
     DEPOSED = "deposed"          # this term ended (a send or a fenced write refused): the next
                                  # leader handles the update, and says what this one could not
     AGAIN_LATER = "again_later"  # it could not finish for now (Telegram asked it to wait before
-                                 # a send it must make): the next sweep hands it over again
+                                 # a send it must make): its chat's lane handles it again, after
+                                 # a wait, before the chat's later updates (bot_gateway)
 
 
 @dataclass(frozen=True)
 class Leaving:
     reason: Leave
     why: str
+    wait_s: float = 0.0          # AGAIN_LATER: how long Telegram asked to wait (0: unknown)
+    fate_unknown: bool = False   # AGAIN_LATER: the failed send may have been made all the same
 
 
 # Set by the intake for the update a handler works on; a handler (or FloodControl, refusing a
@@ -70,11 +73,11 @@ class Leaving:
 leaving: contextvars.ContextVar[list[Leaving] | None] = contextvars.ContextVar("leaving", default=None)
 
 
-def leave_update(reason: Leave, why: str) -> None:
+def leave_update(reason: Leave, why: str, *, wait_s: float = 0.0, fate_unknown: bool = False) -> None:
     """The update being handled stays in the store, for `reason` (see Leave)."""
     left = leaving.get()
     if left is not None:
-        left.append(Leaving(reason, why))
+        left.append(Leaving(reason, why, wait_s, fate_unknown))
 
 
 class Deposed(Exception):

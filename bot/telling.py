@@ -6,9 +6,10 @@ would find the thing done, or do it twice).
 
 `tell` makes the send and, when it fails, does what the caller chose:
 - AGAIN: a message Telegram did not send (429, 5xx, refused connection) or may not have sent
-  (a lost answer, a reset) is said again: the update stays in the store and the next sweep
-  handles it again, which must find the change made and say the same words. Once its fate is
-  unknown, a repeat is truer than silence.
+  (a lost answer, a reset) is said again: the update stays in the store and its chat's lane
+  handles it again after a wait (bot_gateway), which must find the change made and say the same
+  words. Once its fate is unknown, a repeat is truer than silence (once: a second unknown fate
+  sets the update aside rather than risk a third copy).
 - BEST_EFFORT: the words are dropped (something else shows the outcome, e.g. the progress
   message of a cancelled job).
 A chat that refuses the words for good (blocked, gone, a bad request) counts as told. A send
@@ -63,7 +64,9 @@ async def tell(words: Awaitable[T], what: str, on_failure: OnFailure) -> Told:
         if on_failure is OnFailure.AGAIN:
             log.warning("%s not sent (%s): said again at the next sweep", what, failure.outcome.value,
                         extra={"action": "told_again"})
-            flood_control.leave_update(flood_control.Leave.AGAIN_LATER, f"{what}: {failure.detail}")
+            flood_control.leave_update(flood_control.Leave.AGAIN_LATER, f"{what}: {failure.detail}",
+                                       wait_s=failure.retry_after,
+                                       fate_unknown=failure.outcome is SendOutcome.UNKNOWN)
         else:
             log.info("%s not sent (%s): dropped", what, failure.outcome.value, extra={"action": "told_dropped"})
         return Told.NOT_YET

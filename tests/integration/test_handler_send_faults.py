@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import pytest
 
+import bot_gateway
 from actors.job_state import JobState
-from bot import referral
+from bot import flood_control, referral
 from config.catalogue import load_catalogue
 from config.pricing import default_pricing
 from sim.kie import KieSim
@@ -392,3 +393,60 @@ def test_a_reply_held_back_by_a_long_429_is_given_once_telegram_allows(
     answers = [m for m in bot_messages(telegram) if m.message_id > before]
     assert len(answers) == 2, [words_of(m) for m in answers]      # the reply, then /help's
     assert apologies(telegram) == []
+
+
+# --- an update left for later: its order in the chat, its waits, its limits ----------------------
+QUICK_WAITS = (0.2, 0.2, 0.2, 0.2, 0.2)
+LANG_RU, LANG_EN = "Язык: русский.", "Language: English."
+
+
+def test_a_left_update_is_handled_again_before_the_chats_later_ones(
+        bot: Instance, telegram: TelegramSim, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/lang ru whose answer meets a 500 is left for later; /lang en sent right after it must not
+    be undone by /lang ru handled again after it (the chat's updates keep their order)."""
+    monkeypatch.setattr(bot_gateway, "AGAIN_WAITS_S", QUICK_WAITS)
+    ask_and_wait(telegram, "/help")
+    all_handled(db)
+    inject(telegram, "sendMessage", "500")
+    telegram.user_sends(USER, "/lang ru")
+    telegram.user_sends(USER, "/lang en")
+    settle_chat(telegram, db)
+    assert conversations.user_lang(db, USER, "ru") == "en", "the earlier /lang ru undid the later /lang en"
+    spoken = [LANG_RU if LANG_RU in words_of(m) else LANG_EN for m in bot_messages(telegram)
+              if LANG_RU in words_of(m) or LANG_EN in words_of(m)]
+    assert spoken == [LANG_RU, LANG_EN], spoken
+    assert apologies(telegram) == []
+
+
+def test_words_of_unknown_fate_are_repeated_once_at_most(
+        bot: Instance, telegram: TelegramSim, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer to /lang ru is lost twice (Telegram showed it both times): said again once,
+    because a repeat is truer than silence, but not a third time; the update is set aside."""
+    monkeypatch.setattr(bot_gateway, "AGAIN_WAITS_S", QUICK_WAITS)
+    ask_and_wait(telegram, "/help")
+    all_handled(db)
+    telegram.drop_next_response("sendMessage", 2)
+    telegram.user_sends(USER, "/lang ru")
+    settle_chat(telegram, db)
+    assert len(said(telegram, LANG_RU)) == 2, [words_of(m) for m in bot_messages(telegram)]
+    assert any("unknown fate" in why for _, why in updates.failed(db)), updates.failed(db)
+
+
+def test_an_update_telegram_keeps_refusing_is_set_aside_after_its_waits(
+        bot: Instance, telegram: TelegramSim, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Telegram asks the chat to wait before every answer to /lang ru (a 429 longer than
+    FloodControl waits inline, made short here): the update is handled again after each wait,
+    at least what Telegram asked, then set aside, not retried for ever."""
+    monkeypatch.setattr(bot_gateway, "AGAIN_WAITS_S", waits := (0.2, 0.2, 0.2))
+    monkeypatch.setattr(flood_control, "MAX_INLINE_WAIT_S", 1.5)   # above the chat's pacing
+    ask_and_wait(telegram, "/help")
+    all_handled(db)
+    before = len(telegram.calls("sendMessage"))
+    telegram.fail_next("sendMessage", len(waits) + 1, status=429, retry_after=2)
+    telegram.user_sends(USER, "/lang ru")
+    wait_until(lambda: updates.failed(db) != [], timeout=30, what="the update set aside")
+    settle_chat(telegram, db)
+    refused = [c for c in telegram.calls("sendMessage")[before:] if c.status == 429]
+    assert len(refused) == len(waits) + 1
+    [(_, why)] = updates.failed(db)
+    assert f"left for later {len(waits) + 1} times" in why, why

@@ -72,3 +72,33 @@ def test_no_more_chats_than_the_bound_are_handled_at_once_and_close_cancels_the_
     asyncio.run(scenario())
 
 
+
+
+def test_an_update_left_for_later_is_handled_again_before_its_chats_next_one_and_frees_its_slot() -> None:
+    async def scenario() -> None:
+        seen: list[tuple[str, int]] = []
+        left_once: set[int] = set()
+
+        async def handle(update_id: int, chat: str) -> float | None:
+            seen.append((chat, update_id))
+            if update_id == 1 and update_id not in left_once:
+                left_once.add(update_id)
+                return 0.05                             # Telegram asked this chat to wait
+            return None
+
+        lanes: ChatLanes[str] = ChatLanes(handle, max_chats=1)
+        for chat, update_id in (("a", 1), ("a", 2), ("b", 3)):
+            assert lanes.submit(chat, update_id, chat)
+        assert not lanes.submit("a", 1, "a")          # waiting in its lane: still in flight
+        await asyncio.wait_for(_until(lambda: not lanes.in_flight()), 5)
+
+        assert [u for c, u in seen if c == "a"] == [1, 1, 2]   # again, and before the chat's next
+        assert seen.index(("b", 3)) < seen.index(("a", 2)), "the one slot was free while chat a waited"
+        await lanes.close()
+
+    asyncio.run(scenario())
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
