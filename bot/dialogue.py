@@ -22,7 +22,7 @@ from typing import Any
 
 from telegram import Message, Update
 from telegram.constants import ChatType
-from telegram.error import RetryAfter
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -53,6 +53,7 @@ from bot import callback_data as cd
 from bot.button_answer import Tap
 from bot.context import Deps, deps_of, who
 from bot.launch import Launch, start_job
+from bot.media import download_telegram_file
 from bot.screens import show
 from bot.telling import OnFailure, tell
 from config.catalogue import InputField, ModelSpec
@@ -60,7 +61,7 @@ from config.texts import text
 from kie.uploads import TelegramFile
 from storage import conversations, ledger
 from storage.conversations import Conversation, Draft, Step
-from storage.jobs import find_job
+from storage.jobs import Job, find_job
 
 log = logging.getLogger(__name__)
 
@@ -287,11 +288,12 @@ async def put_away(context: ContextTypes.DEFAULT_TYPE, tap: Tap, question: str, 
 
 def stale(deps: Deps, lang: str, spec: ModelSpec | None, conv: Conversation, data: DraftButton) -> str | None:
     """Why a wizard button no longer works, as a toast's texts key; None when it does. A button
-    of a draft that became a job says so ("already started")."""
+    of a draft that became a job says where that job is (`started_toast`)."""
     if spec is None or conv.draft.id != data.draft:
-        if find_job(deps.db, f"draft:{data.draft}") is not None:
+        job = find_job(deps.db, f"draft:{data.draft}")
+        if job is not None:
             deps.metrics.duplicates_suppressed.labels("button").inc()
-            return "toast_started"
+            return started_toast(job)
         return "toast_stale"
     draft, wizard_step = conv.draft, conv.step is Step.WIZARD
     match data:
@@ -313,6 +315,15 @@ def stale(deps: Deps, lang: str, spec: ModelSpec | None, conv: Conversation, dat
                        and index < len(wizard.examples_for(lang, spec)))
             return None if current else "toast_stale"
     return None
+
+
+def started_toast(job: Job) -> str:
+    """The toast for a start button pressed again, by its job's real state: still waiting or
+    running ("already started"), its result delivered ("done: the result is above"), or ended
+    otherwise (failed, cancelled, stopped: its message above says so)."""
+    if not job.terminal:
+        return "toast_started"
+    return "toast_done" if job.succeeded else "toast_finished"
 
 
 def final_choice(spec: ModelSpec, draft: Draft) -> InputField | None:
@@ -355,8 +366,9 @@ async def receive_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def receive_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A photo, video, audio or file while the wizard waits for one, checked by what it is (a
-    PDF is no photo); outside a flow, a photo is offered for editing."""
+    """A photo, video, audio or file while the wizard waits for one, checked by what it is, by
+    its bytes where it is not a photo (a PDF is no photo, whatever its name); outside a flow, an
+    image is offered for editing."""
     chat_id, user_id, lang, conv, spec, field = asked(update, context)
     assert update.message is not None
     file = incoming_media.received(update.message)
@@ -365,11 +377,17 @@ async def receive_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if spec is None or field is None or not field.media:
         if conv.step is Step.IDLE and in_private(update) and file.kind == "image":
-            caption = update.message.caption or ""
-            await offers.offer_edit(context, update.update_id, chat_id, user_id, lang, file, caption)
+            checked = await read_by_bytes(context, chat_id, lang, file, {})
+            if checked is not None:
+                caption = update.message.caption or ""
+                await offers.offer_edit(context, update.update_id, chat_id, user_id, lang, checked, caption)
         else:
             await not_understood(update, context)
         return
+    checked = await read_by_bytes(context, chat_id, lang, file, field.media)
+    if checked is None:
+        return
+    file = checked
     refusal = incoming_media.refusal(file, field.media)
     if refusal is not None:
         await context.bot.send_message(chat_id, incoming_media.refusal_words(lang, field, refusal))
@@ -379,6 +397,24 @@ async def receive_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         value = [*(conv.draft.answers.get(field.name) or []), value]
     remember_request(spec, conv, field, update.message.message_id)
     await answer_typed(context, chat_id, user_id, lang, spec, conv, field, value)
+
+
+async def read_by_bytes(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang: str, file: incoming_media.Received,
+                        wanted: dict[str, Any]) -> incoming_media.Received | None:
+    """`file` judged by its bytes, read through the bot's one download path, when it is worth
+    reading for a field with this media description (not a photo, not too large); None when
+    Telegram would not give the file, after saying so and asking for it again."""
+    if not incoming_media.worth_reading(file, wanted):
+        return file
+    try:
+        data, _ = await download_telegram_file(context.bot, file.file_id)
+    except RetryAfter:
+        raise                   # the error handler leaves the update for later (flood control)
+    except TelegramError as exc:
+        log.warning("a file the user sent could not be read: %s", exc, extra={"action": "media_unreadable"})
+        await context.bot.send_message(chat_id, text(lang, "media_unreadable"))
+        return None
+    return incoming_media.by_bytes(file, data)
 
 
 def remember_request(spec: ModelSpec, conv: Conversation, field: InputField, message_id: int) -> None:

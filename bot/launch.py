@@ -79,10 +79,12 @@ async def start_job(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: i
     deps = deps_of(context)
     existing = find_job(deps.db, request_key)
     if existing is not None:
-        if request_key.startswith("draft:"):      # a second tap on the same button
+        # This very request handled again (after a crash, by the next leader): nothing is said.
+        # A `draft:` key is a start button's, and that press is answered by its caller, once (a
+        # later tap on it, by bot.dialogue.stale, with a toast): never a new message in the chat.
+        if request_key.startswith("draft:"):
             deps.metrics.duplicates_suppressed.labels("button").inc()
-            await context.bot.send_message(chat_id, text(lang, "already_started"))
-        deps.notify_job(existing.id)               # else: this very update, handled again after a crash
+        deps.notify_job(existing.id)
         return Launch.STARTED
     view = launch_view(deps.db, user_id, spec.id)
     queue_length = queue_length_of(deps)

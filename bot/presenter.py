@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from actors.outcomes import Failure, FailureCode, ProgressStage, StopRequest
 from actors.ports import SendError, SendOutcome, Sent
 from bot import callback_data as cd
-from bot import job_buttons, questions
+from bot import job_buttons, kie_failures, questions
 from bot.sender import Buttons, TelegramSender, group_reply
 from config.catalogue import Catalogue, ModelSpec
 from config.money import format_credits
@@ -38,6 +38,7 @@ from config.texts import text
 from storage.jobs import Job
 
 ALBUM_MAX = 10
+KIE_LANG = "en"        # the language KIE words its failure messages in
 
 
 class PartKind(enum.Enum):
@@ -263,7 +264,7 @@ def money_words(job: Job) -> str:
 def describe_failure(lang: str, failure: Failure) -> str:
     match failure.code:
         case FailureCode.KIE_FAILED:
-            return text(lang, "reason_kie", detail=failure.detail)
+            return kie_failure_words(lang, failure.detail)
         case FailureCode.DEADLINE:
             return text(lang, "reason_deadline", minutes=failure.detail or "?")
         case FailureCode.UNAVAILABLE:
@@ -274,3 +275,17 @@ def describe_failure(lang: str, failure: Failure) -> str:
             return text(lang, "reason_upload_refused")
         case FailureCode.INTERNAL:
             return text(lang, "reason_internal")
+
+
+def kie_failure_words(lang: str, detail: str) -> str:
+    """KIE's reason in the user's language. A message bot/kie_failures.py recognises is told by
+    its own sentence. A reader of KIE's language (English) also gets KIE's words, which may hold
+    what the sentence cannot (a size limit, a category); in every other language an unrecognised
+    message becomes a plain sentence, never English words. Either way the job keeps KIE's words
+    as its detail, and the JobActor logged them, for operators."""
+    reason = kie_failures.recognise(detail)
+    kies_words = detail.strip() and reason is not kie_failures.KieReason.NO_RESULT     # NO_RESULT's are ours
+    quoted = text(lang, "reason_kie", detail=detail) if lang == KIE_LANG and kies_words else ""
+    if reason is not None:
+        return f"{text(lang, reason.text_key)} {quoted}".rstrip()
+    return quoted or text(lang, "reason_kie_unexplained")

@@ -9,9 +9,9 @@ LANGS = ("en", "ru")
 
 TEXTS: dict[str, dict[str, str]] = {
     "welcome": {
-        "en": "Hi! I create images, video, speech and sound effects with AI.\n"
+        "en": "Hi! I create images, video and speech with AI.\n"
               "Tap a button to start, or send /imagine <prompt>. /help shows examples.",
-        "ru": "Привет! Я создаю изображения, видео, речь и звуковые эффекты с помощью ИИ.\n"
+        "ru": "Привет! Я создаю изображения, видео и речь с помощью ИИ.\n"
               "Нажмите кнопку, чтобы начать, или отправьте /imagine <описание>. В /help есть примеры.",
     },
     "btn_create_image": {"en": "🎨 Create image", "ru": "🎨 Создать изображение"},
@@ -48,6 +48,61 @@ TEXTS: dict[str, dict[str, str]] = {
     "result_cost": {"en": " · {price} credits", "ru": " · {price} кр."},
     "result_caption": {"en": "{title}: {prompt}", "ru": "{title}: {prompt}"},
     "reason_kie": {"en": "The service said: {detail}", "ru": "Сервис ответил: {detail}"},
+    # KIE's failure messages that bot/kie_failures.py recognises, one key per KieReason
+    "reason_kie_content_policy": {
+        "en": "The service refused it under its content rules. Please change the prompt or the picture and try again.",
+        "ru": "Сервис отклонил запрос по своим правилам о содержании. Измените описание или изображение "
+              "и попробуйте ещё раз.",
+    },
+    "reason_kie_english_only": {
+        "en": "This model takes prompts in English only. Please write the prompt in English.",
+        "ru": "Эта модель понимает только описания на английском. Напишите описание по-английски.",
+    },
+    "reason_kie_prompt_too_long": {
+        "en": "The prompt is too long for the service. Please shorten it.",
+        "ru": "Описание слишком длинное для сервиса. Сократите его.",
+    },
+    "reason_kie_file_size": {
+        "en": "The file you sent is too large, or its size does not suit the model. Please send a smaller one.",
+        "ru": "Присланный файл слишком большой или его размер не подходит модели. Пришлите файл поменьше.",
+    },
+    "reason_kie_unreadable_file": {
+        "en": "The service could not read the file you sent. Please send it again in a common format.",
+        "ru": "Сервис не смог прочитать присланный файл. Пришлите его ещё раз в распространённом формате.",
+    },
+    "reason_kie_provider_credits": {
+        "en": "The generation service cannot take new work right now. Please try again later.",
+        "ru": "Сервис генерации сейчас не может принять задачу. Попробуйте позже.",
+    },
+    "reason_kie_timeout": {
+        "en": "The service took too long and gave up. Please try again.",
+        "ru": "Сервис не успел выполнить задачу и прекратил работу. Попробуйте ещё раз.",
+    },
+    "reason_kie_busy": {
+        "en": "The service is overloaded right now. Please try again later.",
+        "ru": "Сервис сейчас перегружен. Попробуйте позже.",
+    },
+    "reason_kie_server_error": {
+        "en": "The service had an internal error. Please try again.",
+        "ru": "У сервиса произошла внутренняя ошибка. Попробуйте ещё раз.",
+    },
+    "reason_kie_model_unavailable": {
+        "en": "This model is not available at the service right now. Please choose another model.",
+        "ru": "Эта модель сейчас недоступна в сервисе. Выберите другую модель.",
+    },
+    "reason_kie_bad_input": {
+        "en": "The service did not accept the settings of this request. Please change them and try again.",
+        "ru": "Сервис не принял параметры этого запроса. Измените их и попробуйте ещё раз.",
+    },
+    "reason_kie_no_result": {
+        "en": "The model finished without a result. Please try again.",
+        "ru": "Модель завершила работу без результата. Попробуйте ещё раз.",
+    },
+    # a message it does not recognise: English quotes KIE (reason_kie); other languages say this
+    "reason_kie_unexplained": {
+        "en": "The generation service refused the task. Please try again or change the request.",
+        "ru": "Сервис генерации отклонил задачу. Попробуйте ещё раз или измените запрос.",
+    },
     "reason_deadline": {
         "en": "It took longer than {minutes} minutes, so I stopped waiting.",
         "ru": "Это заняло больше {minutes} минут, и я перестал ждать.",
@@ -81,14 +136,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "There is no model called {value}. Send /models to see them with their ids.",
         "ru": "Модели {value} нет. Отправьте /models, чтобы увидеть модели и их id.",
     },
-    "already_started": {
-        "en": "This generation is already running.",
-        "ru": "Эта генерация уже запущена.",
-    },
     "cancelled": {"en": "Cancelled. Send /start to begin again.",
                   "ru": "Отменено. Отправьте /start, чтобы начать заново."},
     "help": {
-        "en": "I make pictures, videos, speech and sound effects with AI models.\n\n"
+        "en": "I make pictures, videos and speech with AI models.\n\n"
               "• /start: pick what to create, then a model, and answer its questions.\n"
               "• In one line: /imagine a lighthouse at dawn --ar 16:9\n"
               "  with another model: /imagine a cat in a hat --model nano-banana\n"
@@ -97,7 +148,7 @@ TEXTS: dict[str, dict[str, str]] = {
               "/history – your recent generations\n"
               "/balance – your credits\n/buy – top up with Telegram Stars\n"
               "/cancel – leave the current step\n/lang ru or /lang en – language",
-        "ru": "Я создаю изображения, видео, речь и звуковые эффекты с помощью моделей ИИ.\n\n"
+        "ru": "Я создаю изображения, видео и речь с помощью моделей ИИ.\n\n"
               "• /start: выберите, что создать, затем модель, и ответьте на её вопросы.\n"
               "• Одной строкой: /imagine маяк на рассвете --ar 16:9\n"
               "  другой моделью: /imagine кот в шляпе --model nano-banana\n"
@@ -374,6 +425,8 @@ TEXTS: dict[str, dict[str, str]] = {
                     "ru": "Эта кнопка устарела. Отправьте /start, чтобы открыть меню."},
     "toast_started": {"en": "Already started: the result will arrive here.",
                       "ru": "Уже запущено: результат придёт сюда."},
+    "toast_done": {"en": "This one is done: see the result above.",
+                   "ru": "Эта генерация готова: результат выше."},
     "toast_someone_elses": {"en": "Only the person who asked for this can use its buttons.",
                             "ru": "Эти кнопки может нажимать только тот, кто запросил генерацию."},
     # a finished step, put away
@@ -420,6 +473,17 @@ TEXTS: dict[str, dict[str, str]] = {
     "media_too_large": {"en": "This file is {size} MB, and {field} takes at most {limit} MB. "
                               "Please send a smaller one.",
                         "ru": "Этот файл весит {size} МБ, а {field}: не больше {limit} МБ. Пришлите файл поменьше."},
+    # what a file's bytes say it is, when its name or type says otherwise (bot/incoming_media.py)
+    "media_disguised": {"en": "{field} needs {what}, and this file is really {got}, whatever its name or type says. "
+                              "Please send {what}.",
+                        "ru": "{field}: нужно {what}, а этот файл на самом деле — {got}, что бы ни говорили его имя "
+                              "или тип. Пришлите {what}."},
+    "media_unrecognised": {"en": "{field} takes {formats} files, and this file's contents are none of them. "
+                                 "Please send another.",
+                           "ru": "{field}: подходят файлы {formats}, а содержимое этого файла ни одному из них "
+                                 "не соответствует. Пришлите другой."},
+    "media_unreadable": {"en": "I could not read this file from Telegram. Please send it again.",
+                         "ru": "Не удалось получить этот файл из Telegram. Пришлите его ещё раз."},
     # offers outside a flow
     "offer_prompt": {"en": "✨ Generate this?", "ru": "✨ Создать это?"},
     "offer_edit": {"en": "🖌 Edit this photo with {name}?", "ru": "🖌 Изменить это фото с помощью {name}?"},

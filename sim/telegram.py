@@ -214,6 +214,18 @@ class TelegramSim:
             message = self._world.user_photo(user, chat_id, stored, self._files, caption)
             return self._feed.queue("message", message)
 
+    def user_sends_document(self, user_id: int, data: bytes, *, mime_type: str | None, file_name: str | None,
+                            caption: str | None = None, chat_id: int | None = None) -> int:
+        """A user sends any bytes as a file ("send as file"), with the MIME type and name their
+        client gives, which Telegram passes on unchecked; returns the queued update_id."""
+        with self._changed:
+            user = self._world.users.get(user_id) or self._world.touch_user(user_id)
+            stored = self._files.add("document", data, mime_type=mime_type, file_name=file_name)
+            content = self._files.content("document", stored, {})
+            if caption:
+                content["caption"] = caption
+            return self._feed.queue("message", self._world.chat_of(user, chat_id).add(user, content))
+
     def user_deletes(self, chat_id: int, message_id: int) -> None:
         """Someone deletes a message of the chat (a user their own; in a group an admin anyone's).
         The bot hears nothing of it, as in Telegram; a later reply to it finds no message."""

@@ -65,7 +65,9 @@ def test_a_number_out_of_range_or_not_a_number_gets_a_plain_message(
     assert "• Duration: 6 s" in last_text(telegram)
     driver.walk()
     [job] = final(db, 1)
-    assert job.input["duration"] == 6
+    assert job.input["duration"] == 6 and type(job.input["duration"]) is int      # 6, never 6.0
+    [task] = kie.tasks().values()
+    assert type(task["input"]["duration"]) is int, f"KIE was sent {task['input']['duration']!r}"
 
 
 def test_a_ratio_the_model_does_not_offer_is_explained(bot: Instance, telegram: TelegramSim, kie: KieSim) -> None:
