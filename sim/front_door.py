@@ -7,10 +7,12 @@ connection is skipped, so KIE's callbacks reach whichever instance is still runn
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
+
+from sim.http_server import SimHTTPServer
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -23,8 +25,7 @@ class FrontDoor:
         class Handler(_Handler):
             owner = door
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = SimHTTPServer((host, port), Handler)
         self.url = f"http://{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="front-door", daemon=True)
         self._session = requests.Session()

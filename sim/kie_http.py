@@ -12,9 +12,11 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.client import responses as HTTP_REASONS  # noqa: N812 - a constant table, named as one
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from sim.http_server import SimHTTPServer
 
 # How a forced reply is written: KIE's envelope (the default), or what a proxy in front of KIE,
 # a broken KIE or a broken network gives instead (see `force_next`).
@@ -67,12 +69,9 @@ class Forced:
     body: str = ""
 
 
-class Server(ThreadingHTTPServer):
-    """A threading server with a deep accept queue: the default of 5 resets connections as soon
-    as a bot fires a burst of concurrent requests."""
-
-    request_queue_size = 256
-    daemon_threads = True
+class Server(SimHTTPServer):
+    """The KIE simulator's server (a deep accept queue: the default of 5 resets connections as
+    soon as a bot fires a burst of concurrent requests)."""
 
 
 def make_handler(route: Callable[[Request], Reply]) -> type[BaseHTTPRequestHandler]:

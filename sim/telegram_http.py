@@ -20,11 +20,12 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from sim.http_server import SimHTTPServer
 from sim.telegram_chats import FILE_UPLOAD_LIMIT, MB
 from sim.telegram_spec import ApiError, Upload, parse_body
 
@@ -215,12 +216,9 @@ def _content_type(data: bytes, declared: str | None) -> str:
 
 # ---------------------------------------------------------------- HTTP plumbing
 
-class SimServer(ThreadingHTTPServer):
-    """Daemon handler threads (a forgotten stop() never hangs interpreter exit), tracked with
-    their connections so stop() can close idle keep-alive sockets and join every thread."""
-
-    daemon_threads = True
-    request_queue_size = 128  # a burst of PTB connections must not wait for SYN retries
+class SimServer(SimHTTPServer):
+    """Handler threads tracked with their connections, so stop() can close idle keep-alive
+    sockets and join every thread."""
 
     def __init__(self, address: tuple[str, int], sim: TelegramSim) -> None:
         super().__init__(address, _Handler)
