@@ -179,7 +179,7 @@ class BotGateway:
         """Stored updates are waiting: sweep the store now instead of at the next tick. Thread-safe."""
         self.loop.call_soon_threadsafe(self._wake.set)
 
-    # --- intake (on the bot loop) -----------------------------------------------------------
+    # --- intake (on the bot loop; the long poll on the checkout desk's) -------------------------
     async def _run_intake(self, epoch: int) -> None:
         """Intake for one epoch; an unexpected error is logged and the intake starts over. The
         chat lanes live as long as the epoch, so a restart does not cut other chats short."""
@@ -332,9 +332,17 @@ class BotGateway:
                 return
 
     def _to_checkout(self, epoch: int, marks: HandledMarks, update_id: int, query: PreCheckoutQuery) -> None:
-        """Hand a pre-checkout query to the desk; once it is answered, it is marked handled."""
-        self.checkout.submit(epoch, update_id, query,
-                             on_done=lambda done: self.loop.call_soon_threadsafe(marks.note, done))
+        """Hand a pre-checkout query to the desk; once it is answered, it is marked handled (unless
+        the bot loop has stopped meanwhile: the next leader answers it again, and Telegram's
+        refusal of a second answer finishes it)."""
+        def note(done: int) -> None:
+            try:
+                self.loop.call_soon_threadsafe(marks.note, done)
+            except RuntimeError:        # the bot loop is closed: this term is over
+                log.info("pre-checkout %s answered as the intake stopped; left unmarked", done,
+                         extra={"action": "checkout_unmarked"})
+
+        self.checkout.submit(epoch, update_id, query, on_done=note)
 
     async def _watch_lanes(self, lanes: ChatLanes[Update]) -> None:
         """Raise the errors lanes let through, FencedOut first (it stops the intake); the others

@@ -222,20 +222,15 @@ def _payments(pm: dict[str, Any], summary: list[str], diag: list[str]) -> None:
     fa = fl.get("answered_after_s") or {}
     if (a.get("p99") or 0) >= 1.0:
         diag.append(
-            "**A pre-checkout answer waits for the bot loop's next getUpdates, then for the GIL.** The checkout "
-            "desk (`bot/checkout_desk.py`) answers on a thread, event loop and 16 connections of its own, taking "
-            "each query straight from the polled batch. Of the answer time, waiting in Telegram's queue for the "
-            f"bot's next getUpdates took p50 {_ms(q.get('p50'))}, p99 {_ms(q.get('p99'))}: the bot loop polls, "
-            "decodes and stores the batches, and in the burst it is saturated by the payments the answers let "
-            f"through (their handlers and \"paid\" messages): from one poll to the next "
-            f"{_ms(it['poll_to_next_poll_s'].get('p50'))} (median), {_f(it.get('updates_per_s'), '.0f')} updates/s. "
-            f"From that getUpdates to the answer took p50 {_ms(k.get('p50'))}, p99 {_ms(k.get('p99'))}: the desk's "
-            "thread shares one interpreter with the saturated loop, and each of its I/O waits gives the GIL away "
-            "for up to a switch interval. A floor bot (long polling and 16 answering threads with `requests`, no "
-            f"storage, no PTB) on the same burst: p50 {_ms(fa.get('p50'))}, p99 {_ms(fa.get('p99'))} — the 1 s "
-            "target is at this machine's edge even for it. (Polling on the desk's loop instead was tried: the "
-            "wait for getUpdates fell to 0.1 s, but the desk then decoded every update of the burst and its "
-            "answers came later; it expired 32 %.)")
+            "**A pre-checkout answer missed the 1 s target.** The intake long-polls on the checkout desk's own "
+            "thread and loop (`bot/checkout_desk.py`), which answers on 16 threads (`bot/threaded_request.py`). "
+            f"Of the answer time, waiting in Telegram's queue for the next getUpdates took p50 {_ms(q.get('p50'))}, "
+            f"p99 {_ms(q.get('p99'))} (from one poll to the next {_ms(it['poll_to_next_poll_s'].get('p50'))} median, "
+            f"{_f(it.get('updates_per_s'), '.0f')} updates/s), and from that getUpdates to the answer p50 "
+            f"{_ms(k.get('p50'))}, p99 {_ms(k.get('p99'))}: the desk shares one interpreter (the GIL) with the bot "
+            "loop busy with the payments the answers let through. A floor bot (long polling and 16 answering "
+            f"threads with `requests`, no storage, no PTB) on the same burst: p50 {_ms(fa.get('p50'))}, p99 "
+            f"{_ms(fa.get('p99'))}.")
     else:
         diag.append(
             "**A pre-checkout answer waits for neither the bot loop nor its connection pool.** The intake long-polls "

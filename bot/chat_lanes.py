@@ -42,6 +42,7 @@ class ChatLanes(Generic[T]):
         self._lanes: dict[Hashable, collections.deque[tuple[int, T]]] = {}
         self._workers: dict[Hashable, asyncio.Task[None]] = {}
         self._in_flight: set[int] = set()
+        self._resting: set[Hashable] = set()     # lanes waiting to handle their first update again
         self.errors: asyncio.Queue[Exception] = asyncio.Queue()
         self._closing = False
 
@@ -65,24 +66,28 @@ class ChatLanes(Generic[T]):
     async def close(self, grace_s: float = 0.0) -> None:
         """Stop: no lane starts another update; the ones being handled get `grace_s` to finish
         (so a reply already on the wire is recorded as handled, not handled again by the next
-        leader), then every worker is cancelled (a handler stopped midway leaves its update in
-        the store)."""
+        leader), then every worker is cancelled (a handler stopped midway, or a lane waiting to
+        handle its update again, leaves its update in the store)."""
         self._closing = True
         workers = list(self._workers.values())
-        if grace_s > 0 and workers:
-            await asyncio.wait(workers, timeout=grace_s)
+        busy = [worker for key, worker in self._workers.items() if key not in self._resting]
+        if grace_s > 0 and busy:
+            await asyncio.wait(busy, timeout=grace_s)
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self._workers.clear()
         self._lanes.clear()
         self._in_flight.clear()
+        self._resting.clear()
 
     async def _drain(self, key: Hashable) -> None:
         lane = self._lanes[key]
         while lane and not self._closing:
             update_id, item = lane[0]
             async with self._slots:
+                if self._closing:       # closed while this lane waited for a slot: start nothing
+                    break
                 try:
                     again_in = await self._handle(update_id, item)
                 except Exception as exc:  # noqa: BLE001 - reported to the intake, which decides
@@ -91,8 +96,12 @@ class ChatLanes(Generic[T]):
                     return
             if again_in is not None:
                 # Handled again after the wait, before the chat's later updates; the slot is
-                # free for other chats meanwhile.
-                await asyncio.sleep(again_in)
+                # free for other chats meanwhile, and a closing intake does not wait for it.
+                self._resting.add(key)
+                try:
+                    await asyncio.sleep(again_in)
+                finally:
+                    self._resting.discard(key)
                 continue
             lane.popleft()
             self._in_flight.discard(update_id)

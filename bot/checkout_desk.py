@@ -42,14 +42,15 @@ from telemetry.metrics import Metrics
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-ANSWERS_ON_WIRE = 16        # answers in flight at once (connections of the desk's own pool)
+ANSWERS_ON_WIRE = 16        # answers in flight at once (threads of the desk's own transport)
 ENDPOINT = "answerPreCheckoutQuery"
 POLL_READ_SLACK_S = 10      # a long poll's read timeout: its own timeout plus this
 START_TIMEOUT_S = 30.0
 
 
 class CheckoutDesk:
-    """Answers pre_checkout_queries for the intake. `submit` is called from the bot loop."""
+    """Answers pre_checkout_queries for the intake, and makes its long polls. `submit` is called
+    from the desk's loop (a polled batch) or the bot loop (the sweep)."""
 
     def __init__(self, token: str, api_url: str, db: Database, metrics: Metrics, pricing: Pricing,
                  holds_epoch: Callable[[int], bool]) -> None:

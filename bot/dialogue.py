@@ -17,6 +17,7 @@ never another bot's commands.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -94,7 +95,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
     The invitation's notice is shown while the referral is recorded and untold, not only by the
     call that recorded it: the referral stands whatever Telegram does with the welcome, so a
-    welcome not sent (or of unknown fate) is said again at the next sweep, notice included, and
+    welcome not sent (or of unknown fate) is said again when the update is handled again, notice included, and
     never answered with "something went wrong, try again" (which would then say no notice)."""
     deps = deps_of(context)
     chat_id, user_id, lang = who(update, deps)
@@ -483,12 +484,13 @@ async def generate(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: in
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the traceback (never a secret) and apologise in plain language. Except when Telegram
     asked the chat to wait longer than FloodControl waits inline: then nothing, not even an
-    apology, can be said now, and the update stays in the store until Telegram allows; it is
-    then handled again from the start (a handler with several messages, such as /buy's
-    invoices, may repeat those that went out before the wait)."""
+    apology, can be said now, and the update is left for later: its chat's lane handles it
+    again, from the start, once the wait is over (a handler with several messages, such as
+    /buy's invoices, may repeat those that went out before the wait)."""
     if isinstance(context.error, RetryAfter):
-        flood_control.leave_update(flood_control.Leave.AGAIN_LATER,
-                                   f"Telegram asked the chat to wait {context.error.retry_after}")
+        wait = context.error.retry_after
+        flood_control.leave_update(flood_control.Leave.AGAIN_LATER, f"Telegram asked the chat to wait {wait}",
+                                   wait_s=wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait))
         return
     log.error("handler failed", exc_info=context.error, extra={"action": "handler_error"})
     if isinstance(update, Update) and update.effective_chat is not None:

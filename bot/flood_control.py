@@ -40,14 +40,14 @@ MAX_ON_WIRE = 16
 UNPACED = frozenset({"sendChatAction", "getFile", "answerCallbackQuery", "deleteMessage"})  # not messages
 # A button's spinner turns until its query is answered: those answers have wire slots of their
 # own, so a crowd of uploads on the wire never holds them up. (Pre-checkout answers have a loop and
-# connections of their own: bot.checkout_desk.)
+# threads of their own, and do not pass here: bot.checkout_desk.)
 URGENT = frozenset({"answerCallbackQuery"})
 MAX_URGENT_ON_WIRE = 8
 
 # Set by the sender bridge for the request it runs; FloodControl sets the Event when it sends.
 dispatch_marker: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
     "dispatch_marker", default=None)
-# The leader epoch a request is sent for; None: not on behalf of leadership (e.g. getUpdates).
+# The leader epoch a request is sent for; None: not on behalf of leadership.
 send_epoch: contextvars.ContextVar[int | None] = contextvars.ContextVar("send_epoch", default=None)
 class Leave(enum.Enum):
     """Why a handler leaves its update in the store instead of marking it handled."""

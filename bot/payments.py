@@ -131,7 +131,7 @@ async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     crashpoint("after_payment_credit")
     log.info("payment %s credited", charge_id, extra={"action": "payment_credited"})
     available = (await asyncio.to_thread(ledger.wallet, deps.db, user_id)).available
-    # Credited is credited: a message not sent, or of unknown fate, is said at the next sweep,
+    # Credited is credited: a message not sent, or of unknown fate, is said when the update is handled again,
     # which finds the payment credited and not announced (a repeat is truer than silence).
     receipt = context.bot.send_message(chat_id, text(lang, "paid", credits=prices.amount(lang, promise.credits),
                                                      balance=prices.amount(lang, available)))

@@ -62,7 +62,7 @@ async def tell(words: Awaitable[T], what: str, on_failure: OnFailure) -> Told:
             log.warning("%s not deliverable: %s", what, failure.detail, extra={"action": "told_never"})
             return Told.FINAL
         if on_failure is OnFailure.AGAIN:
-            log.warning("%s not sent (%s): said again at the next sweep", what, failure.outcome.value,
+            log.warning("%s not sent (%s): said again when the update is handled again", what, failure.outcome.value,
                         extra={"action": "told_again"})
             flood_control.leave_update(flood_control.Leave.AGAIN_LATER, f"{what}: {failure.detail}",
                                        wait_s=failure.retry_after,

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from telegram._utils.defaultvalue import DEFAULT_NONE
 from telegram._utils.types import ODVInput
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 
@@ -44,9 +44,11 @@ class ThreadedRequest(BaseRequest):
             self._pool = concurrent.futures.ThreadPoolExecutor(self._threads, thread_name_prefix="kiebot-bot-call")
 
     async def shutdown(self) -> None:
+        # Calls on the wire are not waited for here (that would block the loop): each ends within
+        # its own timeouts, and its thread then ends.
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)
         with self._sessions_lock:
             sessions, self._sessions = self._sessions, []
         for session in sessions:
@@ -75,16 +77,20 @@ class ThreadedRequest(BaseRequest):
     def _call(self, url: str, method: str, request_data: RequestData | None,
               timeouts: tuple[float, float]) -> tuple[int, bytes]:
         """One blocking call; transport failures become PTB's errors as HTTPXRequest raises them
-        (a connection never made: NetworkError from a ConnectionError; no answer: TimedOut)."""
+        (no answer in time: TimedOut; any other: NetworkError). requests' messages carry the URL,
+        and with it the bot token, so only the failure's kind is kept, with no cause attached."""
         kwargs: dict[str, Any] = {"timeout": timeouts}
         if request_data is not None:
             if request_data.contains_files:
                 raise NotImplementedError("ThreadedRequest sends no files")
             kwargs["data"] = request_data.json_parameters
+        failure: TelegramError | None = None
         try:
             response = self._session().request(method, url, **kwargs)
         except requests.Timeout as exc:
-            raise TimedOut from exc
+            failure = TimedOut(f"requests.{type(exc).__name__}")
         except requests.RequestException as exc:
-            raise NetworkError(f"requests.{type(exc).__name__}: {exc}") from exc
+            failure = NetworkError(f"requests.{type(exc).__name__}")
+        if failure is not None:
+            raise failure                   # outside the except: no cause or context to carry the URL
         return response.status_code, response.content

@@ -450,3 +450,19 @@ def test_an_update_telegram_keeps_refusing_is_set_aside_after_its_waits(
     assert len(refused) == len(waits) + 1
     [(_, why)] = updates.failed(db)
     assert f"left for later {len(waits) + 1} times" in why, why
+
+
+def test_a_reply_held_back_longer_than_every_wait_of_the_lane_is_still_given(
+        bot: Instance, telegram: TelegramSim, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lane waits what Telegram asked (retry_after), not only its own short waits: a 429
+    longer than all of them together is waited out once, and the reply is given, not set aside."""
+    monkeypatch.setattr(bot_gateway, "AGAIN_WAITS_S", QUICK_WAITS)     # 1 s in all, retry_after 7 s
+    ask_and_wait(telegram, "/help")
+    all_handled(db)
+    before = newest_id(telegram)
+    telegram.fail_next("sendMessage", 1, status=429, retry_after=7)
+    telegram.user_sends(USER, "/help")
+    telegram.wait_for_chat(USER, lambda c: any(m.message_id > before for m in bot_messages(telegram)), timeout=30)
+    settle_chat(telegram, db)
+    assert updates.failed(db) == []
+    assert apologies(telegram) == []

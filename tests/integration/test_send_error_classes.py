@@ -40,7 +40,8 @@ def test_a_request_waiting_for_a_pooled_connection_was_not_sent(telegram: Telegr
         bot = bot_for(telegram.url, telegram.token, connection_pool_size=1, pool_timeout=0.05)
         async with bot:
             first = asyncio.create_task(bot.send_message(USER, "first"))
-            await asyncio.sleep(0.2)            # the one connection is now on the wire
+            # The one connection is on the wire once the simulator holds the first request.
+            await asyncio.to_thread(telegram.wait_for_arrival, "sendMessage")
             error = await failure_of(bot, "second")
             await first
             return error

@@ -102,3 +102,33 @@ def test_an_update_left_for_later_is_handled_again_before_its_chats_next_one_and
 async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
+
+def test_close_starts_nothing_new_and_does_not_wait_for_a_lane_waiting_to_try_again() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        seen: list[str] = []
+
+        async def handle(update_id: int, chat: str) -> float | None:
+            seen.append(chat)
+            if chat == "a":
+                await gate.wait()                       # on the wire while the intake stops
+            if chat == "r":
+                return 3600.0                           # Telegram asked this chat to wait an hour
+            return None
+
+        lanes: ChatLanes[str] = ChatLanes(handle, max_chats=1)
+        lanes.submit("r", 1, "r")
+        await _until(lambda: seen == ["r"])
+        lanes.submit("a", 2, "a")
+        lanes.submit("b", 3, "b")                       # waits for the one slot
+        await _until(lambda: seen == ["r", "a"])
+        closing = asyncio.create_task(lanes.close(grace_s=30))
+        await asyncio.sleep(0)
+        gate.set()                                      # "a" finishes within the grace; its slot frees
+        await asyncio.wait_for(closing, 5)              # neither the hour nor the grace was waited out
+
+        assert seen == ["r", "a"], "a lane started an update after close() began"
+        assert lanes.in_flight() == []
+
+    asyncio.run(scenario())
