@@ -62,6 +62,7 @@ from config.texts import text
 from kie.uploads import TelegramFile
 from storage import conversations, ledger
 from storage.conversations import Conversation, Draft, Step
+from storage.db import DatabaseUnavailable
 from storage.jobs import Job, find_job
 
 log = logging.getLogger(__name__)
@@ -494,6 +495,18 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     log.error("handler failed", exc_info=context.error, extra={"action": "handler_error"})
     if isinstance(update, Update) and update.effective_chat is not None:
-        telegram_lang = update.effective_user.language_code if update.effective_user else None
-        lang = "ru" if (telegram_lang or "").startswith("ru") else "en"
-        await context.bot.send_message(update.effective_chat.id, text(lang, "error_apology"))
+        await context.bot.send_message(update.effective_chat.id, text(apology_lang(update, context), "error_apology"))
+
+
+def apology_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """The language the user chose (/lang), else Telegram's; Telegram's alone when the store,
+    perhaps the very thing that failed, cannot say."""
+    user = update.effective_user
+    telegram_lang = user.language_code if user is not None else None
+    guess = "ru" if (telegram_lang or "").startswith("ru") else "en"
+    if user is None:
+        return guess
+    try:
+        return conversations.user_lang(deps_of(context).db, user.id, telegram_lang)
+    except DatabaseUnavailable:
+        return guess

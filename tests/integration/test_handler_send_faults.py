@@ -466,3 +466,16 @@ def test_a_reply_held_back_longer_than_every_wait_of_the_lane_is_still_given(
     settle_chat(telegram, db)
     assert updates.failed(db) == []
     assert apologies(telegram) == []
+
+
+def test_the_apology_speaks_the_language_the_user_chose(bot: Instance, telegram: TelegramSim, db: Database) -> None:
+    """A user whose Telegram is English switched to Russian with /lang ru: when a reply fails
+    and the error handler apologises, it does so in Russian (it used to read Telegram's)."""
+    ask_and_wait(telegram, "/lang ru")
+    all_handled(db)
+    assert conversations.user_lang(db, USER, "en") == "ru"
+    inject(telegram, "sendMessage", "500")
+    telegram.user_sends(USER, "/help")
+    settle_chat(telegram, db)
+    assert said(telegram, "что-то пошло не так"), [words_of(m) for m in bot_messages(telegram)]
+    assert apologies(telegram) == []                    # no English apology
