@@ -21,7 +21,7 @@ import functools
 import logging
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from telegram import BotCommand, PreCheckoutQuery, Update  # noqa: TID251 - the gateway is PTB's home
@@ -78,6 +78,7 @@ class Again:
 
     tries: int = 0
     unknown: int = 0
+    steps: set[str] = field(default_factory=set)     # flood_control.finish_step: done already
 
 
 class LeftTooOften(Exception):
@@ -362,6 +363,8 @@ class BotGateway:
         flood_control.send_epoch.set(epoch)
         left: list[flood_control.Leaving] = []
         flood_control.leaving.set(left)
+        steps = again[update_id].steps if update_id in again else set()
+        flood_control.steps_done.set(steps)
         try:
             await self.app.process_update(update)
         except Exception as exc:  # noqa: BLE001 - one bad update must not stop the ones after it
@@ -373,13 +376,13 @@ class BotGateway:
             # next leader handles it (and says what this term could not); or it must wait.
             log.info("update %s left in the store (%s): %s", update_id, left[0].reason.value, left[0].why,
                      extra={"action": "update_left"})
-            return await self._again_in(epoch, again, update_id, left)
+            return await self._again_in(epoch, again, update_id, left, steps)
         again.pop(update_id, None)
         marks.note(update_id)
         return None
 
     async def _again_in(self, epoch: int, again: dict[int, Again], update_id: int,
-                        left: list[flood_control.Leaving]) -> float | None:
+                        left: list[flood_control.Leaving], steps: set[str]) -> float | None:
         """When to handle a left update again in its lane (before the chat's later updates, so a
         replayed /lang cannot undo a later one): after what Telegram asked, and at least the next
         of AGAIN_WAITS_S. None: not here (deposed: the next leader handles it), or never (set
@@ -388,6 +391,7 @@ class BotGateway:
             again.pop(update_id, None)
             return None
         record = again.setdefault(update_id, Again())
+        record.steps = steps
         record.tries += 1
         record.unknown += sum(leaving.fate_unknown for leaving in left)
         if record.tries > len(AGAIN_WAITS_S) or record.unknown > 1:

@@ -486,8 +486,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the traceback (never a secret) and apologise in plain language. Except when Telegram
     asked the chat to wait longer than FloodControl waits inline: then nothing, not even an
     apology, can be said now, and the update is left for later: its chat's lane handles it
-    again, from the start, once the wait is over (a handler with several messages, such as
-    /buy's invoices, may repeat those that went out before the wait)."""
+    again, from the start, once the wait is over (a handler with several messages marks each
+    one done, flood_control.finish_step, so that /buy's invoices are not sent twice)."""
     if isinstance(context.error, RetryAfter):
         wait = context.error.retry_after
         flood_control.leave_update(flood_control.Leave.AGAIN_LATER, f"Telegram asked the chat to wait {wait}",

@@ -73,6 +73,25 @@ class Leaving:
 leaving: contextvars.ContextVar[list[Leaving] | None] = contextvars.ContextVar("leaving", default=None)
 
 
+# The steps (named by the handler) that earlier handlings of the same update finished in this
+# term: a handler left for later and handled again from the start skips what already went out
+# (e.g. /buy's first invoices before a long 429 on the third).
+steps_done: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("steps_done", default=None)
+
+
+def step_done(step: str) -> bool:
+    """Whether an earlier handling of the update being handled finished `step`."""
+    done = steps_done.get()
+    return done is not None and step in done
+
+
+def finish_step(step: str) -> None:
+    """`step` of the update being handled is done: a handling again after a wait skips it."""
+    done = steps_done.get()
+    if done is not None:
+        done.add(step)
+
+
 def leave_update(reason: Leave, why: str, *, wait_s: float = 0.0, fate_unknown: bool = False) -> None:
     """The update being handled stays in the store, for `reason` (see Leave)."""
     left = leaving.get()

@@ -87,11 +87,15 @@ async def offer_packages(context: ContextTypes.DEFAULT_TYPE, chat_id: int, lang:
         await context.bot.send_message(chat_id, text(lang, "buy_none"))
         return
     for package in pricing.packages:
+        step = f"invoice:{package.id}"
+        if flood_control.step_done(step):      # sent before Telegram asked the chat to wait
+            continue
         words = format_credits(package.credits)
         title = text(lang, "invoice_title", credits=words)
         await context.bot.send_invoice(chat_id, title, text(lang, "invoice_description", credits=words),
                                        invoice_payload(package), CURRENCY, [LabeledPrice(title, package.stars)],
                                        provider_token="")
+        flood_control.finish_step(step)
 
 
 async def paid(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

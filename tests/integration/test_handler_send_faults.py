@@ -479,3 +479,21 @@ def test_the_apology_speaks_the_language_the_user_chose(bot: Instance, telegram:
     settle_chat(telegram, db)
     assert said(telegram, "что-то пошло не так"), [words_of(m) for m in bot_messages(telegram)]
     assert apologies(telegram) == []                    # no English apology
+
+
+def test_invoices_sent_before_a_long_429_are_not_sent_again(
+        bot: Instance, telegram: TelegramSim, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/buy sends one invoice per package; Telegram asks the chat to wait (longer than
+    FloodControl waits inline) before the third. The update is handled again once it may, and
+    sends only the invoices still missing: each package once."""
+    monkeypatch.setattr(bot_gateway, "AGAIN_WAITS_S", QUICK_WAITS)
+    ask_and_wait(telegram, "/help")
+    all_handled(db)
+    telegram.spare_next("sendInvoice", 2)
+    telegram.fail_next("sendInvoice", 1, status=429, retry_after=6)
+    telegram.user_sends(USER, "/buy")
+    telegram.wait_for_chat(USER, lambda c: len(invoices(telegram)) >= len(PRICING.packages), timeout=30)
+    settle_chat(telegram, db)
+    titles = [(m.invoice or {}).get("title") for m in invoices(telegram)]
+    assert len(invoices(telegram)) == len(PRICING.packages), titles
+    assert updates.failed(db) == []
