@@ -315,8 +315,10 @@ class BotGateway:
         """Queue every stored, unprocessed update that is not in flight (nor handled with its
         mark still to be written), in update_id order, on its chat's lane. One that cannot be
         decoded is set aside as failed here."""
+        passed: list[int] = []      # refused by a chat's full lane: left for a later sweep,
+        full: set[Hashable] = set()  # with every later update of that chat (their order holds)
         while lanes.has_room():
-            taken = lanes.in_flight() + marks.unwritten() + self.checkout.in_hand()
+            taken = lanes.in_flight() + marks.unwritten() + self.checkout.in_hand() + passed
             rows = await self._in_storage(update_inbox.unprocessed, self.db, SWEEP_BATCH, taken)
             for update_id, body in rows:
                 try:
@@ -327,8 +329,9 @@ class BotGateway:
                     continue
                 if update.pre_checkout_query is not None:
                     self._to_checkout(epoch, marks, update_id, update.pre_checkout_query)
-                else:
-                    lanes.submit(key, update_id, update)
+                elif key in full or not lanes.submit(key, update_id, update):
+                    full.add(key)               # a flooding chat must not hide the others' updates
+                    passed.append(update_id)
             if len(rows) < SWEEP_BATCH:
                 return
 

@@ -8,9 +8,12 @@ handle updates at once; the others wait for a turn. (Pre-checkout queries, which
 cancels after 10 s, do not wait here: bot.checkout_desk answers them.)
 
 The lanes also remember which updates are in flight, so the intake's next sweep of the stored
-updates does not hand them out twice. A handler may ask for its update to be handled again after
-a wait (Telegram asked the chat to wait): it stays at the head of its lane, so the chat's later
-updates keep their order behind it. An error the handler lets through abandons the rest of
+updates does not hand them out twice, and bound them: MAX_IN_FLIGHT in all, MAX_PER_CHAT in one
+chat's lane, so that a chat flooding the bot (or waiting out a long 429 while its user keeps
+writing) leaves its surplus in the store and cannot take every place from the other chats.
+A handler may ask for its update to be handled again after a wait (Telegram asked the chat to
+wait): it stays at the head of its lane, so the chat's later updates keep their order behind
+it. An error the handler lets through abandons the rest of
 that chat's queue (those updates go back to the store and come again, still in order) and is
 reported on `errors` for the intake to act on.
 """
@@ -25,6 +28,7 @@ T = TypeVar("T")
 
 MAX_CHATS_AT_ONCE = 256     # workers handling an update at the same moment; more chats wait
 MAX_IN_FLIGHT = 2000        # updates taken from the store and not finished; the sweep stops there
+MAX_PER_CHAT = 50           # of those, queued in one chat's lane: a flood stays in the store
 
 # Handles one update; returns None when it is finished with, or the seconds after which the
 # same update is to be handled again (the chat's later updates wait behind it meanwhile).
@@ -35,10 +39,11 @@ class ChatLanes(Generic[T]):
     """Per-chat queues of (update_id, item), each drained in order by its own worker task."""
 
     def __init__(self, handle: Handler[T], max_chats: int = MAX_CHATS_AT_ONCE,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int | None = None, max_per_chat: int | None = None) -> None:
         self._handle = handle
         self._slots = asyncio.Semaphore(max_chats)
-        self._max_in_flight = max_in_flight
+        self._max_in_flight = MAX_IN_FLIGHT if max_in_flight is None else max_in_flight
+        self._max_per_chat = MAX_PER_CHAT if max_per_chat is None else max_per_chat
         self._lanes: dict[Hashable, collections.deque[tuple[int, T]]] = {}
         self._workers: dict[Hashable, asyncio.Task[None]] = {}
         self._in_flight: set[int] = set()
@@ -54,8 +59,9 @@ class ChatLanes(Generic[T]):
         return len(self._in_flight) < self._max_in_flight
 
     def submit(self, key: Hashable, update_id: int, item: T) -> bool:
-        """Queue an update on its chat's lane; False when it is already in flight."""
-        if update_id in self._in_flight:
+        """Queue an update on its chat's lane; False when it is already in flight, or the chat
+        has MAX_PER_CHAT queued (it stays in the store, and a later sweep offers it again)."""
+        if update_id in self._in_flight or len(self._lanes.get(key, ())) >= self._max_per_chat:
             return False
         self._in_flight.add(update_id)
         self._lanes.setdefault(key, collections.deque()).append((update_id, item))

@@ -19,7 +19,7 @@ import pytest
 
 import bot_gateway
 from actors.job_state import JobState
-from bot import flood_control, referral
+from bot import chat_lanes, flood_control, referral
 from config.catalogue import load_catalogue
 from config.pricing import default_pricing
 from sim.kie import KieSim
@@ -497,3 +497,30 @@ def test_invoices_sent_before_a_long_429_are_not_sent_again(
     titles = [(m.invoice or {}).get("title") for m in invoices(telegram)]
     assert len(invoices(telegram)) == len(PRICING.packages), titles
     assert updates.failed(db) == []
+
+
+def test_a_chat_waiting_out_a_long_429_with_a_backlog_does_not_hold_up_another_chat(
+        instance_factory: Callable[..., Instance], telegram: TelegramSim, db: Database,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One chat must wait (a long 429) while its user keeps sending: its backlog may not take
+    every place in flight, so another user's /help is answered while the first chat still waits.
+    (The places are made few here; in production they are 2,000, and 50 per chat.)"""
+    monkeypatch.setattr(chat_lanes, "MAX_IN_FLIGHT", 5)
+    monkeypatch.setattr(chat_lanes, "MAX_PER_CHAT", 3)
+    inst = instance_factory()
+    wait_until(lambda: inst.runtime.status.active, timeout=10, what="instance becomes leader")
+    ask_and_wait(telegram, "/help")
+    all_handled(db)
+    before = newest_id(telegram)
+    telegram.fail_next("sendMessage", 1, status=429, retry_after=6)
+    telegram.user_sends(USER, "/help")
+    telegram.wait_for_call("sendMessage", predicate=lambda c: c.status == 429)
+    for _ in range(6):
+        telegram.user_sends(USER, "/balance")
+    # Once a third user's /help, sent after that backlog, is answered, a sweep has taken it.
+    ask_and_wait(telegram, "/help", user=USER + 100)
+    quiet = ask_and_wait(telegram, "/help", user=FRIEND)
+    assert "/imagine" in words_of(quiet)
+    assert [m for m in bot_messages(telegram) if m.message_id > before] == [], (
+        "the other chat was answered only after the waiting one")
+    settle_chat(telegram, db)

@@ -132,3 +132,23 @@ def test_close_starts_nothing_new_and_does_not_wait_for_a_lane_waiting_to_try_ag
         assert lanes.in_flight() == []
 
     asyncio.run(scenario())
+
+
+def test_a_chat_holds_at_most_its_share_of_the_updates_in_flight() -> None:
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def handle(update_id: int, chat: str) -> None:
+            await gate.wait()
+
+        lanes: ChatLanes[str] = ChatLanes(handle, max_in_flight=10, max_per_chat=3)
+        accepted = [lanes.submit("flood", update_id, "flood") for update_id in range(1, 7)]
+        assert accepted == [True, True, True, False, False, False]     # the rest stay in the store
+        assert lanes.has_room() and lanes.submit("quiet", 100, "quiet")
+        gate.set()
+        await _until(lambda: not lanes.in_flight())
+        assert lanes.submit("flood", 4, "flood"), "a later sweep offers it again"
+        await _until(lambda: not lanes.in_flight())
+        await lanes.close()
+
+    asyncio.run(scenario())
