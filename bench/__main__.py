@@ -108,11 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     ordered = {n: results["scenarios"][n] for n in SCENARIOS if n in results["scenarios"]}
     results["scenarios"] = ordered
     duration = time.monotonic() - started
-    previous = results.get("run", {})
+    # This run's own time (with --only, the other scenarios' rows are older runs').
     results["run"] = {"command": command, "quick": args.quick,
                       "started_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                      "duration_s": duration if not args.only else previous.get("duration_s", 0) + duration,
-                      "scenarios_run": names}
+                      "duration_s": duration, "scenarios_run": names}
     results["notes"] = notes_for(results)
     results_path.write_text(json.dumps(_clean(results), indent=1, ensure_ascii=False))
     plots_dir = out / "plots"
