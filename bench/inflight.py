@@ -133,13 +133,13 @@ def create_jobs(url: str, kie: Any, door_url: str, chats: list[int], n: int, epo
                                        model="z-image", input={"prompt": f"bench job {i}", "aspect_ratio": "1:1"},
                                        deadline_s=3 * 3600)))
         moved = transition(db, job.id, S.CREATED, S.SUBMITTING, epoch)
-        assert isinstance(moved, Moved)
+        assert isinstance(moved, Moved), f"job {job.id}: {moved}"
         resp = local.session.post(f"{kie.url}/api/v1/jobs/createTask", headers=auth, timeout=30, json={
             "model": "z-image", "input": job.input,
             "callBackUrl": f"{door_url}/kie/callback/{job.id}?token={job.callback_token}"})
         task_id = str(resp.json()["data"]["taskId"])
         moved = transition(db, job.id, S.SUBMITTING, S.SUBMITTED, epoch, kie_task_id=task_id)
-        assert isinstance(moved, Moved)
+        assert isinstance(moved, Moved), f"job {job.id}: {moved}"
         return task_id
 
     try:
@@ -214,7 +214,11 @@ def attempt(n: int, *, phase_timeout: float = 45.0, label: str = "") -> dict[str
                      timeout=30).raise_for_status()
         ports = [free_port(), free_port()]
         door = counting_front_door([f"http://{LOCAL}:{p}" for p in ports]).start()
-        lock = LockConnection(url, DEFAULT_LEADER_LOCK_KEY, application_name="kiebot-bench-leader")
+        # The bench says nothing on this connection while it creates the jobs (10,000 take longer
+        # than the 15 s a silent leader keeps the lock), so it asks the server for an hour:
+        # otherwise a standby takes over mid-creation and the bench's own moves are fenced.
+        lock = LockConnection(url, DEFAULT_LEADER_LOCK_KEY, application_name="kiebot-bench-leader",
+                              silence_s=3600.0)
         try:
             assert lock.try_lock(), "the bench could not take the leadership lock"
             epoch = lock.bump_epoch("bench")
