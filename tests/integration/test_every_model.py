@@ -92,7 +92,9 @@ def walks(pg_admin_url: str, template_url: str) -> Iterator[dict[tuple[str, str]
     name = f"kiebot_m_{uuid.uuid4().hex[:10]}"
     cluster.create_database(pg_admin_url, name, template=TEMPLATE)
     url = with_database(pg_admin_url, name)
-    db = Database(url)
+    # The walks' own reads share a few connections: the suite runs on several workers against one
+    # server, whose max_connections (100 by default) they all share.
+    db = Database(url, max_connections=4)
     with KieSim(default_duration_s=0.2) as kie, TelegramSim() as telegram:
         inst = start_instance(url, kie, telegram, KIEBOT_MAX_ACTIVE_JOBS="1")
         wait_until(lambda: inst.runtime.status.active, timeout=10)
