@@ -274,8 +274,7 @@ class BotGateway:
                 continue
             if not batch:
                 continue
-            new = await asyncio.get_running_loop().run_in_executor(
-                self._storage, self._store_batch, [(u.update_id, u.to_dict()) for u in batch])
+            new = await self._in_storage(self._store_batch, [(u.update_id, u.to_dict()) for u in batch])
             if new is None:
                 # Database gone: confirm nothing; the intake restarts (or the leader steps down).
                 raise DatabaseUnavailable("could not store a polled batch")
@@ -419,8 +418,9 @@ class BotGateway:
                         extra={"action": "marks_left"})
 
     async def _in_storage(self, call: Callable[..., T], *args: Any) -> T:
-        """Run an intake storage call on the intake's own threads."""
-        return await self.loop.run_in_executor(self._storage, call, *args)
+        """Run an intake storage call on the intake's own threads, from whichever loop awaits it
+        (the bot loop's sweep, or the long poll on the checkout desk's loop)."""
+        return await asyncio.get_running_loop().run_in_executor(self._storage, call, *args)
 
     async def _set_aside(self, epoch: int, update_id: int, exc: Exception) -> None:
         """Mark an update failed (fenced), count it and log it once."""
