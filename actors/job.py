@@ -191,7 +191,7 @@ class JobActor(pykka.ThreadingActor):
                 job = self.job
                 if job is not None and job.state in (S.SUBMITTING, S.SUBMITTED):
                     self._show_progress(job, ProgressStage.GENERATING)
-                    self._later(self._progress_interval(job), ProgressDue())
+                    self._keep_counting(job)
             case _:
                 raise TypeError(f"JobActor got an unknown message: {message!r}")
         return None
@@ -248,7 +248,7 @@ class JobActor(pykka.ThreadingActor):
                     # allows 10 recordInfo/s per key. Callbacks meanwhile reach the inbox.
                     self._schedule_poll(spread=True)
                     # The progress message goes on counting (and shows a stop asked before).
-                    self._later(self._progress_interval(job), ProgressDue())
+                    self._keep_counting(job)
             case S.SUCCEEDED | S.FAILED:
                 self._deliver(job)
             case S.DELIVERING:
@@ -364,7 +364,7 @@ class JobActor(pykka.ThreadingActor):
         if submitted is None:
             return None
         self._note("submitted", f"task {task_id}")
-        self._later(self._progress_interval(submitted), ProgressDue())
+        self._keep_counting(submitted)
         # A callback that arrived before createTask answered is not read here: its
         # CallbacksPending is already in this mailbox (or the supervisor's sweep sends one).
         self._schedule_poll()
@@ -777,10 +777,13 @@ class JobActor(pykka.ThreadingActor):
     def _later(self, delay: float, message: Any) -> None:
         self.ctx.timers.later(delay, self.actor_ref, message)
 
-    @staticmethod
-    def _progress_interval(job: Job) -> float:
-        """How often the progress message may change: slower in groups (20 messages/min)."""
-        return PROGRESS_GROUP_S if job.chat_id < 0 else PROGRESS_PRIVATE_S
+    def _keep_counting(self, job: Job) -> None:
+        """Update the progress message again after its interval: slower in groups (20 messages/min).
+        A job without one (it could not be sent, or the job was not made in a chat) never gets one,
+        so it gets no ticks either: a leader adopting thousands of them would otherwise wake each
+        actor every few seconds for nothing."""
+        if job.progress_message_id:
+            self._later(PROGRESS_GROUP_S if job.chat_id < 0 else PROGRESS_PRIVATE_S, ProgressDue())
 
     def _past_deadline(self, job: Job) -> bool:
         return self._seconds_to_deadline(job) <= 0
