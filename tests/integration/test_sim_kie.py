@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from config.catalogue import load_catalogue
 from sim.kie import Fate, KieSim
 from sim.kie_media import mp3_bytes, mp4_bytes, png_bytes
+from tests.support.ports import refusing_port
 from tests.support.waiting import wait_until
 
 KEY = "sim-kie-key"
@@ -765,11 +766,9 @@ def test_a_receiver_that_does_not_answer_in_time_counts_as_a_failed_attempt(rece
 
 
 def test_a_connection_error_is_retried_and_recorded(sim: KieSim) -> None:
-    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    port = closed.server_address[1]
-    closed.server_close()
-    task_id = create_id(sim, callback=f"http://127.0.0.1:{port}/cb")
-    attempts = sim.wait_for_callbacks(4, task_id=task_id)
+    with refusing_port() as port:
+        task_id = create_id(sim, callback=f"http://127.0.0.1:{port}/cb")
+        attempts = sim.wait_for_callbacks(4, task_id=task_id)
     assert all(a["status"] is None and "ConnectionRefused" in a["error"] for a in attempts)
 
 

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tests.support.harness import ROOT, free_port
+from tests.support.harness import ROOT
+from tests.support.ports import refusing_port
 
 PASSWORD = "pa%ss-hunter2"      # a stray %: libpq's own parse error would quote it
 
@@ -37,7 +38,8 @@ def test_a_password_with_a_stray_percent_is_a_one_line_configuration_error_witho
 @pytest.mark.parametrize("command", ["run", "migrate"])
 def test_an_unreachable_database_is_one_line_without_the_password(command: str) -> None:
     password = "s3cret-hunter2"
-    result = kiebot(command, f"postgresql://kiebot:{password}@127.0.0.1:{free_port()}/kiebot")
+    with refusing_port() as port:
+        result = kiebot(command, f"postgresql://kiebot:{password}@127.0.0.1:{port}/kiebot")
     assert result.returncode == 3
     assert_one_clean_line(result, password)
     assert "database unavailable" in result.stderr
