@@ -95,6 +95,8 @@ SHARED_SETUP = {"tests/integration/test_every_model.py"}
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "load":
+        return None                 # another --dist asked for by name: xdist's own scheduler
     from xdist.scheduler import LoadScopeScheduling
 
     class ByTestOrSharedModule(LoadScopeScheduling):
