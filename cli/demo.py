@@ -124,10 +124,12 @@ def script_queue_user(telegram: TelegramSim, db: Database, user: int, errors: li
 
 
 def midway(db: Database, telegram: TelegramSim, user_ids: list[int]) -> bool:
-    """Some results delivered, some jobs waiting at KIE, none between claim and record."""
+    """Some results delivered, some jobs waiting at KIE, none between claim and record, and none
+    between `submitting` and KIE's answer: a job cut there is never submitted twice (KIE may
+    have it), so it waits for a callback or its deadline, longer than the demo does."""
     states = [j.state.value for u in user_ids for j in recent_jobs(db, u)]
     return (sum(photo_count(telegram.chat(u)) for u in user_ids) >= max(1, len(user_ids) // 2)
-            and "submitted" in states and not {"succeeded", "delivering"} & set(states))
+            and "submitted" in states and not {"submitting", "succeeded", "delivering"} & set(states))
 
 
 def render_chat(chat: list[ChatMessage]) -> list[str]:
