@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import selectors
 import socket
@@ -62,6 +63,10 @@ class GatewayHooks:
     # This instance leads: what it stores reaches its own actors through the hooks above and needs
     # no NOTIFY (each one costs a transaction in every listening session). A standby notifies.
     leading: Callable[[], bool] = lambda: False
+
+
+class ListenError(Exception):
+    """The gateway's address cannot be bound (the port is taken, or not ours to take)."""
 
 
 class HttpError(Exception):
@@ -347,7 +352,11 @@ class _Listener:
     def __init__(self, address: tuple[str, int], handler: type[_Handler], *, read_timeout_s: float,
                  max_connections: int, max_workers: int) -> None:
         self.handler, self.read_timeout_s, self.max_connections = handler, read_timeout_s, max_connections
-        self._sock = socket.create_server(address, backlog=128)
+        try:
+            self._sock = socket.create_server(address, backlog=128)
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"cannot listen on {address[0]}:{address[1]}: {why}") from None
         self._sock.setblocking(False)
         self._wake_r, self._wake_w = socket.socketpair()
         self._selector = selectors.DefaultSelector()

@@ -59,14 +59,17 @@ class Runtime:
         self.status = LeadershipStatus()
         self.timers: Timers | None = None
         self.leader: pykka.ActorRef[Any] | None = None
+        # The port is bound first: when it is taken (ListenError), nothing with a thread, a loop or
+        # a socket has been made yet, so nothing is left open.
+        self.http = HttpGateway(settings.http_host, settings.http_port, self.db, self.metrics, GatewayHooks(
+            status=self.health, ready=self.ready,
+            callback_stored=self._callback_stored, update_stored=self._update_stored,
+            leading=lambda: self.status.active),
+            instance_id=settings.instance_id, hmac_key=settings.kie_webhook_hmac_key,
+            webhook_secret=settings.telegram_webhook_secret)
         self.bot = BotGateway(settings, self.db, self.catalogue, self.metrics, self._to_supervisor_job,
                               lambda job_id: self._tell_supervisor(CancelJob(job_id)), holds_epoch=self.status.holds,
                               pricing=self.pricing)
-        self.http = HttpGateway(settings.http_host, settings.http_port, self.db, self.metrics, GatewayHooks(
-            status=self.health, ready=self.ready,
-            callback_stored=self._callback_stored, update_stored=self.bot.wake, leading=lambda: self.status.active),
-            instance_id=settings.instance_id, hmac_key=settings.kie_webhook_hmac_key,
-            webhook_secret=settings.telegram_webhook_secret)
         # Work stored by another instance reaches this one through the same hooks at once while
         # it leads (what this one stored reached them directly, so its own notifications are skipped).
         self.listener = StoredWorkListener(database_url, StoredWorkHooks(
@@ -115,6 +118,9 @@ class Runtime:
 
     def _callback_stored(self, job_id: int) -> None:
         self._tell_supervisor(CallbackStored(job_id))
+
+    def _update_stored(self) -> None:
+        self.bot.wake()
 
     def _to_supervisor_job(self, job_id: int) -> None:
         self._tell_supervisor(JobCreated(job_id))

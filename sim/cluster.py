@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -35,6 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 APPLICATION_NAME = "kiebot-cluster"
 WAIT_INTERVAL_S = 0.05
 STOP_TIMEOUT_S = 30.0
+PORT_FLOOR = 10000          # free_port's picks: from here to the start of the ephemeral range
+PORT_ATTEMPTS = 200
+_PORTS_LOCK = threading.Lock()
+_handed_out: set[int] = set()
+_random = random.SystemRandom()
 # A spawned instance sees none of these from the parent's environment, only what `env` says:
 # a developer's real token, database or proxy settings must never reach a local cluster.
 SCRUBBED_PREFIXES = ("KIEBOT_", "TELEGRAM_", "KIE_", "DATABASE_URL", "PUBLIC_URL", "HTTP_", "INSTANCE_ID")
@@ -61,10 +68,44 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str | None = No
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    """A TCP port on 127.0.0.1 that nobody holds right now, for an instance to bind a moment later.
+
+    It comes from below the kernel's ephemeral range: a port the kernel hands out (bind to port 0)
+    is also any outgoing connection's next source port, and under parallel test workers one took
+    such a port between the choice and the instance's bind ("Address already in use"). Ports
+    below the range are taken only by an explicit bind, so the pick is random, checked by a bind
+    of our own, and never handed out twice by one process."""
+    low, _ = ephemeral_port_range()
+    if low - PORT_FLOOR < PORT_ATTEMPTS:       # a kernel set up without room below its range
+        with socket.socket() as s:
+            s.bind((LOCAL, 0))
+            return int(s.getsockname()[1])
+    with _PORTS_LOCK:
+        for _ in range(PORT_ATTEMPTS):
+            port = _random.randrange(PORT_FLOOR, low)
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
+    raise OSError(f"no free port in {PORT_FLOOR}-{low - 1} after {PORT_ATTEMPTS} tries")
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for outgoing source ports (Linux's default where it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port: int) -> bool:
+    """Without SO_REUSEADDR, so a port with connections in TIME_WAIT counts as held."""
     with socket.socket() as s:
-        s.bind((LOCAL, 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind((LOCAL, port))
+        except OSError:
+            return False
+        return True
 
 
 # ----------------------------------------------------------------------------- databases

@@ -2,20 +2,24 @@
 stalled connections cost no thread and cannot starve /health."""
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 
-from http_gateway import HttpGateway
+from config.settings import Settings
+from http_gateway import HttpGateway, ListenError
+from runtime import Runtime
 from sim.kie import KieSim
 from sim.telegram import TelegramSim
 from storage.db import Database
 from tests.support.edge import closed_by_server, connect, exchange, exchange_at, running_gateway, url
-from tests.support.harness import Instance, start_instance
+from tests.support.harness import Instance, sim_instance_env, start_instance
 from tests.support.tcp_proxy import PgProxy
 from tests.support.waiting import wait_until
 
@@ -135,3 +139,18 @@ def test_a_connection_beyond_the_cap_is_answered_503_at_once(db: Database) -> No
         finally:
             for sock in sockets:
                 sock.close()
+
+
+def test_an_instance_whose_port_is_taken_fails_to_build_and_leaves_nothing_open(
+        database_url: str, kie: KieSim, telegram: TelegramSim) -> None:
+    threads_before = {t.ident for t in threading.enumerate()}
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        env = sim_instance_env(database_url, kie, telegram, port=port, instance_id="it-taken")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            with pytest.raises(ListenError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+                Runtime(Settings.from_env(env), database_url)
+            gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert {t.ident for t in threading.enumerate()} - threads_before == set()

