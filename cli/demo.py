@@ -38,6 +38,7 @@ from storage.jobs import Job, job_events, recent_jobs
 
 DEMO_DB = "kiebot_demo"
 STEP_TIMEOUT_S = 60.0
+FREEZE_SETTLE_S = 0.1
 # The demo's pace: KIE polled every half second, an unfinished delivery claim trusted for 2 s.
 DEMO_KNOBS = {"KIEBOT_POLL_BASE_S": "0.5", "KIEBOT_DELIVERY_GRACE_S": "2"}
 PAYING_USER = 9100
@@ -132,6 +133,21 @@ def midway(db: Database, telegram: TelegramSim, user_ids: list[int]) -> bool:
             and "submitted" in states and not {"submitting", "succeeded", "delivering"} & set(states))
 
 
+def frozen_midway(leader: KiebotProcess, midway_now: Callable[[], bool]) -> bool:
+    """Whether the leader is stopped (SIGSTOP) at a moment `midway_now` holds. Checked while the
+    process cannot move a job, so the SIGKILL that follows lands in the state that was checked;
+    otherwise it is let go on (SIGCONT). The pause lets a statement it sent just before it stopped
+    finish at the server before the check reads."""
+    if not midway_now():
+        return False
+    leader.proc.send_signal(signal.SIGSTOP)
+    time.sleep(FREEZE_SETTLE_S)
+    if midway_now():
+        return True
+    leader.proc.send_signal(signal.SIGCONT)
+    return False
+
+
 def render_chat(chat: list[ChatMessage]) -> list[str]:
     lines = []
     for m in chat:
@@ -173,8 +189,9 @@ def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = T
                 t.start()
             takeover_s = None
             if kill_leader:
-                wait_until(lambda: midway(db, telegram, user_ids), STEP_TIMEOUT_S * 2, "the middle of the run")
                 standby = next(i for i in instances if i is not leader)
+                wait_until(lambda: frozen_midway(leader, lambda: midway(db, telegram, user_ids)),
+                           STEP_TIMEOUT_S * 2, "the middle of the run")
                 killed_at = time.monotonic()
                 leader.proc.send_signal(signal.SIGKILL)
                 leader.proc.wait()
@@ -189,8 +206,12 @@ def run_demo(out_dir: str = "demo-output", users: int = 3, kill_leader: bool = T
             print("a user asks for three images in a row and cancels the last one while it waits…", flush=True)
             script_queue_user(telegram, db, QUEUE_USER, errors)
             everyone = [*user_ids, PAYING_USER, QUEUE_USER]
-            wait_until(lambda: all(j.terminal for u in everyone for j in recent_jobs(db, u)), 60,
-                       "every job to finish")
+            try:
+                wait_until(lambda: all(j.terminal for u in everyone for j in recent_jobs(db, u)), 60,
+                           "every job to finish")
+            except TimeoutError:
+                errors.extend(f"job {j.id} of user {u} did not finish: {chain(db, j)}"
+                              for u in everyone for j in recent_jobs(db, u) if not j.terminal)
             return report(db, telegram, user_ids, out, errors, takeover_s)
         finally:
             stop_all(instances, timeout=20)
