@@ -342,12 +342,17 @@ class JobActor(pykka.ThreadingActor):
         if not self.ctx.kie_balance.covers(job.kie_credits_quoted):
             return self._no_kie_credit(job, "balance", f"balance {self.ctx.kie_balance.get()} is below "
                                                        f"the job's {job.kie_credits_quoted} credits")
+        # KIE's account limit may pace createTask for seconds. The job waits for its turn while
+        # still `created`: killed then, it is submitted by the next leader; in `submitting` it
+        # could only wait for a callback or its deadline, KIE having it or not.
+        with self.ctx.slots.outside():
+            turn = self.ctx.kie.create_turn()
         moved = self._move(job, S.SUBMITTING)
         if moved is None:
             return None
         try:
-            with self.ctx.slots.outside():      # KIE's account limit may pace this for seconds
-                task_id = self.ctx.kie.create_task(job.model, job_input, self.ctx.callback_url(job))
+            with self.ctx.slots.outside():
+                task_id = self.ctx.kie.create_task(job.model, job_input, self.ctx.callback_url(job), turn=turn)
         except KieRetryLater as exc:
             return self._retry_submit_later(moved, str(exc), moved_back=False)
         except KieJobFailed as exc:

@@ -3,16 +3,19 @@
 The body `code` is the real status (HTTP may be 200 on failure); every answer, readable or not,
 and every transport failure is mapped (by kie/answers.py) to a result or to one of the action
 classes in kie/errors.py; nothing else escapes, and redirects are never followed. Calls are paced below KIE's
-limits (20 createTask per 10 s, 10 recordInfo per s) by blocking the calling thread. The API
+limits (20 createTask per 10 s, 10 recordInfo per s) by blocking the calling thread; a createTask's
+turn can be taken before the call (create_turn), so its caller waits before it commits. The API
 key is sent in a header only and never appears in an exception or a log line.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -31,28 +34,47 @@ RECORD_LIMIT = (10, 1.05)
 RECORD_IS_NULL = "recordinfo is null"
 
 
+@dataclass(frozen=True)
+class Turn:
+    """Room for one call in a SlidingWindow, counted from `at` until the call goes out (`use`)."""
+    at: float
+
+
 class SlidingWindow:
-    """Blocks `acquire()` until fewer than `limit` calls happened in the last `window` s."""
+    """Blocks `take()` until fewer than `limit` calls happened (or are about to) in the last `window` s."""
 
     def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit, self.window, self._clock = limit, window, clock
         self._calls: collections.deque[float] = collections.deque()
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Wait for a slot; return the seconds waited."""
-        waited = 0.0
+    def take(self) -> Turn:
+        """Wait for room and hold it."""
         while True:
             with self._lock:
                 now = self._clock()
-                while self._calls and now - self._calls[0] >= self.window:
-                    self._calls.popleft()
-                if len(self._calls) < self.limit:
+                pause = self._pause(now)
+                if not pause:
                     self._calls.append(now)
-                    return waited
-                pause = self.window - (now - self._calls[0])
+                    return Turn(now)
             time.sleep(pause)
-            waited += pause
+
+    def room_in(self) -> float:
+        """Seconds until there is room for one more call (0: now)."""
+        with self._lock:
+            return self._pause(self._clock())
+
+    def _pause(self, now: float) -> float:
+        while self._calls and now - self._calls[0] >= self.window:
+            self._calls.popleft()
+        return 0.0 if len(self._calls) < self.limit else self.window - (now - self._calls[0])
+
+    def use(self, turn: Turn) -> None:
+        """The call goes out now: it counts from now, not from when its turn was taken."""
+        with self._lock:
+            with contextlib.suppress(ValueError):   # already aged out of the window
+                self._calls.remove(turn.at)
+            self._calls.append(self._clock())       # no earlier than any call held
 
 
 def build_session() -> requests.Session:
@@ -89,15 +111,26 @@ class KieClient:
         self._observe(method, str(resp.status_code), time.monotonic() - started)
         return resp
 
-    def create_task(self, model: str, input: dict[str, Any], callback_url: str | None = None) -> str:  # noqa: A002 - KIE's field
+    def create_turn(self) -> Turn | None:
+        """Wait until the account's pace (CREATE_LIMIT) has room for one more createTask, and hold
+        that room for `create_task(turn=...)`. A caller that records "this goes to KIE now" before
+        the call takes its turn first, so that nothing waits for the pace once it is recorded."""
+        return self._create_window.take() if self._create_window is not None else None
+
+    def create_task(self, model: str, input: dict[str, Any], callback_url: str | None = None, *,  # noqa: A002 - KIE's field
+                    turn: Turn | None = None) -> str:
         """Submit a task and return its taskId. Never retried here: createTask is not idempotent.
         Raises KieRetryLater only when KIE cannot have the task, KieSubmitOutcomeUnknown when it
-        may (kie/answers.py says which answer is which), KieJobFailed or KieAlert when KIE says so."""
+        may (kie/answers.py says which answer is which), KieJobFailed or KieAlert when KIE says so.
+        Without a `turn` from create_turn, it waits for one here."""
         body: dict[str, Any] = {"model": model, "input": input}
         if callback_url:
             body["callBackUrl"] = callback_url
         if self._create_window is not None:
-            self._create_window.acquire()
+            if turn is None:
+                self._create_window.take()
+            else:
+                self._create_window.use(turn)
         try:
             resp = self._request("createTask", lambda: self._session.post(
                 f"{self.base_url}/api/v1/jobs/createTask", json=body, timeout=self._timeout,
@@ -118,7 +151,7 @@ class KieClient:
         """The task's record, or None while KIE answers `recordInfo is null` (not visible yet).
         Any answer without a record is KieRetryLater, KieJobFailed or KieAlert: never a decision."""
         if self._record_window is not None:
-            self._record_window.acquire()
+            self._record_window.take()
         resp = self._get("recordInfo", f"{self.base_url}/api/v1/jobs/recordInfo", {"taskId": task_id})
         match answers.read(resp):
             case answers.Unreadable() as odd:

@@ -1,0 +1,46 @@
+"""KIE's account pace (kie.client.SlidingWindow): a turn taken ahead of its call holds room, and
+the call counts from when it goes out, so taking turns early never lets more calls reach KIE in
+one window than the limit."""
+from __future__ import annotations
+
+from kie.client import SlidingWindow
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_turns_taken_fill_the_window_until_it_passes() -> None:
+    clock = Clock()
+    window = SlidingWindow(2, 10.0, clock)
+    window.take()
+    window.take()
+    assert window.room_in() == 10.0
+    clock.now = 9.5
+    assert window.room_in() == 0.5
+    clock.now = 10.0
+    assert window.room_in() == 0.0
+
+
+def test_a_call_made_after_its_turn_was_taken_counts_from_when_it_went_out() -> None:
+    clock = Clock()
+    window = SlidingWindow(1, 10.0, clock)
+    turn = window.take()
+    clock.now = 4.0                 # the caller recorded its job, then sends
+    window.use(turn)
+    clock.now = 10.0
+    assert window.room_in() == 4.0  # KIE saw the call at 4: no room before 14
+
+
+def test_a_turn_never_used_frees_its_room_when_the_window_passes() -> None:
+    clock = Clock()
+    window = SlidingWindow(1, 10.0, clock)
+    window.take()                   # the job's move was refused: no call follows
+    clock.now = 10.0
+    assert window.room_in() == 0.0
+    window.take()
+    assert window.room_in() == 10.0
