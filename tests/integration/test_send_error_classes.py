@@ -8,7 +8,6 @@ have been performed (UNKNOWN).
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from telegram import Bot
@@ -18,6 +17,7 @@ from telegram.request import HTTPXRequest
 from actors.ports import SendOutcome
 from bot.sender import classify_send_error
 from sim.telegram import TelegramSim
+from tests.support.ports import refusing_port
 
 USER = 4101
 
@@ -53,18 +53,16 @@ def test_a_request_waiting_for_a_pooled_connection_was_not_sent(telegram: Telegr
 
 
 def test_a_request_to_a_closed_port_was_not_sent() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]           # closed again when the block ends: nobody listens
-
-    async def scenario() -> TelegramError:
+    async def scenario(port: int) -> TelegramError:
         bot = bot_for(f"http://127.0.0.1:{port}", "1:closed", connect_timeout=1.0)
         with pytest.raises(TelegramError) as caught:
             await bot.initialize()          # getMe
         await bot.shutdown()
         return caught.value
 
-    assert classify_send_error(asyncio.run(scenario())).outcome is SendOutcome.RETRY
+    with refusing_port() as port:
+        error = asyncio.run(scenario(port))
+    assert classify_send_error(error).outcome is SendOutcome.RETRY
 
 
 def test_an_answer_that_did_not_come_in_time_leaves_the_send_unknown(telegram: TelegramSim) -> None:

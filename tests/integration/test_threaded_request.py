@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +12,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, 
 
 from bot.threaded_request import ThreadedRequest
 from sim.telegram import TelegramSim
+from tests.support.ports import refusing_port
 
 USER = 4201
 METHOD = "sendMessage"
@@ -65,11 +65,9 @@ def test_an_answer_later_than_the_read_timeout_is_timed_out(telegram: TelegramSi
 
 
 def test_the_token_is_in_no_error_of_a_connection_never_made() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     token = "123456:SECRET-never-in-an-error"
-    error = call(f"http://127.0.0.1:{port}", token)
+    with refusing_port() as port:
+        error = call(f"http://127.0.0.1:{port}", token)
     assert isinstance(error, NetworkError)
     chain: list[BaseException] = []
     current: BaseException | None = error

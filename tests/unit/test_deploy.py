@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ import yaml
 
 from config.settings import Settings
 from telemetry.metrics import DatabaseGauges, Metrics
+from tests.support.ports import refusing_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -322,16 +322,9 @@ def test_the_docker_healthcheck_probes_the_port_kiebot_listens_on(
     base = {k: v for k, v in os.environ.items() if k not in ("HTTP_PORT", "PORT")}
     healthy = subprocess.run(argv, check=False, env={**base, variable: str(health_server)}, capture_output=True, timeout=30)
     assert healthy.returncode == 0, healthy.stderr
-    unhealthy = subprocess.run(argv, check=False, env={**base, variable: str(unused_port())}, capture_output=True, timeout=30)
+    with refusing_port() as port:
+        unhealthy = subprocess.run(argv, check=False, env={**base, variable: str(port)}, capture_output=True, timeout=30)
     assert unhealthy.returncode != 0
-
-
-def unused_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def test_the_docker_build_context_leaves_local_state_out() -> None:
