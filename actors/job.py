@@ -190,7 +190,7 @@ class JobActor(pykka.ThreadingActor):
             case ProgressDue():
                 job = self.job
                 if job is not None and job.state in (S.SUBMITTING, S.SUBMITTED):
-                    self._show_progress(job, ProgressStage.GENERATING)
+                    self._show_progress(job, ProgressStage.GENERATING, refresh=True)
                     self._keep_counting(job)
             case _:
                 raise TypeError(f"JobActor got an unknown message: {message!r}")
@@ -802,14 +802,14 @@ class JobActor(pykka.ThreadingActor):
         minutes = max(1, round((job.deadline_at - job.generating_since).total_seconds() / 60))
         return Failure(FailureCode.DEADLINE, str(minutes))
 
-    def _show_progress(self, job: Job, stage: ProgressStage) -> None:
+    def _show_progress(self, job: Job, stage: ProgressStage, *, refresh: bool = False) -> None:
         """Best effort: the progress message is a courtesy, never a reason to fail a job; a
-        final stage is shown once."""
+        final stage is shown once. A `refresh` (the count moving on) gives way to other sends."""
         if stage != ProgressStage.GENERATING and stage == self._progress_shown:
             return
         try:
             with self.ctx.slots.outside():
-                self.ctx.sender.show_progress(job, stage)
+                self.ctx.sender.show_progress(job, stage, refresh=refresh)
             self._progress_shown = stage
         except SendError as exc:
             self._note("progress_edit_failed", str(exc), level=logging.DEBUG)

@@ -70,9 +70,11 @@ class Sender(Protocol):
         has one. Repeating it must be harmless unless it raises UNKNOWN."""
         ...
 
-    def show_progress(self, job: Job, stage: ProgressStage) -> None:
+    def show_progress(self, job: Job, stage: ProgressStage, *, refresh: bool = False) -> None:
         """Best effort: the progress message now shows `stage` (DONE: the result is in the
-        chat, so the progress message goes away; what the user asked, job.stop, is shown too)."""
+        chat, so the progress message goes away; what the user asked, job.stop, is shown too).
+        `refresh`: the stage is already shown and only its count moves on, so the edit may give
+        way to other sends (SendError RETRY) when Telegram's pace is booked."""
         ...
 
     def show_queued(self, job: Job, position: int) -> None:

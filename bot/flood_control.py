@@ -8,6 +8,11 @@ long one is raised to the caller, who reschedules. A request is marked "dispatch
 `dispatch_marker`) only when it really leaves, so a caller that gives up before then knows
 nothing was sent. An album of N items counts as N messages toward both limits.
 
+A request marked `background` (a progress message's periodic refresh) is sent only while the
+global pace is booked less than BACKGROUND_MAX_BACKLOG_S ahead; otherwise it raises `Crowded`
+and nothing is sent. So with hundreds of jobs counting their progress, a result or a reply waits
+at most that long behind their edits, instead of behind all of them.
+
 Fencing of sends: a request made for a leader epoch (`send_epoch`, set by the actors' sender
 and by the intake's workers) is checked at dispatch, the last moment before it leaves; if this
 instance no longer holds that epoch it raises `Deposed` and nothing is sent. A request already
@@ -32,6 +37,7 @@ CHAT_INTERVAL_S = 1.05
 GROUP_INTERVAL_S = 3.05
 GLOBAL_INTERVAL_S = 1 / 29
 MAX_INLINE_WAIT_S = 5.0     # longer waits go back to the caller as RetryAfter
+BACKGROUND_MAX_BACKLOG_S = 1.0  # a background request finding the global pace booked further is skipped
 MAX_RETRIES = 3
 # Requests sent and not yet answered; the rest wait here, not in httpx. httpcore checks every
 # pooled connection for every request, so the loop's CPU per send grows with this number; 16 is
@@ -49,6 +55,9 @@ dispatch_marker: contextvars.ContextVar[threading.Event | None] = contextvars.Co
     "dispatch_marker", default=None)
 # The leader epoch a request is sent for; None: not on behalf of leadership.
 send_epoch: contextvars.ContextVar[int | None] = contextvars.ContextVar("send_epoch", default=None)
+# The request only refreshes what the user already sees: it gives way when Telegram's pace is booked.
+background: contextvars.ContextVar[bool] = contextvars.ContextVar("background", default=False)
+
 class Leave(enum.Enum):
     """Why a handler leaves its update in the store instead of marking it handled."""
 
@@ -107,6 +116,14 @@ class Deposed(Exception):
         self.epoch = epoch
 
 
+class Crowded(Exception):
+    """A background request found the global pace booked too far ahead: it was not sent."""
+
+    def __init__(self, backlog_s: float) -> None:
+        super().__init__(f"not sent: Telegram's pace is booked {backlog_s:.1f}s ahead")
+        self.backlog_s = backlog_s
+
+
 def _seconds(value: Any) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
@@ -157,7 +174,11 @@ class FloodControl(BaseRateLimiter[int]):
         try:
             async with lock:
                 for attempt in range(MAX_RETRIES + 1):
-                    await self._wait_for_slot(key, weight)
+                    try:
+                        await self._wait_for_slot(key, weight)
+                    except Crowded:
+                        self._on_request(endpoint, "crowded", 0.0)
+                        raise
                     try:
                         return await self._send(endpoint, callback, args, kwargs)
                     except RetryAfter as exc:
@@ -188,6 +209,8 @@ class FloodControl(BaseRateLimiter[int]):
         async with self._global_lock:
             now = time.monotonic()
             slot = max(now, self._global_next)
+            if background.get() and slot - now > BACKGROUND_MAX_BACKLOG_S:
+                raise Crowded(slot - now)
             self._global_next = slot + GLOBAL_INTERVAL_S * weight
         if slot > now:
             await asyncio.sleep(slot - now)

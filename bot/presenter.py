@@ -96,7 +96,7 @@ class Presenter:
                     raise
         return self._sender.send_text(job.chat_id, notice, buttons, group_reply(job.chat_id, job.request_message_id))
 
-    def show_progress(self, job: Job, stage: ProgressStage) -> None:
+    def show_progress(self, job: Job, stage: ProgressStage, *, refresh: bool = False) -> None:
         if not job.progress_message_id:
             return
         lang, title = job.lang, self._title(job)
@@ -120,7 +120,7 @@ class Presenter:
                 words = f"{text(lang, 'cancelled_job', title=title)}\n{money_words(job)}"
             case ProgressStage.ABANDONED:
                 words = f"{text(lang, 'abandoned_job', title=title)}\n{money_words(job)}"
-        self._sender.edit_text(job.chat_id, job.progress_message_id, words, buttons)
+        self._sender.edit_text(job.chat_id, job.progress_message_id, words, buttons, refresh=refresh)
 
     def show_queued(self, job: Job, position: int) -> None:
         if not job.progress_message_id:

@@ -27,7 +27,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from actors.ports import SendError, SendOutcome, Sent
 from bot import media
-from bot.flood_control import Deposed, dispatch_marker, send_epoch
+from bot.flood_control import Crowded, Deposed, background, dispatch_marker, send_epoch
 from bot.limits import fit, fit_caption
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ def classify_send_error(exc: BaseException) -> SendError:
     match exc:
         case Deposed():
             return SendError(SendOutcome.DEPOSED, detail)
+        case Crowded():
+            return SendError(SendOutcome.RETRY, detail)
         case RetryAfter():
             wait = exc.retry_after
             seconds = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
@@ -126,15 +128,17 @@ class TelegramSender:
         control and error classification as the sends below; raises SendError."""
         return self._run(method, make)
 
-    def _run(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
+    def _run(self, method: str, make: Callable[[], Awaitable[T]], *, in_background: bool = False) -> T:
         """Run a PTB call on the bot loop. Waiting in FloodControl's queue is not the send:
-        only once the request is dispatched does a timeout mean "outcome unknown"."""
+        only once the request is dispatched does a timeout mean "outcome unknown". A call
+        `in_background` gives way (RETRY) when Telegram's pace is booked (FloodControl)."""
         dispatched = _Dispatch()
         epoch = self._epoch
 
         async def call() -> T:
             dispatch_marker.set(dispatched)
             send_epoch.set(epoch)
+            background.set(in_background)
             return await make()
 
         future = asyncio.run_coroutine_threadsafe(call(), self._loop)
@@ -180,10 +184,14 @@ class TelegramSender:
         """Delete one of the bot's messages (Telegram allows it for 48 hours: REJECTED after)."""
         self._run("deleteMessage", lambda: self._bot.delete_message(chat_id, message_id))
 
-    def edit_text(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None) -> None:
+    def edit_text(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None, *,
+                  refresh: bool = False) -> None:
+        """`refresh`: the edit only brings up to date what the message already says, so it gives
+        way (SendError RETRY, nothing sent) when Telegram's pace is booked by other sends."""
         try:
             self._run("editMessageText", lambda: self._bot.edit_message_text(
-                fit(text), chat_id=chat_id, message_id=message_id, reply_markup=keyboard(buttons)))
+                fit(text), chat_id=chat_id, message_id=message_id, reply_markup=keyboard(buttons)),
+                in_background=refresh)
         except SendError as exc:
             if "not modified" in exc.detail.lower():
                 return          # the same text again: already done

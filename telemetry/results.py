@@ -1,7 +1,7 @@
 """One vocabulary for the `result` label of outward requests, KIE's and Telegram's alike.
 
 The clients report what they saw in their own terms (an HTTP status or a `requests` exception
-name for KIE; "ok", "deposed" or a python-telegram-bot exception name for Telegram). A
+name for KIE; "ok", "deposed", "crowded" or a python-telegram-bot exception name for Telegram). A
 dashboard or alert should not need to know either dialect, so both are mapped here to the
 same few words.
 """
@@ -18,7 +18,8 @@ class RequestResult(str, enum.Enum):
     REFUSED = "refused"         # the server refused this request (other 4xx, BadRequest, Forbidden)
     TIMEOUT = "timeout"         # no answer in time: the request may or may not have been acted on
     NETWORK = "network"         # the connection failed before an answer
-    NOT_SENT = "not_sent"       # never sent: this instance no longer leads the epoch it was for
+    NOT_SENT = "not_sent"       # never sent: this instance no longer leads the epoch it was for, or a
+                                # progress refresh gave way while Telegram's pace was booked
     ERROR = "error"             # anything else (a redirect, an unexpected exception)
 
 
@@ -30,7 +31,8 @@ _KIE_EXCEPTIONS = {
 }
 
 _TELEGRAM = {
-    "ok": RequestResult.OK, "deposed": RequestResult.NOT_SENT, "RetryAfter": RequestResult.RETRY,
+    "ok": RequestResult.OK, "deposed": RequestResult.NOT_SENT, "crowded": RequestResult.NOT_SENT,
+    "RetryAfter": RequestResult.RETRY,
     "TimedOut": RequestResult.TIMEOUT, "NetworkError": RequestResult.NETWORK,
     "BadRequest": RequestResult.REFUSED, "Forbidden": RequestResult.REFUSED,
     "InvalidToken": RequestResult.REFUSED, "ChatMigrated": RequestResult.REFUSED,
@@ -53,5 +55,6 @@ def kie_result(seen: str) -> RequestResult:
 
 
 def telegram_result(seen: str) -> RequestResult:
-    """A Bot API request's result from FloodControl's word ("ok", "deposed") or PTB's exception name."""
+    """A Bot API request's result from FloodControl's word ("ok", "deposed", "crowded") or PTB's
+    exception name."""
     return _TELEGRAM.get(seen, RequestResult.ERROR)

@@ -1,19 +1,24 @@
 """Sending under Telegram's real limits, against the limit-enforcing simulator: bursts go out
-without a single 429, one chat gets at most one message a second."""
+without a single 429, one chat gets at most one message a second, and progress refreshes give
+way to results."""
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import itertools
 from collections.abc import Iterator
 
 import pytest
 
+from actors.ports import SendError, SendOutcome
+from bot.flood_control import BACKGROUND_MAX_BACKLOG_S, GLOBAL_INTERVAL_S, Crowded, background
 from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
 from config.settings import Settings
 from sim.telegram import TelegramSim
 from storage.db import Database
 from telemetry.metrics import Metrics
+from tests.support.waiting import wait_until
 
 SENDING = {"sendMessage", "sendPhoto", "editMessageText"}
 
@@ -86,3 +91,55 @@ def test_a_backlog_of_results_waits_in_flood_control_not_on_the_wire(db: Databas
         delivered = sorted(c.params["chat_id"] for c in sim.calls("sendMessage") if c.status == 200)
         assert delivered == chats
         assert MAX_ON_WIRE // 2 <= sim.peak_in_flight <= MAX_ON_WIRE
+
+
+def test_progress_refreshes_give_way_when_the_pace_is_booked_and_a_result_goes_first(
+        limited: TelegramSim, gateway: BotGateway) -> None:
+    """Hundreds of jobs counting their progress must not queue a result behind all their edits:
+    a refresh finding the global pace booked more than BACKGROUND_MAX_BACKLOG_S ahead is not sent."""
+    refresh_chats = list(range(300_000, 300_060))
+    result_chat = 300_060
+    for chat in [*refresh_chats, result_chat]:
+        limited.user_sends(chat, "hi")
+    bot = gateway.app.bot
+
+    async def scenario() -> list[object]:
+        background.set(True)        # as TelegramSender.edit_text(refresh=True) marks it
+        refreshes = [asyncio.create_task(bot.edit_message_text("generating… 0:05", chat_id=chat, message_id=1))
+                     for chat in refresh_chats]
+        background.set(False)
+        result = asyncio.create_task(bot.send_message(result_chat, "your picture"))
+        outcomes = await asyncio.gather(*refreshes, return_exceptions=True)
+        await result
+        return outcomes
+
+    outcomes = asyncio.run_coroutine_threadsafe(scenario(), gateway.loop).result(30)
+    order = [c.method for c in limited.calls() if c.method in ("editMessageText", "sendMessage")]
+    booked = int(BACKGROUND_MAX_BACKLOG_S / GLOBAL_INTERVAL_S) + 1       # the refreshes that fit the backlog
+    assert order.index("sendMessage") <= booked
+    skipped = [o for o in outcomes if isinstance(o, Crowded)]
+    assert len(skipped) == len(refresh_chats) - order.count("editMessageText")
+    assert len(skipped) >= len(refresh_chats) - booked - 1
+
+
+def test_a_refresh_through_the_sender_is_not_sent_while_results_book_the_pace(
+        limited: TelegramSim, gateway: BotGateway) -> None:
+    result_chats = list(range(310_000, 310_120))        # four seconds of Telegram's global pace
+    for chat in [*result_chats, 310_500]:
+        limited.user_sends(chat, "hi")
+    progress = gateway.sender.send_text(310_500, "generating… 0:00").message_ids[0]
+    bot = gateway.app.bot
+
+    booked: list[asyncio.Task[object]] = []
+
+    async def book() -> None:
+        booked.extend(asyncio.create_task(bot.send_message(chat, "your picture")) for chat in result_chats)
+
+    asyncio.run_coroutine_threadsafe(book(), gateway.loop).result(5)
+    with pytest.raises(SendError) as refused:
+        gateway.sender.edit_text(310_500, progress, "generating… 0:05", refresh=True)
+    assert refused.value.outcome is SendOutcome.RETRY
+    gateway.sender.edit_text(310_500, progress, "your picture is above")      # not a refresh: it waits its turn
+    assert [c.params["text"] for c in limited.calls("editMessageText")] == ["your picture is above"]
+    wait_until(lambda: sorted(int(c.params["chat_id"]) for c in limited.calls("sendMessage")
+                              if int(c.params["chat_id"]) in result_chats) == result_chats)
