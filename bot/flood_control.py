@@ -1,8 +1,11 @@
 """FloodControl: Telegram's sending limits, built into the one path every bot request takes.
 
 A PTB `BaseRateLimiter`, so handlers' replies and the actors' deliveries share it. Per private
-chat at most one message per CHAT_INTERVAL_S, per group one per GROUP_INTERVAL_S (20/min),
-and across the bot one per GLOBAL_INTERVAL_S (~30/s): evenly spaced slots, no bursts. A 429 is
+chat one message per CHAT_INTERVAL_S after a burst of up to CHAT_BURST (Telegram allows short
+bursts: a reply and its follow-up, a result and its buttons, go out together), per group one per
+GROUP_INTERVAL_S (20/min) with no burst, and across the bot one per GLOBAL_INTERVAL_S (~30/s),
+evenly spaced. A chat's pace is a token bucket kept as one time per chat (its "theoretical
+arrival time", as in GCRA), so a busy chat costs one float. A 429 is
 obeyed: a short `retry_after` is waited out and the request retried (it was not executed); a
 long one is raised to the caller, who reschedules. A request is marked "dispatched" (see
 `dispatch_marker`) only when it really leaves, so a caller that gives up before then knows
@@ -34,6 +37,7 @@ from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
 CHAT_INTERVAL_S = 1.05
+CHAT_BURST = 3              # messages a private chat may get at once, its bucket full
 GROUP_INTERVAL_S = 3.05
 GLOBAL_INTERVAL_S = 1 / 29
 MAX_INLINE_WAIT_S = 5.0     # longer waits go back to the caller as RetryAfter
@@ -183,7 +187,9 @@ class FloodControl(BaseRateLimiter[int]):
                         return await self._send(endpoint, callback, args, kwargs)
                     except RetryAfter as exc:
                         wait = _seconds(exc.retry_after)
-                        self._chat_next[key] = time.monotonic() + wait
+                        interval, burst = self._pace(key)
+                        # The bucket stays empty until then: one message may go after `wait`.
+                        self._chat_next[key] = time.monotonic() + wait + (burst - 1) * interval
                         self._on_wait("429", wait)
                         if wait > MAX_INLINE_WAIT_S or attempt == MAX_RETRIES:
                             raise
@@ -192,11 +198,20 @@ class FloodControl(BaseRateLimiter[int]):
             self._queued -= 1
             self._on_queue(self._queued)
 
+    def _pace(self, key: str | int) -> tuple[float, int]:
+        """The chat's interval per message and its burst."""
+        if not self._pacing:
+            return 0.0, 1
+        return (GROUP_INTERVAL_S, 1) if _is_group(key) else (CHAT_INTERVAL_S, CHAT_BURST)
+
     async def _wait_for_slot(self, key: str | int, weight: int = 1) -> None:
-        """Wait for the chat's next slot and `weight` global slots; the chat's next slot is then
-        `weight` intervals away (an album of ten is ten messages to Telegram)."""
-        interval = (GROUP_INTERVAL_S if _is_group(key) else CHAT_INTERVAL_S) * weight if self._pacing else 0.0
-        wait = self._chat_next.get(key, 0.0) - time.monotonic()
+        """Wait until the chat's bucket holds `weight` messages (its whole burst, for an album
+        larger than that) and for `weight` global slots; the messages are then taken from the
+        bucket, an album of ten running it into debt (ten messages to Telegram)."""
+        interval, burst = self._pace(key)
+        # _chat_next[key] is when the chat's bucket is full again; it holds `burst` messages.
+        full_at = self._chat_next.get(key, 0.0)
+        wait = full_at - (burst - min(weight, burst)) * interval - time.monotonic()
         if wait > MAX_INLINE_WAIT_S:
             raise RetryAfter(int(wait) + 1)
         if wait > 0:
@@ -204,7 +219,6 @@ class FloodControl(BaseRateLimiter[int]):
             await asyncio.sleep(wait)
         assert self._global_lock is not None, "FloodControl used before initialize()"
         if not self._pacing:
-            self._chat_next[key] = time.monotonic() + interval
             return
         async with self._global_lock:
             now = time.monotonic()
@@ -214,7 +228,7 @@ class FloodControl(BaseRateLimiter[int]):
             self._global_next = slot + GLOBAL_INTERVAL_S * weight
         if slot > now:
             await asyncio.sleep(slot - now)
-        self._chat_next[key] = time.monotonic() + interval
+        self._chat_next[key] = max(self._chat_next.get(key, 0.0), time.monotonic()) + interval * weight
 
     async def _send(self, endpoint: str, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
                     kwargs: dict[str, Any]) -> Any:

@@ -1,6 +1,6 @@
 """Sending under Telegram's real limits, against the limit-enforcing simulator: bursts go out
-without a single 429, one chat gets at most one message a second, and progress refreshes give
-way to results."""
+without a single 429, one chat gets a short burst and then one message a second, and progress
+refreshes give way to results."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from actors.ports import SendError, SendOutcome
-from bot.flood_control import BACKGROUND_MAX_BACKLOG_S, GLOBAL_INTERVAL_S, Crowded, background
+from bot.flood_control import BACKGROUND_MAX_BACKLOG_S, CHAT_BURST, GLOBAL_INTERVAL_S, Crowded, background
 from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
 from config.settings import Settings
@@ -43,14 +43,29 @@ def sends(sim: TelegramSim) -> list:  # type: ignore[type-arg]
     return [c for c in sim.calls() if c.method in SENDING]
 
 
-def test_twenty_results_to_one_chat_go_out_at_most_one_per_second(limited: TelegramSim, gateway: BotGateway) -> None:
+def test_twenty_results_to_one_chat_go_out_in_a_short_burst_then_one_per_second(
+        limited: TelegramSim, gateway: BotGateway) -> None:
     limited.user_sends(31, "hi")
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         list(pool.map(lambda n: gateway.sender.send_text(31, f"result {n}"), range(20)))
     calls = sends(limited)
     assert len(calls) == 20 and all(c.status == 200 for c in calls)
     gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
-    assert min(gaps) >= 0.95, f"smallest gap {min(gaps):.3f}s"
+    assert max(gaps[:CHAT_BURST - 1]) < 0.9, "the first ones went together, not a second apart"
+    assert min(gaps[CHAT_BURST - 1:]) >= 0.95, f"smallest gap after the burst {min(gaps[CHAT_BURST - 1:]):.3f}s"
+
+
+def test_replies_one_after_another_spend_the_burst_then_go_one_a_second(
+        limited: TelegramSim, gateway: BotGateway) -> None:
+    """Sent one by one, as a conversation does: the burst is spent once, not again after each wait."""
+    limited.user_sends(32, "hi")
+    for n in range(CHAT_BURST + 3):
+        gateway.sender.send_text(32, f"reply {n}")
+    calls = sends(limited)
+    assert len(calls) == CHAT_BURST + 3 and all(c.status == 200 for c in calls)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
+    assert max(gaps[:CHAT_BURST - 1]) < 0.9
+    assert min(gaps[CHAT_BURST - 1:]) >= 0.95, [round(g, 3) for g in gaps]
 
 
 def test_a_burst_of_1000_results_to_200_chats_gets_no_429(limited: TelegramSim, gateway: BotGateway) -> None:
