@@ -17,11 +17,9 @@ USERS = [7001, 7002, 7003]
 
 
 def test_one_of_two_instances_leads_and_the_other_finishes_the_jobs_when_it_is_killed(
-        spawn: Callable[..., Process], telegram: TelegramSim, kie: KieSim, db: Database) -> None:
-    a, b = spawn("sys-a"), spawn("sys-b")
-    wait_until(lambda: a.health() and b.health(), timeout=30, what="both instances answer /health")
-    wait_until(lambda: a.active() != b.active(), timeout=10, what="exactly one instance active")
-    leader, standby = (a, b) if a.active() else (b, a)
+        leader_and_standby: Callable[..., tuple[Process, Process]], telegram: TelegramSim, kie: KieSim,
+        db: Database) -> None:
+    leader, standby = leader_and_standby("sys")
     assert leader.health()["epoch"] is not None and standby.health()["epoch"] is None  # type: ignore[index]
 
     kie.script_next(Fate(duration_s=2.0), count=len(USERS))
@@ -46,13 +44,11 @@ def test_one_of_two_instances_leads_and_the_other_finishes_the_jobs_when_it_is_k
     assert epochs == {standby.health()["epoch"]}  # type: ignore[index]
 
 
-def test_sigterm_resigns_at_once_and_the_standby_takes_over(spawn: Callable[..., Process]) -> None:
+def test_sigterm_resigns_at_once_and_the_standby_takes_over(
+        leader_and_standby: Callable[..., tuple[Process, Process]]) -> None:
     import time
 
-    a, b = spawn("term-a"), spawn("term-b")
-    wait_until(lambda: a.health() and b.health(), timeout=30, what="both instances answer /health")
-    wait_until(lambda: a.active() != b.active(), timeout=10, what="exactly one instance active")
-    leader, standby = (a, b) if a.active() else (b, a)
+    leader, standby = leader_and_standby("term")
     signalled = time.monotonic()
     leader.proc.send_signal(signal.SIGTERM)
     wait_until(standby.active, timeout=5, what="standby takes over")

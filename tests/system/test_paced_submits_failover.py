@@ -27,11 +27,9 @@ def jobs_of(db: Database) -> list[Job]:
 
 
 def test_jobs_waiting_for_kies_pace_when_the_leader_dies_are_submitted_by_the_next_one(
-        spawn: Callable[..., Process], telegram: TelegramSim, kie: KieSim, db: Database) -> None:
-    a, b = spawn("paced-a"), spawn("paced-b")
-    wait_until(lambda: a.health() and b.health(), timeout=30, what="both instances answer /health")
-    wait_until(lambda: a.active() != b.active(), timeout=10, what="exactly one instance active")
-    leader, standby = (a, b) if a.active() else (b, a)
+        leader_and_standby: Callable[..., tuple[Process, Process]], telegram: TelegramSim, kie: KieSim,
+        db: Database) -> None:
+    leader, standby = leader_and_standby("paced")
 
     kie.script_next(Fate(outcome="stuck"), count=len(USERS))     # nothing finishes before the kill
     for user in USERS:

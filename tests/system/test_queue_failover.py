@@ -26,12 +26,10 @@ def jobs_of(db: Database) -> list[Job]:
 
 
 def test_queued_jobs_survive_a_killed_leader_in_order_and_each_starts_once(
-        spawn: Callable[..., Process], telegram: TelegramSim, kie: KieSim, db: Database, tmp_path: Path) -> None:
+        leader_and_standby: Callable[..., tuple[Process, Process]], telegram: TelegramSim, kie: KieSim,
+        db: Database, tmp_path: Path) -> None:
     pricing = roomy_pricing(tmp_path)
-    a, b = spawn("queue-a", KIEBOT_PRICING=pricing), spawn("queue-b", KIEBOT_PRICING=pricing)
-    wait_until(lambda: a.health() and b.health(), timeout=30, what="both instances answer /health")
-    wait_until(lambda: a.active() != b.active(), timeout=10, what="exactly one instance active")
-    leader, standby = (a, b) if a.active() else (b, a)
+    leader, standby = leader_and_standby("queue", KIEBOT_PRICING=pricing)
 
     kie.script_next(Fate(outcome="stuck"), count=len(PROMPTS))
     for prompt in PROMPTS:
