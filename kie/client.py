@@ -10,7 +10,6 @@ key is sent in a header only and never appears in an exception or a log line.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import threading
 import time
@@ -69,12 +68,19 @@ class SlidingWindow:
             self._calls.popleft()
         return 0.0 if len(self._calls) < self.limit else self.window - (now - self._calls[0])
 
-    def use(self, turn: Turn) -> None:
-        """The call goes out now: it counts from now, not from when its turn was taken."""
+    def use(self, turn: Turn) -> bool:
+        """The call goes out now: it counts from now, not from when its turn was taken. False
+        when the turn aged out of the window meanwhile (its room may have gone to another call)
+        and there is no room now either: then the call must not go."""
         with self._lock:
-            with contextlib.suppress(ValueError):   # already aged out of the window
+            now = self._clock()
+            try:
                 self._calls.remove(turn.at)
-            self._calls.append(self._clock())       # no earlier than any call held
+            except ValueError:
+                if self._pause(now):
+                    return False
+            self._calls.append(now)                 # no earlier than any call held
+            return True
 
 
 def build_session() -> requests.Session:
@@ -129,8 +135,8 @@ class KieClient:
         if self._create_window is not None:
             if turn is None:
                 self._create_window.take()
-            else:
-                self._create_window.use(turn)
+            elif not self._create_window.use(turn):
+                raise KieRetryLater("createTask not sent: its turn in KIE's pace ran out before the call")
         try:
             resp = self._request("createTask", lambda: self._session.post(
                 f"{self.base_url}/api/v1/jobs/createTask", json=body, timeout=self._timeout,

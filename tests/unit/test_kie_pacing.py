@@ -44,3 +44,18 @@ def test_a_turn_never_used_frees_its_room_when_the_window_passes() -> None:
     assert window.room_in() == 0.0
     window.take()
     assert window.room_in() == 10.0
+
+
+def test_a_turn_held_until_it_aged_out_goes_only_if_there_is_room_now() -> None:
+    clock = Clock()
+    window = SlidingWindow(2, 10.0, clock)
+    held = window.take()            # t=0: the job then waits (a work slot, its database move)
+    clock.now = 1.0
+    assert window.use(window.take())
+    clock.now = 10.0                # the held turn ages out; its room goes to another call
+    assert window.use(window.take())
+    clock.now = 10.5
+    assert not window.use(held)     # two calls in the last 10 s already: this one must not go
+    clock.now = 11.0
+    assert window.use(held)         # the call at 1 has aged out: room again
+    assert window.room_in() == 9.0
