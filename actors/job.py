@@ -369,6 +369,10 @@ class JobActor(pykka.ThreadingActor):
         if submitted is None:
             return None
         self._note("submitted", f"task {task_id}")
+        if self._progress_shown is not ProgressStage.GENERATING:
+            # "starting…" becomes "generating": a change of stage, so not a refresh that may give
+            # way (a queued job showed it when its turn came).
+            self._show_progress(submitted, ProgressStage.GENERATING)
         self._keep_counting(submitted)
         # A callback that arrived before createTask answered is not read here: its
         # CallbacksPending is already in this mailbox (or the supervisor's sweep sends one).
@@ -804,7 +808,8 @@ class JobActor(pykka.ThreadingActor):
 
     def _show_progress(self, job: Job, stage: ProgressStage, *, refresh: bool = False) -> None:
         """Best effort: the progress message is a courtesy, never a reason to fail a job; a
-        final stage is shown once. A `refresh` (the count moving on) gives way to other sends."""
+        final stage is shown once. A `refresh` (ProgressDue: the count moving on, the stage
+        already shown) gives way to other sends."""
         if stage != ProgressStage.GENERATING and stage == self._progress_shown:
             return
         try:
