@@ -58,13 +58,23 @@ def settled(db: Database, job_id: int, timeout: float = 20.0) -> Job:
                       what=f"job {job_id} final")
 
 
+def at_kie(telegram: TelegramSim, db: Database, user: int) -> Job:
+    """The user's newest job once KIE has it and its progress message says so: faults armed
+    after this hit what comes next, never the "generating" edit."""
+    job = job_of(db, user, JobState.SUBMITTED)
+    wait_until(lambda: any((int(c.params["chat_id"]), int(c.params["message_id"]))
+                           == (job.chat_id, job.progress_message_id) for c in telegram.calls("editMessageText")),
+               what="the progress message shows generating")
+    return job
+
+
 def stuck_job(kie: KieSim, telegram: TelegramSim, db: Database, user: int, prompt: str = "a cat",
               results: int = 1, chat_id: int | None = None) -> Job:
     """A job past submission whose KIE task waits for `kie.complete_now`: faults armed now hit
     the delivery, never the progress message."""
     kie.script_next(Fate(outcome="stuck", result_count=results))
     telegram.user_sends(user, f"/imagine {prompt}", chat_id=chat_id)
-    return job_of(db, user, JobState.SUBMITTED)
+    return at_kie(telegram, db, user)
 
 
 def metric(inst: Instance, line_start: str) -> float:
@@ -203,7 +213,7 @@ def test_at_most_once_a_notice_whose_answer_is_lost_is_parked_never_sent_twice(
     leading(instance_factory, DELIVERY_POLICY="at_most_once")
     kie.script_next(Fate(outcome="fail", fail_msg="content policy", duration_s=3))
     telegram.user_sends(USER, "/imagine refused")
-    job = job_of(db, USER, JobState.SUBMITTED)      # the progress message is out; KIE fails at 3 s
+    job = at_kie(telegram, db, USER)                # the progress message is out; KIE fails at 3 s
     telegram.fail_next("editMessageText", 1, 400, description="Bad Request: message to edit not found")
     telegram.drop_next_response("sendMessage")
 

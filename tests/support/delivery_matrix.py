@@ -47,11 +47,11 @@ class Step:
 
 
 STEPS = {s.name: s for s in (
-    Step("progress_edit", "editMessageText", unknowable=False, generating_s=6.0),  # edited at 5 s
+    Step("progress_edit", "editMessageText", unknowable=False, generating_s=6.0),  # "generating", at submission
     Step("album_1", "sendMediaGroup"),
     Step("album_2", "sendMediaGroup", spare=1, part=1),
     Step("buttons", "sendMessage", spare=1, part=2),            # spared: the progress message
-    Step("notice_edit", "editMessageText", failing=True, unknowable=False),
+    Step("notice_edit", "editMessageText", spare=1, failing=True, unknowable=False),  # spared: "generating"
     Step("notice_message", "sendMessage", spare=1, failing=True),   # after the edit is refused
     Step("delivered_write", "sendMessage", spare=1, part=2),    # the write after the last send
 )}
@@ -62,6 +62,7 @@ def arm(telegram: TelegramSim, step: Step, fault: str, slow_s: float = 1.5) -> N
     "slow" (for a database error, a lost lock or a signal during the step) slows every call of
     the step's method, so the test can act while it is on the wire."""
     if step.name == "notice_message":
+        telegram.spare_next("editMessageText", 1)          # "generating", at submission
         telegram.fail_next("editMessageText", 1, status=400, description=EDIT_GONE)
     if step.spare:
         telegram.spare_next(step.method, step.spare)
