@@ -42,6 +42,7 @@ GROUP_INTERVAL_S = 3.05
 GLOBAL_INTERVAL_S = 1 / 29
 MAX_INLINE_WAIT_S = 5.0     # longer waits go back to the caller as RetryAfter
 BACKGROUND_MAX_BACKLOG_S = 1.0  # a background request finding the global pace booked further is skipped
+DISPATCH_TOLERANCE_S = 3 * GLOBAL_INTERVAL_S  # how early a request may leave against the pace at dispatch
 MAX_RETRIES = 3
 # Requests sent and not yet answered; the rest wait here, not in httpx. httpcore checks every
 # pooled connection for every request, so the loop's CPU per send grows with this number; 16 is
@@ -147,6 +148,8 @@ class FloodControl(BaseRateLimiter[int]):
         self._chat_locks: dict[str | int, asyncio.Lock] = {}
         self._global_next = 0.0
         self._global_lock: asyncio.Lock | None = None
+        self._dispatch_next = 0.0
+        self._dispatch_lock: asyncio.Lock | None = None
         self._wire: asyncio.Semaphore | None = None
         self._urgent_wire: asyncio.Semaphore | None = None
         self._queued = 0
@@ -156,6 +159,7 @@ class FloodControl(BaseRateLimiter[int]):
 
     async def initialize(self) -> None:
         self._global_lock = asyncio.Lock()
+        self._dispatch_lock = asyncio.Lock()
         # Thousands of results at once (a leader adopting a backlog) would otherwise all reach
         # httpcore's pool, whose bookkeeping scans every queued request on every change.
         self._wire = asyncio.Semaphore(MAX_ON_WIRE)
@@ -184,7 +188,7 @@ class FloodControl(BaseRateLimiter[int]):
                         self._on_request(endpoint, "crowded", 0.0)
                         raise
                     try:
-                        return await self._send(endpoint, callback, args, kwargs)
+                        return await self._send(endpoint, callback, args, kwargs, paced=(key, weight))
                     except RetryAfter as exc:
                         wait = _seconds(exc.retry_after)
                         interval, burst = self._pace(key)
@@ -228,13 +232,30 @@ class FloodControl(BaseRateLimiter[int]):
             self._global_next = slot + GLOBAL_INTERVAL_S * weight
         if slot > now:
             await asyncio.sleep(slot - now)
-        self._chat_next[key] = max(self._chat_next.get(key, 0.0), time.monotonic()) + interval * weight
+
+    async def _dispatch_pace(self, key: str | int, weight: int) -> None:
+        """At dispatch, with a wire slot: the global pace again (requests that waited for the wire
+        behind slow uploads would otherwise leave together once it frees), then the chat's bucket
+        is charged, from when the request really leaves."""
+        assert self._dispatch_lock is not None, "FloodControl used before initialize()"
+        async with self._dispatch_lock:
+            wait = self._dispatch_next - DISPATCH_TOLERANCE_S - time.monotonic()
+            if wait > 0:
+                self._on_wait("global", wait)
+                await asyncio.sleep(wait)
+            now = time.monotonic()
+            self._dispatch_next = max(self._dispatch_next, now) + GLOBAL_INTERVAL_S * weight
+        interval, _ = self._pace(key)
+        self._chat_next[key] = max(self._chat_next.get(key, 0.0), now) + interval * weight
 
     async def _send(self, endpoint: str, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
-                    kwargs: dict[str, Any]) -> Any:
+                    kwargs: dict[str, Any], paced: tuple[str | int, int] | None = None) -> Any:
+        """Send at once, or (`paced`: the chat and the weight) once the dispatch pace allows."""
         wire = self._urgent_wire if endpoint in URGENT else self._wire
         assert wire is not None, "FloodControl used before initialize()"
         async with wire:
+            if paced is not None and self._pacing:
+                await self._dispatch_pace(*paced)
             epoch = send_epoch.get()
             if epoch is not None and not self._holds_epoch(epoch):
                 self._on_request(endpoint, "deposed", 0.0)

@@ -55,7 +55,7 @@ KNOWN: dict[str, dict[str, tuple[str, ...]]] = {
                                             "sendInvoice", "answerPreCheckoutQuery", "refundStarPayment",
                                             "getStarTransactions"),
                                  "result": RESULTS},
-    "kiebot_telegram_wait_seconds": {"reason": ("chat", "429")},
+    "kiebot_telegram_wait_seconds": {"reason": ("chat", "global", "429")},
     "kiebot_leadership_changes": {"to": ("active", "passive")},
     # storage.retention.Prunable's values
     "kiebot_retention_removed": {"table": ("telegram_updates", "callback_inbox", "job_events")},
@@ -160,7 +160,7 @@ class Metrics:
                                           ["method"], buckets=LATENCY_BUCKETS, registry=r)
         self.telegram_429 = Counter("kiebot_telegram_429_total", "429 answers from Telegram.", registry=r)
         self.telegram_waits = Counter("kiebot_telegram_wait_seconds_total",
-                                      "Seconds sends waited for Telegram's limits, by reason (chat, 429).",
+                                      "Seconds sends waited for Telegram's limits, by reason (chat, global, 429).",
                                       ["reason"], registry=r)
         self.telegram_queue = Gauge("kiebot_telegram_queue_depth", "Sends waiting for a sending slot.", registry=r)
         # leadership

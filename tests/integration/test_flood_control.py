@@ -11,7 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from actors.ports import SendError, SendOutcome
-from bot.flood_control import BACKGROUND_MAX_BACKLOG_S, CHAT_BURST, GLOBAL_INTERVAL_S, Crowded, background
+from bot.flood_control import (
+    BACKGROUND_MAX_BACKLOG_S,
+    CHAT_BURST,
+    GLOBAL_INTERVAL_S,
+    MAX_ON_WIRE,
+    Crowded,
+    background,
+)
 from bot_gateway import BotGateway
 from config.catalogue import load_catalogue
 from config.settings import Settings
@@ -158,3 +165,27 @@ def test_a_refresh_through_the_sender_is_not_sent_while_results_book_the_pace(
     assert [c.params["text"] for c in limited.calls("editMessageText")] == ["your picture is above"]
     wait_until(lambda: sorted(int(c.params["chat_id"]) for c in limited.calls("sendMessage")
                               if int(c.params["chat_id"]) in result_chats) == result_chats)
+
+
+@pytest.mark.parametrize("replies", [("one chat", [33] * (CHAT_BURST + 1)),
+                                     ("many chats", list(range(320_000, 320_060)))], ids=lambda r: r[0])
+def test_sends_that_waited_behind_slow_uploads_still_keep_telegrams_pace(
+        limited: TelegramSim, gateway: BotGateway, replies: tuple[str, list[int]]) -> None:
+    """Uploads fill every wire slot for two seconds; what waited for a slot meanwhile leaves at
+    the pace it would have kept, not together: the chat's bucket and the bot's pace count from
+    when a request really leaves."""
+    chats = replies[1]
+    uploads = list(range(330_000, 330_000 + MAX_ON_WIRE))
+    for chat in {*chats, *uploads}:
+        limited.user_sends(chat, "hi")
+    limited.slow("sendDocument", 2.0)
+    bot = gateway.sender.bot
+    with concurrent.futures.ThreadPoolExecutor(MAX_ON_WIRE + len(chats)) as pool:
+        sent = [pool.submit(gateway.sender.call, "sendDocument",
+                            lambda chat=chat: bot.send_document(chat, b"%PDF-1.4 x" * 10, filename="a.pdf"))
+                for chat in uploads]
+        wait_until(lambda: limited.peak_in_flight >= MAX_ON_WIRE, what="every wire slot taken by an upload")
+        sent += [pool.submit(gateway.sender.send_text, chat, f"reply {n}") for n, chat in enumerate(chats)]
+        for future in sent:
+            future.result()
+    assert [c.status for c in limited.calls() if c.status != 200] == []
