@@ -345,8 +345,10 @@ class JobActor(pykka.ThreadingActor):
         # KIE's account limit may pace createTask for seconds. The job waits for its turn while
         # still `created`: killed then, it is submitted by the next leader; in `submitting` it
         # could only wait for a callback or its deadline, KIE having it or not.
-        with self.ctx.slots.outside():
-            turn = self.ctx.kie.create_turn()
+        turn = self.ctx.kie.try_create_turn()
+        if turn is None:
+            with self.ctx.slots.outside():
+                turn = self.ctx.kie.create_turn()
         moved = self._move(job, S.SUBMITTING)
         if moved is None:
             return None
@@ -810,8 +812,8 @@ class JobActor(pykka.ThreadingActor):
         """Best effort: the progress message is a courtesy, never a reason to fail a job; a
         final stage is shown once. A `refresh` (ProgressDue: the count moving on, the stage
         already shown) gives way to other sends."""
-        if stage != ProgressStage.GENERATING and stage == self._progress_shown:
-            return
+        if not job.progress_message_id or (stage != ProgressStage.GENERATING and stage == self._progress_shown):
+            return      # (without a progress message there is nothing to show, nor a slot to give up)
         try:
             with self.ctx.slots.outside():
                 self.ctx.sender.show_progress(job, stage, refresh=refresh)

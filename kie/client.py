@@ -39,6 +39,9 @@ class Turn:
     at: float
 
 
+UNPACED_TURN = Turn(0.0)     # the turn of a client without pacing (KIEBOT_CLIENT_PACING=off)
+
+
 class SlidingWindow:
     """Blocks `take()` until fewer than `limit` calls happened (or are about to) in the last `window` s."""
 
@@ -49,14 +52,18 @@ class SlidingWindow:
 
     def take(self) -> Turn:
         """Wait for room and hold it."""
-        while True:
-            with self._lock:
-                now = self._clock()
-                pause = self._pause(now)
-                if not pause:
-                    self._calls.append(now)
-                    return Turn(now)
-            time.sleep(pause)
+        while (turn := self.try_take()) is None:
+            time.sleep(self.room_in())
+        return turn
+
+    def try_take(self) -> Turn | None:
+        """Room held now, or None when there is none (take() waits for it)."""
+        with self._lock:
+            now = self._clock()
+            if self._pause(now):
+                return None
+            self._calls.append(now)
+            return Turn(now)
 
     def room_in(self) -> float:
         """Seconds until there is room for one more call (0: now)."""
@@ -117,11 +124,15 @@ class KieClient:
         self._observe(method, str(resp.status_code), time.monotonic() - started)
         return resp
 
-    def create_turn(self) -> Turn | None:
+    def create_turn(self) -> Turn:
         """Wait until the account's pace (CREATE_LIMIT) has room for one more createTask, and hold
         that room for `create_task(turn=...)`. A caller that records "this goes to KIE now" before
         the call takes its turn first, so that nothing waits for the pace once it is recorded."""
-        return self._create_window.take() if self._create_window is not None else None
+        return self._create_window.take() if self._create_window is not None else UNPACED_TURN
+
+    def try_create_turn(self) -> Turn | None:
+        """A turn if the pace has room now, else None (create_turn waits for one)."""
+        return self._create_window.try_take() if self._create_window is not None else UNPACED_TURN
 
     def create_task(self, model: str, input: dict[str, Any], callback_url: str | None = None, *,  # noqa: A002 - KIE's field
                     turn: Turn | None = None) -> str:

@@ -59,3 +59,12 @@ def test_a_turn_held_until_it_aged_out_goes_only_if_there_is_room_now() -> None:
     clock.now = 11.0
     assert window.use(held)         # the call at 1 has aged out: room again
     assert window.room_in() == 9.0
+
+
+def test_try_take_holds_room_only_when_there_is_some() -> None:
+    clock = Clock()
+    window = SlidingWindow(1, 10.0, clock)
+    assert window.try_take() is not None
+    assert window.try_take() is None        # take() would wait 10 s here
+    clock.now = 10.0
+    assert window.try_take() is not None
