@@ -233,20 +233,33 @@ class FloodControl(BaseRateLimiter[int]):
         if slot > now:
             await asyncio.sleep(slot - now)
 
-    async def _dispatch_pace(self, key: str | int, weight: int) -> None:
+    async def _dispatch_pace(self, endpoint: str, key: str | int, weight: int) -> None:
         """At dispatch, with a wire slot: the global pace again (requests that waited for the wire
-        behind slow uploads would otherwise leave together once it frees), then the chat's bucket
-        is charged, from when the request really leaves."""
+        behind slow uploads would otherwise leave together once it frees), then the epoch check,
+        then the chat's bucket is charged, from when the request really leaves. A background
+        request that would wait here gives way (Crowded): what queued behind it goes first."""
         assert self._dispatch_lock is not None, "FloodControl used before initialize()"
         async with self._dispatch_lock:
             wait = self._dispatch_next - DISPATCH_TOLERANCE_S - time.monotonic()
             if wait > 0:
+                if background.get():
+                    self._on_request(endpoint, "crowded", 0.0)
+                    raise Crowded(wait)
                 self._on_wait("global", wait)
                 await asyncio.sleep(wait)
+            self._refuse_if_deposed(endpoint)
             now = time.monotonic()
             self._dispatch_next = max(self._dispatch_next, now) + GLOBAL_INTERVAL_S * weight
         interval, _ = self._pace(key)
         self._chat_next[key] = max(self._chat_next.get(key, 0.0), now) + interval * weight
+
+    def _refuse_if_deposed(self, endpoint: str) -> None:
+        """The last moment before a request leaves: not for an epoch this instance has lost."""
+        epoch = send_epoch.get()
+        if epoch is not None and not self._holds_epoch(epoch):
+            self._on_request(endpoint, "deposed", 0.0)
+            leave_update(Leave.DEPOSED, f"{endpoint} refused: epoch {epoch} ended")
+            raise Deposed(epoch)
 
     async def _send(self, endpoint: str, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
                     kwargs: dict[str, Any], paced: tuple[str | int, int] | None = None) -> Any:
@@ -255,12 +268,9 @@ class FloodControl(BaseRateLimiter[int]):
         assert wire is not None, "FloodControl used before initialize()"
         async with wire:
             if paced is not None and self._pacing:
-                await self._dispatch_pace(*paced)
-            epoch = send_epoch.get()
-            if epoch is not None and not self._holds_epoch(epoch):
-                self._on_request(endpoint, "deposed", 0.0)
-                leave_update(Leave.DEPOSED, f"{endpoint} refused: epoch {epoch} ended")
-                raise Deposed(epoch)
+                await self._dispatch_pace(endpoint, *paced)
+            else:
+                self._refuse_if_deposed(endpoint)
             marker = dispatch_marker.get()
             if marker is not None:
                 marker.set()

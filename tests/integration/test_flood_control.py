@@ -14,6 +14,7 @@ from actors.ports import SendError, SendOutcome
 from bot.flood_control import (
     BACKGROUND_MAX_BACKLOG_S,
     CHAT_BURST,
+    DISPATCH_TOLERANCE_S,
     GLOBAL_INTERVAL_S,
     MAX_ON_WIRE,
     Crowded,
@@ -189,3 +190,41 @@ def test_sends_that_waited_behind_slow_uploads_still_keep_telegrams_pace(
         for future in sent:
             future.result()
     assert [c.status for c in limited.calls() if c.status != 200] == []
+
+
+def test_refreshes_that_waited_behind_slow_uploads_give_way_to_a_reply(
+        limited: TelegramSim, gateway: BotGateway) -> None:
+    """While uploads hold the wire, refreshes pass the bot's pace and queue for a wire slot; once
+    it frees they must not all leave before a reply made meanwhile: one that would wait at
+    dispatch gives way instead."""
+    uploads = list(range(340_000, 340_000 + MAX_ON_WIRE))
+    refresh_chats = list(range(341_000, 341_030))
+    reply_chat = 342_000
+    for chat in [*uploads, *refresh_chats, reply_chat]:
+        limited.user_sends(chat, "hi")
+    limited.slow("sendDocument", 2.0)
+    bot = gateway.sender.bot
+    with concurrent.futures.ThreadPoolExecutor(MAX_ON_WIRE) as pool:
+        held = [pool.submit(gateway.sender.call, "sendDocument",
+                            lambda chat=chat: bot.send_document(chat, b"%PDF-1.4 x" * 10, filename="a.pdf"))
+                for chat in uploads]
+        wait_until(lambda: limited.peak_in_flight >= MAX_ON_WIRE, what="every wire slot taken by an upload")
+
+        async def behind_the_uploads() -> list[object]:
+            background.set(True)
+            refreshes = [asyncio.create_task(bot.edit_message_text("generating… 0:05", chat_id=chat, message_id=1))
+                         for chat in refresh_chats]
+            background.set(False)
+            await asyncio.sleep(0)          # the refreshes take their places at the wire first
+            reply = asyncio.create_task(bot.send_message(reply_chat, "your picture"))
+            outcomes = await asyncio.gather(*refreshes, return_exceptions=True)
+            await reply
+            return outcomes
+
+        outcomes = asyncio.run_coroutine_threadsafe(behind_the_uploads(), gateway.loop).result(30)
+        for upload in held:
+            upload.result()
+    order = [c.method for c in limited.calls() if c.method in ("editMessageText", "sendMessage")]
+    assert order.index("sendMessage") <= 1 + round(DISPATCH_TOLERANCE_S / GLOBAL_INTERVAL_S) + 1
+    assert len([o for o in outcomes if isinstance(o, Crowded)]) == len(refresh_chats) - order.count("editMessageText")
+    assert [c.status for c in limited.calls() if c.status == 429] == []
