@@ -11,10 +11,15 @@ long one is raised to the caller, who reschedules. A request is marked "dispatch
 `dispatch_marker`) only when it really leaves, so a caller that gives up before then knows
 nothing was sent. An album of N items counts as N messages toward both limits.
 
+The bot-wide pace is kept twice: a slot is booked before a request waits for one of the
+MAX_ON_WIRE wire slots, and checked again at dispatch, where the chat's bucket is charged too.
+So requests that waited for the wire behind slow uploads do not leave together once it frees.
+
 A request marked `background` (a progress message's periodic refresh) is sent only while the
-global pace is booked less than BACKGROUND_MAX_BACKLOG_S ahead; otherwise it raises `Crowded`
-and nothing is sent. So with hundreds of jobs counting their progress, a result or a reply waits
-at most that long behind their edits, instead of behind all of them.
+global pace is booked less than BACKGROUND_MAX_BACKLOG_S ahead and it need not wait at dispatch;
+otherwise it raises `Crowded` and nothing is sent. So with hundreds of jobs counting their
+progress, a result or a reply waits at most that long behind their edits, instead of behind all
+of them.
 
 Fencing of sends: a request made for a leader epoch (`send_epoch`, set by the actors' sender
 and by the intake's workers) is checked at dispatch, the last moment before it leaves; if this
@@ -182,11 +187,7 @@ class FloodControl(BaseRateLimiter[int]):
         try:
             async with lock:
                 for attempt in range(MAX_RETRIES + 1):
-                    try:
-                        await self._wait_for_slot(key, weight)
-                    except Crowded:
-                        self._on_request(endpoint, "crowded", 0.0)
-                        raise
+                    await self._wait_for_slot(key, weight)
                     try:
                         return await self._send(endpoint, callback, args, kwargs, paced=(key, weight))
                     except RetryAfter as exc:
@@ -198,6 +199,9 @@ class FloodControl(BaseRateLimiter[int]):
                         if wait > MAX_INLINE_WAIT_S or attempt == MAX_RETRIES:
                             raise
             raise AssertionError("unreachable")
+        except Crowded:
+            self._on_request(endpoint, "crowded", 0.0)
+            raise
         finally:
             self._queued -= 1
             self._on_queue(self._queued)
@@ -210,8 +214,8 @@ class FloodControl(BaseRateLimiter[int]):
 
     async def _wait_for_slot(self, key: str | int, weight: int = 1) -> None:
         """Wait until the chat's bucket holds `weight` messages (its whole burst, for an album
-        larger than that) and for `weight` global slots; the messages are then taken from the
-        bucket, an album of ten running it into debt (ten messages to Telegram)."""
+        larger than that), then book `weight` global slots and wait for them. The bucket is
+        charged at dispatch (`_dispatch_pace`), an album of ten running it into debt."""
         interval, burst = self._pace(key)
         # _chat_next[key] is when the chat's bucket is full again; it holds `burst` messages.
         full_at = self._chat_next.get(key, 0.0)
@@ -243,7 +247,6 @@ class FloodControl(BaseRateLimiter[int]):
             wait = self._dispatch_next - DISPATCH_TOLERANCE_S - time.monotonic()
             if wait > 0:
                 if background.get():
-                    self._on_request(endpoint, "crowded", 0.0)
                     raise Crowded(wait)
                 self._on_wait("global", wait)
                 await asyncio.sleep(wait)

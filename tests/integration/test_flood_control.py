@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 from collections.abc import Iterator
 
@@ -168,6 +169,25 @@ def test_a_refresh_through_the_sender_is_not_sent_while_results_book_the_pace(
                               if int(c.params["chat_id"]) in result_chats) == result_chats)
 
 
+@contextlib.contextmanager
+def wire_held_by_slow_uploads(limited: TelegramSim, gateway: BotGateway, first_chat: int) -> Iterator[None]:
+    """Every one of FloodControl's wire slots taken by an upload that Telegram answers after 2 s,
+    for the block; the uploads have finished when it ends."""
+    uploads = list(range(first_chat, first_chat + MAX_ON_WIRE))
+    for chat in uploads:
+        limited.user_sends(chat, "hi")
+    limited.slow("sendDocument", 2.0)
+    bot = gateway.sender.bot
+    with concurrent.futures.ThreadPoolExecutor(MAX_ON_WIRE) as pool:
+        held = [pool.submit(gateway.sender.call, "sendDocument",
+                            lambda chat=chat: bot.send_document(chat, b"%PDF-1.4 x" * 10, filename="a.pdf"))
+                for chat in uploads]
+        wait_until(lambda: limited.peak_in_flight >= MAX_ON_WIRE, what="every wire slot taken by an upload")
+        yield
+        for upload in held:
+            upload.result()
+
+
 @pytest.mark.parametrize("replies", [("one chat", [33] * (CHAT_BURST + 1)),
                                      ("many chats", list(range(320_000, 320_060)))], ids=lambda r: r[0])
 def test_sends_that_waited_behind_slow_uploads_still_keep_telegrams_pace(
@@ -176,17 +196,11 @@ def test_sends_that_waited_behind_slow_uploads_still_keep_telegrams_pace(
     the pace it would have kept, not together: the chat's bucket and the bot's pace count from
     when a request really leaves."""
     chats = replies[1]
-    uploads = list(range(330_000, 330_000 + MAX_ON_WIRE))
-    for chat in {*chats, *uploads}:
+    for chat in set(chats):
         limited.user_sends(chat, "hi")
-    limited.slow("sendDocument", 2.0)
-    bot = gateway.sender.bot
-    with concurrent.futures.ThreadPoolExecutor(MAX_ON_WIRE + len(chats)) as pool:
-        sent = [pool.submit(gateway.sender.call, "sendDocument",
-                            lambda chat=chat: bot.send_document(chat, b"%PDF-1.4 x" * 10, filename="a.pdf"))
-                for chat in uploads]
-        wait_until(lambda: limited.peak_in_flight >= MAX_ON_WIRE, what="every wire slot taken by an upload")
-        sent += [pool.submit(gateway.sender.send_text, chat, f"reply {n}") for n, chat in enumerate(chats)]
+    with wire_held_by_slow_uploads(limited, gateway, 330_000), \
+            concurrent.futures.ThreadPoolExecutor(len(chats)) as pool:
+        sent = [pool.submit(gateway.sender.send_text, chat, f"reply {n}") for n, chat in enumerate(chats)]
         for future in sent:
             future.result()
     assert [c.status for c in limited.calls() if c.status != 200] == []
@@ -197,33 +211,25 @@ def test_refreshes_that_waited_behind_slow_uploads_give_way_to_a_reply(
     """While uploads hold the wire, refreshes pass the bot's pace and queue for a wire slot; once
     it frees they must not all leave before a reply made meanwhile: one that would wait at
     dispatch gives way instead."""
-    uploads = list(range(340_000, 340_000 + MAX_ON_WIRE))
     refresh_chats = list(range(341_000, 341_030))
     reply_chat = 342_000
-    for chat in [*uploads, *refresh_chats, reply_chat]:
+    for chat in [*refresh_chats, reply_chat]:
         limited.user_sends(chat, "hi")
-    limited.slow("sendDocument", 2.0)
     bot = gateway.sender.bot
-    with concurrent.futures.ThreadPoolExecutor(MAX_ON_WIRE) as pool:
-        held = [pool.submit(gateway.sender.call, "sendDocument",
-                            lambda chat=chat: bot.send_document(chat, b"%PDF-1.4 x" * 10, filename="a.pdf"))
-                for chat in uploads]
-        wait_until(lambda: limited.peak_in_flight >= MAX_ON_WIRE, what="every wire slot taken by an upload")
 
-        async def behind_the_uploads() -> list[object]:
-            background.set(True)
-            refreshes = [asyncio.create_task(bot.edit_message_text("generating… 0:05", chat_id=chat, message_id=1))
-                         for chat in refresh_chats]
-            background.set(False)
-            await asyncio.sleep(0)          # the refreshes take their places at the wire first
-            reply = asyncio.create_task(bot.send_message(reply_chat, "your picture"))
-            outcomes = await asyncio.gather(*refreshes, return_exceptions=True)
-            await reply
-            return outcomes
+    async def behind_the_uploads() -> list[object]:
+        background.set(True)
+        refreshes = [asyncio.create_task(bot.edit_message_text("generating… 0:05", chat_id=chat, message_id=1))
+                     for chat in refresh_chats]
+        background.set(False)
+        await asyncio.sleep(0)          # the refreshes take their places at the wire first
+        reply = asyncio.create_task(bot.send_message(reply_chat, "your picture"))
+        outcomes = await asyncio.gather(*refreshes, return_exceptions=True)
+        await reply
+        return outcomes
 
+    with wire_held_by_slow_uploads(limited, gateway, 340_000):
         outcomes = asyncio.run_coroutine_threadsafe(behind_the_uploads(), gateway.loop).result(30)
-        for upload in held:
-            upload.result()
     order = [c.method for c in limited.calls() if c.method in ("editMessageText", "sendMessage")]
     assert order.index("sendMessage") <= 1 + round(DISPATCH_TOLERANCE_S / GLOBAL_INTERVAL_S) + 1
     assert len([o for o in outcomes if isinstance(o, Crowded)]) == len(refresh_chats) - order.count("editMessageText")
