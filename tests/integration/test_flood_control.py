@@ -117,27 +117,35 @@ def test_a_backlog_of_results_waits_in_flood_control_not_on_the_wire(db: Databas
         assert MAX_ON_WIRE // 2 <= sim.peak_in_flight <= MAX_ON_WIRE
 
 
+def refreshes_then_a_reply(limited: TelegramSim, gateway: BotGateway, refresh_chats: list[int],
+                           reply_chat: int) -> list[object]:
+    """Progress refreshes to `refresh_chats` (marked background, as TelegramSender.edit_text(refresh=True)
+    marks them), then a reply, made together on the bot loop: the refreshes take their places
+    first. Returns each refresh's outcome (None, or the exception it raised)."""
+    for chat in [*refresh_chats, reply_chat]:
+        limited.user_sends(chat, "hi")
+    bot = gateway.sender.bot
+
+    async def scenario() -> list[object]:
+        background.set(True)
+        refreshes = [asyncio.create_task(bot.edit_message_text("generating… 0:05", chat_id=chat, message_id=1))
+                     for chat in refresh_chats]
+        background.set(False)
+        await asyncio.sleep(0)
+        reply = asyncio.create_task(bot.send_message(reply_chat, "your picture"))
+        outcomes = await asyncio.gather(*refreshes, return_exceptions=True)
+        await reply
+        return outcomes
+
+    return asyncio.run_coroutine_threadsafe(scenario(), gateway.loop).result(30)
+
+
 def test_progress_refreshes_give_way_when_the_pace_is_booked_and_a_result_goes_first(
         limited: TelegramSim, gateway: BotGateway) -> None:
     """Hundreds of jobs counting their progress must not queue a result behind all their edits:
     a refresh finding the global pace booked more than BACKGROUND_MAX_BACKLOG_S ahead is not sent."""
     refresh_chats = list(range(300_000, 300_060))
-    result_chat = 300_060
-    for chat in [*refresh_chats, result_chat]:
-        limited.user_sends(chat, "hi")
-    bot = gateway.app.bot
-
-    async def scenario() -> list[object]:
-        background.set(True)        # as TelegramSender.edit_text(refresh=True) marks it
-        refreshes = [asyncio.create_task(bot.edit_message_text("generating… 0:05", chat_id=chat, message_id=1))
-                     for chat in refresh_chats]
-        background.set(False)
-        result = asyncio.create_task(bot.send_message(result_chat, "your picture"))
-        outcomes = await asyncio.gather(*refreshes, return_exceptions=True)
-        await result
-        return outcomes
-
-    outcomes = asyncio.run_coroutine_threadsafe(scenario(), gateway.loop).result(30)
+    outcomes = refreshes_then_a_reply(limited, gateway, refresh_chats, 300_060)
     order = [c.method for c in limited.calls() if c.method in ("editMessageText", "sendMessage")]
     booked = int(BACKGROUND_MAX_BACKLOG_S / GLOBAL_INTERVAL_S) + 1       # the refreshes that fit the backlog
     assert order.index("sendMessage") <= booked
@@ -212,24 +220,8 @@ def test_refreshes_that_waited_behind_slow_uploads_give_way_to_a_reply(
     it frees they must not all leave before a reply made meanwhile: one that would wait at
     dispatch gives way instead."""
     refresh_chats = list(range(341_000, 341_030))
-    reply_chat = 342_000
-    for chat in [*refresh_chats, reply_chat]:
-        limited.user_sends(chat, "hi")
-    bot = gateway.sender.bot
-
-    async def behind_the_uploads() -> list[object]:
-        background.set(True)
-        refreshes = [asyncio.create_task(bot.edit_message_text("generating… 0:05", chat_id=chat, message_id=1))
-                     for chat in refresh_chats]
-        background.set(False)
-        await asyncio.sleep(0)          # the refreshes take their places at the wire first
-        reply = asyncio.create_task(bot.send_message(reply_chat, "your picture"))
-        outcomes = await asyncio.gather(*refreshes, return_exceptions=True)
-        await reply
-        return outcomes
-
     with wire_held_by_slow_uploads(limited, gateway, 340_000):
-        outcomes = asyncio.run_coroutine_threadsafe(behind_the_uploads(), gateway.loop).result(30)
+        outcomes = refreshes_then_a_reply(limited, gateway, refresh_chats, 342_000)
     order = [c.method for c in limited.calls() if c.method in ("editMessageText", "sendMessage")]
     assert order.index("sendMessage") <= 1 + round(DISPATCH_TOLERANCE_S / GLOBAL_INTERVAL_S) + 1
     assert len([o for o in outcomes if isinstance(o, Crowded)]) == len(refresh_chats) - order.count("editMessageText")
