@@ -144,14 +144,15 @@ def test_progress_refreshes_give_way_when_the_pace_is_booked_and_a_result_goes_f
         limited: TelegramSim, gateway: BotGateway) -> None:
     """Hundreds of jobs counting their progress must not queue a result behind all their edits:
     a refresh finding the global pace booked more than BACKGROUND_MAX_BACKLOG_S ahead is not sent."""
-    refresh_chats = list(range(300_000, 300_060))
-    outcomes = refreshes_then_a_reply(limited, gateway, refresh_chats, 300_060)
+    refresh_chats = list(range(300_000, 300_090))
+    outcomes = refreshes_then_a_reply(limited, gateway, refresh_chats, 300_090)
     order = [c.method for c in limited.calls() if c.method in ("editMessageText", "sendMessage")]
-    booked = int(BACKGROUND_MAX_BACKLOG_S / GLOBAL_INTERVAL_S) + 1       # the refreshes that fit the backlog
-    assert order.index("sendMessage") <= booked
     skipped = [o for o in outcomes if isinstance(o, Crowded)]
     assert len(skipped) == len(refresh_chats) - order.count("editMessageText")
-    assert len(skipped) >= len(refresh_chats) - booked - 1
+    # About BACKGROUND_MAX_BACKLOG_S / GLOBAL_INTERVAL_S (30) refreshes fit the backlog, a few more
+    # on a loaded machine (the pace moves on while they are booked); without the check, all 90.
+    assert order.index("sendMessage") <= 2 * BACKGROUND_MAX_BACKLOG_S / GLOBAL_INTERVAL_S
+    assert len(skipped) >= len(refresh_chats) - 2 * BACKGROUND_MAX_BACKLOG_S / GLOBAL_INTERVAL_S
 
 
 def test_a_refresh_through_the_sender_is_not_sent_while_results_book_the_pace(
@@ -223,6 +224,8 @@ def test_refreshes_that_waited_behind_slow_uploads_give_way_to_a_reply(
     with wire_held_by_slow_uploads(limited, gateway, 340_000):
         outcomes = refreshes_then_a_reply(limited, gateway, refresh_chats, 342_000)
     order = [c.method for c in limited.calls() if c.method in ("editMessageText", "sendMessage")]
-    assert order.index("sendMessage") <= 1 + round(DISPATCH_TOLERANCE_S / GLOBAL_INTERVAL_S) + 1
+    # A few leave within the dispatch tolerance (three slots), a few more on a loaded machine;
+    # without the check at dispatch, all that passed the booking (29 here).
+    assert order.index("sendMessage") <= 3 * round(DISPATCH_TOLERANCE_S / GLOBAL_INTERVAL_S)
     assert len([o for o in outcomes if isinstance(o, Crowded)]) == len(refresh_chats) - order.count("editMessageText")
     assert [c.status for c in limited.calls() if c.status == 429] == []
